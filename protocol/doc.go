@@ -1,0 +1,18 @@
+// Package protocol is the graftlb Hypertube frame protocol: the frame codec,
+// its TCP and WebSocket bindings, error codes, and the CBOR value codec for
+// arguments and results. SPEC.md in this directory gives the exact bytes.
+//
+// The header carries everything routing needs (type, flags, call id,
+// session id, object id, deadline, target, trace context) at fixed offsets
+// or behind one-byte lengths, so a proxy routes and rewrites frames without
+// decoding a body and without allocating: Decode fills a Frame with views
+// into the buffer, AppendFrame encodes into the caller's buffer, and the
+// Set* functions patch fields in place.
+//
+// Conn reads frames on its owner's goroutine and writes them in batches from
+// a goroutine of its own (Writer), so that many senders share one socket
+// without blocking on it and a peer that stops reading is cut off instead of
+// stalling everyone else.
+//
+// This package imports nothing else of graftlb.
+package protocol
