@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/protocol"
+)
+
+// Defaults for Config.
+const (
+	DefaultSessionTTL = 10 * time.Minute
+	DefaultDrainQuiet = time.Second
+	DefaultDrainGrace = 30 * time.Second
+	DefaultMaxConns   = 10000
+	// Default listen addresses: the ports Graftcode's docs use for GG
+	// (WebSocket 8888, HTTP 8889, TCP 8990), on loopback.
+	DefaultTCPAddr  = "127.0.0.1:8990"
+	DefaultWSAddr   = "127.0.0.1:8888"
+	DefaultHTTPAddr = "127.0.0.1:8889"
+)
+
+// Config configures a Gateway. The zero value of each field means its
+// default (listen addresses excepted: empty means off). It is copied by New
+// and never changed afterwards.
+type Config struct {
+	// Name identifies the gateway in WELCOME, logs, /stats and the results
+	// of the example modules (default "gateway").
+	Name string
+
+	// TCP, WS and HTTP are the listen addresses of the TCP binding, the
+	// WebSocket binding (path /ws) and the HTTP endpoints (/status,
+	// /readyz, /stats). Port 0 picks a free port (see Addrs); an empty
+	// address leaves that listener off.
+	TCP, WS, HTTP string
+
+	// Limits bound each connection: frame size, calls in flight, HELLO and
+	// idle timeouts, write queue of a peer that does not read.
+	Limits protocol.Limits
+
+	// SessionTTL is how long a session without calls keeps its objects
+	// (default 10m, measured on Clock).
+	SessionTTL time.Duration
+	// DrainQuiet ends a drain once no call has been in flight for this long
+	// (default 1s), so that clients of existing sessions can finish their
+	// sequence of calls.
+	DrainQuiet time.Duration
+	// DrainGrace ends a drain after this long even if calls are still in
+	// flight (default 30s).
+	DrainGrace time.Duration
+	// MaxConns is the most connections served at once (default 10000); a
+	// connection beyond it gets ERROR OVERLOADED and is closed.
+	MaxConns int
+
+	// Modules are the modules the gateway hosts.
+	Modules []*Module
+	// Interceptors wrap every call, outermost first, inside the gateway's
+	// own fault injection.
+	Interceptors []Interceptor
+
+	// Logger receives structured logs (the zero value logs nothing).
+	Logger zerolog.Logger
+	// Clock drives session TTLs, drain timing and injected latency
+	// (default the wall clock). Call deadlines and socket timeouts use the
+	// wall clock.
+	Clock clock.Clock
+
+	// ChaosFailRate is the initial share of calls (0..1) that fail with
+	// INTERNAL before running; ChaosLatency is added before every call.
+	// Both apply to every module and can be changed at run time (Faults).
+	ChaosFailRate float64
+	ChaosLatency  time.Duration
+
+	// OnStateChange, if set, is called after every change of State (from
+	// the goroutine that made it, never concurrently for one gateway), so
+	// that discovery can gossip "draining".
+	OnStateChange func(from, to State)
+}
+
+// DefaultConfig returns a Config with every default filled in and the
+// listeners on their default loopback addresses.
+func DefaultConfig() Config {
+	return Config{
+		Name:       "gateway",
+		TCP:        DefaultTCPAddr,
+		WS:         DefaultWSAddr,
+		HTTP:       DefaultHTTPAddr,
+		Limits:     protocol.Limits{}.WithDefaults(),
+		SessionTTL: DefaultSessionTTL,
+		DrainQuiet: DefaultDrainQuiet,
+		DrainGrace: DefaultDrainGrace,
+		MaxConns:   DefaultMaxConns,
+	}
+}
+
+// withDefaults fills the zero fields.
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = "gateway"
+	}
+	c.Limits = c.Limits.WithDefaults()
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = DefaultSessionTTL
+	}
+	if c.DrainQuiet <= 0 {
+		c.DrainQuiet = DefaultDrainQuiet
+	}
+	if c.DrainGrace <= 0 {
+		c.DrainGrace = DefaultDrainGrace
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	c.Clock = clock.OrReal(c.Clock)
+	return c
+}
+
+// validate checks a config that went through withDefaults.
+func (c Config) validate() error {
+	var errs []error
+	if len(c.Name) > protocol.MaxStringLen {
+		errs = append(errs, errors.New("name: longer than 255 bytes"))
+	}
+	if c.SessionTTL/time.Millisecond > math.MaxUint32 {
+		errs = append(errs, fmt.Errorf("session_ttl: %v does not fit the protocol's u32 milliseconds", c.SessionTTL))
+	}
+	if c.Limits.IdleTimeout/time.Millisecond > math.MaxUint32 {
+		errs = append(errs, fmt.Errorf("idle_timeout: %v does not fit the protocol's u32 milliseconds", c.Limits.IdleTimeout))
+	}
+	if err := checkFailRate(c.ChaosFailRate); err != nil {
+		errs = append(errs, fmt.Errorf("chaos_fail_rate: %w", err))
+	}
+	if c.ChaosLatency < 0 {
+		errs = append(errs, errors.New("chaos_latency: must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("gateway: config: %w", err)
+	}
+	return nil
+}
