@@ -1,0 +1,24 @@
+# The one test command (README.md): installs what the tests need, then runs
+# vet, every test under the race detector, and the zero-allocation tests
+# (which only run without -race).
+export GOTOOLCHAIN := go1.26.11
+
+.PHONY: test deps vet build fuzz
+
+test: deps vet
+	go test -race -count=1 -timeout 15m ./...
+	go test -count=1 -run 'Alloc' ./...
+
+deps:
+	./scripts/deps.sh
+
+vet:
+	go vet ./...
+
+build:
+	CGO_ENABLED=0 go build -trimpath -o bin/graftlb ./cmd/graftlb
+
+# Five minutes per fuzz target, as the protocol issue asks.
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5m ./protocol/
+	go test -run '^$$' -fuzz '^FuzzStreamReader$$' -fuzztime 5m ./protocol/

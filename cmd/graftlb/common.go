@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/graftlb/graftlb/protocol"
+	"github.com/rs/zerolog"
+	"github.com/mattn/go-isatty"
+)
+
+// listening is the one JSON line a long-running command prints on stdout
+// at start (DESIGN.md section 6), so that scripts find port-0 listeners.
+type listening struct {
+	Event  string `json:"event"`
+	Name   string `json:"name,omitempty"`
+	TCP    string `json:"tcp,omitempty"`
+	WS     string `json:"ws,omitempty"`
+	HTTP   string `json:"http,omitempty"`
+	Admin  string `json:"admin,omitempty"`
+	Gossip string `json:"gossip,omitempty"`
+}
+
+func printListening(w io.Writer, l listening) {
+	l.Event = "listening"
+	b, _ := json.Marshal(l)
+	fmt.Fprintln(w, string(b))
+}
+
+// logFlags are the logging flags every long-running command takes.
+type logFlags struct {
+	level  string
+	format string
+}
+
+func (l *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&l.format, "log-format", "auto", "log format on stderr: json, console, or auto (console on a terminal)")
+}
+
+func (l *logFlags) logger(stderr io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(l.level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
+	}
+	w := stderr
+	switch l.format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}
+	case "auto":
+		if f, ok := stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}
+		}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format: want json, console or auto, got %q", l.format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// limitFlags are the per-connection limits a server command takes.
+type limitFlags struct {
+	maxFrame    int
+	maxInflight int
+	idle        time.Duration
+	hello       time.Duration
+}
+
+func (l *limitFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&l.maxFrame, "max-frame", protocol.DefaultMaxFrame, "largest frame accepted, in bytes")
+	fs.IntVar(&l.maxInflight, "max-inflight", protocol.DefaultMaxInflight, "calls in flight per connection")
+	fs.DurationVar(&l.idle, "idle-timeout", protocol.DefaultIdleTimeout, "close connections silent this long")
+	fs.DurationVar(&l.hello, "hello-timeout", protocol.DefaultHelloTimeout, "close connections that send no HELLO this long")
+}
+
+func (l *limitFlags) limits() protocol.Limits {
+	return protocol.Limits{MaxFrame: l.maxFrame, MaxInflight: l.maxInflight, IdleTimeout: l.idle, HelloTimeout: l.hello}.WithDefaults()
+}
+
+// listFlag collects a repeated flag; each value may also hold a
+// comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}

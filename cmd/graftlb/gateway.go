@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/graftlb/graftlb/gateway"
+	"github.com/graftlb/graftlb/gateway/modules/cart"
+	"github.com/graftlb/graftlb/gateway/modules/chaos"
+	"github.com/graftlb/graftlb/gateway/modules/orders"
+	"github.com/graftlb/graftlb/gateway/modules/ticker"
+)
+
+// exampleModules are the modules `graftlb gateway --modules` can host.
+var exampleModules = map[string]func() *gateway.Module{
+	"orders": orders.Module,
+	"cart":   cart.Module,
+	"ticker": ticker.Module,
+	"chaos":  chaos.Module,
+}
+
+func runGateway(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := gateway.DefaultConfig()
+	fs.StringVar(&cfg.Name, "name", "gw1", "gateway name (in WELCOME, logs, results)")
+	fs.StringVar(&cfg.TCP, "tcp", cfg.TCP, "TCP listener (port 0 picks one; empty: off)")
+	fs.StringVar(&cfg.WS, "ws", cfg.WS, "WebSocket listener, path /ws (empty: off)")
+	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP listener: /status, /readyz, /stats (empty: off)")
+	modules := fs.String("modules", "orders,cart,ticker,chaos", "example modules to host, comma-separated")
+	fs.Float64Var(&cfg.ChaosFailRate, "chaos-fail-rate", 0, "share of all calls (0..1) that fail with INTERNAL")
+	fs.DurationVar(&cfg.ChaosLatency, "chaos-latency", 0, "latency added to every call")
+	fs.DurationVar(&cfg.SessionTTL, "session-ttl", gateway.DefaultSessionTTL, "drop a session's objects after this long without calls")
+	fs.DurationVar(&cfg.DrainGrace, "drain-grace", gateway.DefaultDrainGrace, "longest a drain (SIGTERM) waits for calls to finish")
+	fs.DurationVar(&cfg.DrainQuiet, "drain-quiet", gateway.DefaultDrainQuiet, "a drain ends once no call has been in flight this long")
+	fs.IntVar(&cfg.MaxConns, "max-conns", gateway.DefaultMaxConns, "connections served at once")
+	var lim limitFlags
+	lim.register(fs)
+	var lf logFlags
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "graftlb gateway: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "graftlb gateway:", err)
+		return 2
+	}
+	cfg.Logger = log
+	cfg.Limits = lim.limits()
+	for _, name := range strings.Split(*modules, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		mk, ok := exampleModules[name]
+		if !ok {
+			fmt.Fprintf(stderr, "graftlb gateway: --modules: unknown module %q (have orders, cart, ticker, chaos)\n", name)
+			return 2
+		}
+		cfg.Modules = append(cfg.Modules, mk())
+	}
+	g, err := gateway.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "graftlb gateway:", err)
+		return 2
+	}
+	if err := g.Start(); err != nil {
+		fmt.Fprintln(stderr, "graftlb gateway:", err)
+		return 1
+	}
+	a := g.Addrs()
+	printListening(stdout, listening{Name: cfg.Name, TCP: a.TCP, WS: a.WS, HTTP: a.HTTP})
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	select {
+	case <-g.Done():
+		return 1
+	case sig := <-sigs:
+		log.Info().Stringer("signal", sig).Msg("draining")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainGrace+5*time.Second)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- g.Drain(ctx) }()
+	select {
+	case err := <-drained:
+		if err != nil {
+			log.Warn().Err(err).Msg("drain ended early")
+		}
+	case sig := <-sigs:
+		log.Warn().Stringer("signal", sig).Msg("second signal: stopping now")
+		_ = g.Close()
+		<-drained
+	}
+	log.Info().Msg("stopped")
+	return 0
+}
