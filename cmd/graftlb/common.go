@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/protocol"
-	"github.com/rs/zerolog"
 	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
 )
 
 // listening is the one JSON line a long-running command prints on stdout
