@@ -48,7 +48,6 @@ func TestGatewayAndCallCommands(t *testing.T) {
 	}
 }
 
-
 // TestGatewaySIGTERMDrains kills a gateway process with SIGTERM while calls
 // are in flight: every call in flight completes, the connected client gets
 // GOAWAY, a new session gets DRAINING, and the process exits 0.
