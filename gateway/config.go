@@ -78,7 +78,8 @@ type Config struct {
 
 	// OnStateChange, if set, is called after every change of State (from
 	// the goroutine that made it, never concurrently for one gateway), so
-	// that discovery can gossip "draining".
+	// that discovery can gossip "draining". It must not call Drain or
+	// Close, and should return quickly.
 	OnStateChange func(from, to State)
 }
 

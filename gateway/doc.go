@@ -28,7 +28,10 @@
 // A call's deadline (header, milliseconds) becomes its context's deadline.
 // When it passes the gateway answers DEADLINE_EXCEEDED at once, even if the
 // module ignores its context, and drops the late result. A panic in module
-// code is recovered, logged with its stack, and answered INTERNAL.
+// code is recovered, logged with its stack, and answered INTERNAL. A call
+// counts against the connection's in-flight limit until it is answered, so
+// module code that ignores its context past a deadline no longer counts
+// (the gateway still waits for it when it stops).
 //
 // Every call runs through a chain of Interceptors around the method. The
 // outermost is the gateway's fault injection (Faults: an error rate and an
