@@ -439,3 +439,55 @@ func TestMaxConns(t *testing.T) {
 		gatewaytest.Result(t, p1.Call(gatewaytest.Call{Target: "orders@1.Orders.GetOrder", Flags: stateless, Args: []any{"o"}}), nil)
 	})
 }
+
+func TestIdleTimeout(t *testing.T) {
+	forBindings(t, func(t *testing.T, binding string) {
+		const idle = 300 * time.Millisecond
+		e := start(t, func(c *gatewayConfig) { c.Limits.IdleTimeout = idle })
+		p := e.dial(t, binding)
+		// PINGs every idle/3 keep the connection open well past idle.
+		tk := time.NewTicker(idle / 3)
+		defer tk.Stop()
+		begin := time.Now()
+		for i := uint32(1); time.Since(begin) < 3*idle; i++ {
+			<-tk.C
+			_ = p.Send(&protocol.Frame{Type: protocol.TypePing, CallID: i})
+			if f := p.Next(); f == nil || f.Type != protocol.TypePong || f.CallID != i {
+				t.Fatalf("ping %d: got %s", i, gatewaytest.Describe(f))
+			}
+		}
+		silent := time.Now()
+		p.WaitClosed()
+		if d := time.Since(silent); d < idle/2 || d > idle+2*time.Second {
+			t.Fatalf("closed %v after the last frame, idle timeout %v", d, idle)
+		}
+	})
+}
+
+func TestEventsThroughProxy(t *testing.T) {
+	forBindings(t, func(t *testing.T, binding string) {
+		e := start(t, nil)
+		p := gatewaytest.Dial(t, binding, e.addr(binding), gatewaytest.Options{})
+		p.Hello(protocol.FlagProxy, protocol.SessionID{})
+		// Two clients' sessions on one proxy connection: each event and
+		// callback names the session of the call that caused it.
+		for _, sid := range []protocol.SessionID{protocol.NewSessionID(), protocol.NewSessionID()} {
+			gatewaytest.Result(t, p.Call(gatewaytest.Call{Target: "ticker@1.Ticker.Subscribe", Flags: stateless, Session: sid,
+				Args: []any{"x", 2}}), nil)
+			for i := 0; i < 2; i++ {
+				if f := p.NextWithin(0); f == nil || f.Type != protocol.TypeEvent || f.Session != sid {
+					t.Fatalf("event %d: got %s for session %v, want session %s", i, gatewaytest.Describe(f), f, sid)
+				}
+			}
+			_, ch := p.Start(gatewaytest.Call{Target: "ticker@1.Ticker.Each", Flags: stateless, Session: sid,
+				Args: []any{1, protocol.CallbackRef(3)}})
+			cb := p.Next()
+			if cb == nil || cb.Type != protocol.TypeCallback || cb.Session != sid {
+				t.Fatalf("got %s, want a CALLBACK for session %s", gatewaytest.Describe(cb), sid)
+			}
+			body, _ := protocol.Marshal(1)
+			_ = p.Send(&protocol.Frame{Type: protocol.TypeCallbackResult, CallID: cb.CallID, Session: sid, Body: body})
+			gatewaytest.Result(t, p.Wait(ch), nil)
+		}
+	})
+}
