@@ -1,0 +1,270 @@
+package balancer
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/protocol"
+)
+
+// backend is one gateway of the pool, for as long as its member (name and
+// instance) stays in the pool. A gateway that comes back under the same name
+// with a new instance is a new backend: the sessions of the old one are lost.
+//
+// The backend keeps Config.BackendConns multiplexed connections (upstreams)
+// to its gateway, each maintained by a goroutine the backend owns.
+type backend struct {
+	// Immutable after newBackend.
+	p    *Proxy
+	name string
+	addr string // the gateway's TCP listener
+	stop chan struct{}
+	wg   sync.WaitGroup
+	// dialed is closed after the first connection attempt of slot 0, so
+	// that a starting proxy knows which gateways answer before it serves.
+	dialed     chan struct{}
+	dialedOnce sync.Once
+
+	// member is written by the control goroutine (update) under mu; the
+	// control goroutine reads it freely, others under mu.
+	member discovery.Member
+
+	// Data-path state, atomics only.
+	weight      atomic.Int64  // the member's weight, for least-outstanding picking
+	outstanding atomic.Int64  // calls in flight (for least-outstanding picking)
+	served      atomic.Uint64 // replies received
+	sessions    atomic.Int64  // sessions bound here by this proxy
+	draining    atomic.Bool   // the member says draining, or the gateway sent GOAWAY
+	up          atomic.Bool   // at least one upstream is connected
+	// epoch grows each time the gateway is found dead (its connections
+	// broke and it refused a new one): sessions bound in an older epoch
+	// lost their objects.
+	epoch   atomic.Uint64
+	removed atomic.Bool
+	conns   atomic.Pointer[[]*upstream] // connected upstreams
+	rr      atomic.Uint32
+
+	// mu guards the slots' upstreams and deadSeen.
+	mu    sync.Mutex
+	slots []*upstream
+	// deadSeen is set when the gateway was found dead and cleared by the
+	// next successful dial, so that the epoch grows once per death.
+	deadSeen bool
+}
+
+func newBackend(p *Proxy, m discovery.Member) *backend {
+	b := &backend{p: p, name: m.Name, addr: m.Addrs.TCP, member: m, stop: make(chan struct{}), dialed: make(chan struct{})}
+	b.slots = make([]*upstream, p.cfg.BackendConns)
+	empty := []*upstream{}
+	b.conns.Store(&empty)
+	b.draining.Store(m.State == discovery.StateDraining)
+	b.weight.Store(int64(m.Weight))
+	return b
+}
+
+// update takes a new description of the same member (state, modules,
+// weight). Only the control goroutine calls it.
+func (b *backend) update(m discovery.Member) {
+	b.mu.Lock()
+	b.member = m
+	b.mu.Unlock()
+	b.weight.Store(int64(m.Weight))
+	if m.State == discovery.StateDraining && !b.draining.Swap(true) {
+		b.p.cfg.Logger.Info().Str("gateway", b.name).Msg("gateway is draining (membership)")
+	}
+}
+
+// start launches the connection slots.
+func (b *backend) start() {
+	for i := range b.slots {
+		b.wg.Add(1)
+		go b.maintain(i)
+	}
+}
+
+// close stops the backend: its upstreams close and their calls in flight
+// fail as on the gateway's death (the member left the pool).
+func (b *backend) close() {
+	b.removed.Store(true)
+	close(b.stop)
+	b.firstDialDone()
+	b.mu.Lock()
+	for _, u := range b.slots {
+		if u != nil {
+			u.pc.Abort()
+		}
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// pickConn returns a connected upstream, round robin, or nil.
+func (b *backend) pickConn() *upstream {
+	cs := *b.conns.Load()
+	if len(cs) == 0 {
+		return nil
+	}
+	return cs[int(b.rr.Add(1))%len(cs)]
+}
+
+// alive reports whether the backend may hold sessions: in the pool, and
+// not found dead since epoch.
+func (b *backend) holds(epoch uint64) bool {
+	return !b.removed.Load() && b.epoch.Load() == epoch
+}
+
+func (b *backend) setSlot(i int, u *upstream) {
+	b.mu.Lock()
+	b.slots[i] = u
+	cs := make([]*upstream, 0, len(b.slots))
+	for _, s := range b.slots {
+		if s != nil {
+			cs = append(cs, s)
+		}
+	}
+	b.conns.Store(&cs)
+	wasUp := b.up.Swap(len(cs) > 0)
+	b.mu.Unlock()
+	if wasUp != (len(cs) > 0) {
+		b.p.kick()
+	}
+}
+
+// markDead records that the gateway is gone: its sessions are lost.
+func (b *backend) markDead() {
+	b.epoch.Add(1)
+	b.p.cfg.Logger.Warn().Str("gateway", b.name).Str("addr", b.addr).Msg("gateway unreachable; its sessions are lost")
+	b.p.kick()
+}
+
+// maintain keeps slot i connected until the backend stops. When an upstream
+// breaks it redials at once: if the gateway refuses, the gateway is dead
+// and the calls in flight on the broken connection fail with SESSION_LOST
+// (stateful) rather than UNAVAILABLE.
+func (b *backend) maintain(i int) {
+	defer b.wg.Done()
+	backoff := 50 * time.Millisecond
+	var orphans map[uint32]pending // calls of a broken upstream, to fail
+	for {
+		u, err := b.dial()
+		if orphans != nil {
+			// One failed redial after a broken connection means the gateway
+			// is gone (on loopback and LANs a live process accepts at once).
+			dead := err != nil && !b.removed.Load()
+			if dead {
+				b.markDeadOnce()
+			}
+			b.p.failOrphans(b, orphans, dead || b.removed.Load())
+			orphans = nil
+		}
+		if err != nil {
+			if i == 0 {
+				b.firstDialDone()
+			}
+			select {
+			case <-b.stop:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		b.setSlot(i, u)
+		if i == 0 {
+			b.firstDialDone()
+		}
+		select {
+		case <-b.stop:
+			u.pc.Abort()
+		default:
+		}
+		orphans = u.serve()
+		b.setSlot(i, nil)
+		select {
+		case <-b.stop:
+			b.p.failOrphans(b, orphans, true)
+			return
+		default:
+		}
+	}
+}
+
+// firstDialDone marks the first connection attempt done and tells the
+// control goroutine.
+func (b *backend) firstDialDone() {
+	b.dialedOnce.Do(func() {
+		close(b.dialed)
+		b.p.kick()
+	})
+}
+
+// markDeadOnce bumps the epoch unless another slot already did since the
+// gateway was last reachable.
+func (b *backend) markDeadOnce() {
+	b.mu.Lock()
+	already := b.deadSeen
+	b.deadSeen = true
+	b.mu.Unlock()
+	if !already {
+		b.markDead()
+	}
+}
+
+// dial opens and greets one upstream connection.
+func (b *backend) dial() (*upstream, error) {
+	select {
+	case <-b.stop:
+		return nil, errBackendClosed
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.p.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", b.addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: b.p.upLimits, BlockWhenFull: true})
+	if err := greet(pc, b.p.cfg.DialTimeout); err != nil {
+		pc.Abort()
+		return nil, err
+	}
+	b.mu.Lock()
+	b.deadSeen = false
+	b.mu.Unlock()
+	return newUpstream(b, pc), nil
+}
+
+// greet says HELLO as a proxy and waits for WELCOME.
+func greet(pc *protocol.Conn, timeout time.Duration) error {
+	body, _ := protocol.Marshal(protocol.Hello{Client: "graftlb-proxy/1"})
+	if err := pc.Send(&protocol.Frame{Type: protocol.TypeHello, Flags: protocol.FlagProxy,
+		Session: protocol.NewSessionID(), Body: body}); err != nil {
+		return err
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(timeout))
+	defer pc.SetReadDeadline(time.Time{})
+	raw, err := pc.ReadFrame()
+	if err != nil {
+		return err
+	}
+	var f protocol.Frame
+	if err := protocol.Decode(raw, &f); err != nil {
+		return err
+	}
+	switch f.Type {
+	case protocol.TypeWelcome:
+		return nil
+	case protocol.TypeError:
+		return protocol.ErrorFromBody(f.Body)
+	}
+	return protocol.Errorf(protocol.CodeBadFrame, "gateway answered HELLO with %s", f.Type)
+}

@@ -1,0 +1,125 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/protocol"
+	"github.com/rs/zerolog"
+)
+
+// Config configures a Proxy. Zero fields take the defaults named in their
+// doc comments; Validate reports what cannot be defaulted.
+type Config struct {
+	// TCP and WS are the client listeners (host:port; port 0 picks one;
+	// empty turns the listener off). WS serves WebSocket on /ws.
+	TCP string `json:"tcp" yaml:"tcp"`
+	WS  string `json:"ws" yaml:"ws"`
+	// Name is what WELCOME tells clients (default "graftlb").
+	Name string `json:"name" yaml:"name"`
+	// Limits bound each client connection (protocol defaults: 1 MiB frames,
+	// 1024 calls in flight, 10s to HELLO, 5m idle).
+	Limits protocol.Limits `json:"limits" yaml:"limits"`
+	// MaxConns caps client connections (default 10000); more are refused
+	// with OVERLOADED.
+	MaxConns int `json:"max_conns" yaml:"max_conns"`
+	// BackendConns is the number of multiplexed connections per gateway
+	// (default 2).
+	BackendConns int `json:"backend_conns" yaml:"backend_conns"`
+	// DialTimeout bounds a dial and handshake to a gateway (default 2s).
+	DialTimeout time.Duration `json:"dial_timeout" yaml:"dial_timeout"`
+	// RetryBudget is the share of active calls that may be retries at once
+	// (default 0.2); RetryMin is the floor (default 3). Envoy's defaults.
+	RetryBudget float64 `json:"retry_budget" yaml:"retry_budget"`
+	RetryMin    int     `json:"retry_min" yaml:"retry_min"`
+	// MaxAttempts bounds the gateways one stateless call may be sent to
+	// (default 3).
+	MaxAttempts int `json:"max_attempts" yaml:"max_attempts"`
+	// MaxOwnerProbes bounds how far down a session's preference list the
+	// proxy walks to place a new session or find a resumed one (default 8).
+	MaxOwnerProbes int `json:"max_owner_probes" yaml:"max_owner_probes"`
+	// SessionIdle is how long the proxy keeps the binding of a session that
+	// makes no call (default 15m, longer than the gateways' session TTL so
+	// that the proxy never forgets a session a gateway still holds).
+	SessionIdle time.Duration `json:"session_idle" yaml:"session_idle"`
+	// SweepInterval is how often deadlines and idle sessions are checked
+	// (default 10ms): the resolution of proxy-enforced deadlines.
+	SweepInterval time.Duration `json:"sweep_interval" yaml:"sweep_interval"`
+
+	// Logger receives the proxy's logs (default: none).
+	Logger *zerolog.Logger `json:"-" yaml:"-"`
+	// Clock is the time source of deadlines and sweeps (default: real).
+	Clock clock.Clock `json:"-" yaml:"-"`
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxConns       = 10000
+	DefaultBackendConns   = 2
+	DefaultDialTimeout    = 2 * time.Second
+	DefaultRetryBudget    = 0.2
+	DefaultRetryMin       = 3
+	DefaultMaxAttempts    = 3
+	DefaultMaxOwnerProbes = 8
+	DefaultSessionIdle    = 15 * time.Minute
+	DefaultSweepInterval  = 10 * time.Millisecond
+)
+
+// DefaultConfig returns a Config with every default filled in and the
+// listeners on loopback with ports chosen by the system.
+func DefaultConfig() Config {
+	return Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0"}.withDefaults()
+}
+
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = "graftlb"
+	}
+	c.Limits = c.Limits.WithDefaults()
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.BackendConns <= 0 {
+		c.BackendConns = DefaultBackendConns
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.RetryBudget <= 0 {
+		c.RetryBudget = DefaultRetryBudget
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxOwnerProbes <= 0 {
+		c.MaxOwnerProbes = DefaultMaxOwnerProbes
+	}
+	if c.SessionIdle <= 0 {
+		c.SessionIdle = DefaultSessionIdle
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.Logger == nil {
+		nop := zerolog.Nop()
+		c.Logger = &nop
+	}
+	c.Clock = clock.OrReal(c.Clock)
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.TCP == "" && c.WS == "" {
+		return errors.New("balancer: config: no listener (tcp and ws are both empty)")
+	}
+	if c.RetryBudget > 1 {
+		return fmt.Errorf("balancer: config: retry_budget %v must be in (0, 1]", c.RetryBudget)
+	}
+	return nil
+}

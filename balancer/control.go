@@ -1,0 +1,155 @@
+package balancer
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/graftlb/graftlb/discovery"
+	"github.com/rs/zerolog"
+)
+
+// control is the one goroutine that changes the pool: it applies discovery
+// snapshots, rebuilds the picker when a gateway's state changes, and runs
+// the periodic sweeps (deadlines, idle sessions).
+func (p *Proxy) control() {
+	defer p.wg.Done()
+	sweep := p.cfg.Clock.NewTicker(p.cfg.SweepInterval)
+	defer sweep.Stop()
+	updates := p.src.Updates()
+	lastIdle := p.now()
+	applied := false
+	for {
+		select {
+		case <-p.stop:
+			return
+		case snap, ok := <-updates:
+			if !ok {
+				updates = nil // the source closed: keep the last pool
+				continue
+			}
+			p.apply(snap)
+			applied = true
+			p.warmIfDialed(applied)
+		case <-p.kickCh:
+			p.rebuild()
+			p.warmIfDialed(applied)
+		case <-sweep.C():
+			now := p.now()
+			p.expireDeadlines(now)
+			if now-lastIdle > int64(time.Second) {
+				lastIdle = now
+				if n := p.sessions.expire(now - int64(p.cfg.SessionIdle)); n > 0 {
+					p.cfg.Logger.Debug().Int("sessions", n).Msg("forgot idle sessions")
+				}
+			}
+		}
+	}
+}
+
+// apply reconciles the backends with a membership snapshot.
+func (p *Proxy) apply(snap discovery.Snapshot) {
+	want := map[string]discovery.Member{}
+	for _, m := range snap.Gateways() {
+		if m.Addrs.TCP == "" {
+			continue // nothing the proxy can dial
+		}
+		want[m.Name] = m
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	var gone []*backend
+	for name, b := range p.backends {
+		m, ok := want[name]
+		if ok && m.Instance == b.member.Instance && m.Addrs.TCP == b.addr {
+			b.update(m)
+			continue
+		}
+		gone = append(gone, b)
+		delete(p.backends, name)
+	}
+	var added []*backend
+	for name, m := range want {
+		if _, ok := p.backends[name]; !ok {
+			b := newBackend(p, m)
+			p.backends[name] = b
+			added = append(added, b)
+		}
+	}
+	p.mu.Unlock()
+	for _, b := range gone {
+		p.cfg.Logger.Info().Str("gateway", b.name).Msg("gateway left the pool")
+		b.close()
+	}
+	for _, b := range added {
+		p.cfg.Logger.Info().Str("gateway", b.name).Str("addr", b.addr).Strs("modules", b.member.Modules).Msg("gateway joined the pool")
+		b.start()
+	}
+	p.rebuild()
+}
+
+// warmIfDialed closes p.warm once the first snapshot is applied and every
+// gateway in it had its first connection attempt, after the picker was
+// rebuilt with what those attempts found.
+func (p *Proxy) warmIfDialed(applied bool) {
+	select {
+	case <-p.warm:
+		return
+	default:
+	}
+	if !applied {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.backends {
+		select {
+		case <-b.dialed:
+		default:
+			return
+		}
+	}
+	close(p.warm)
+}
+
+// rebuild publishes a new picker from the backends' current state.
+func (p *Proxy) rebuild() {
+	p.mu.Lock()
+	bs := make([]*backend, 0, len(p.backends))
+	for _, b := range p.backends {
+		bs = append(bs, b)
+	}
+	p.mu.Unlock()
+	slices.SortFunc(bs, func(a, b *backend) int { return cmp.Compare(a.name, b.name) })
+	pk, err := buildPicker(bs, p.picker.Load())
+	if err != nil {
+		p.cfg.Logger.Error().Err(err).Msg("cannot build the routing table; keeping the previous one")
+		return
+	}
+	p.picker.Store(pk)
+}
+
+// expireDeadlines fails the calls whose deadline passed.
+func (p *Proxy) expireDeadlines(now int64) {
+	pk := p.picker.Load()
+	for _, b := range pk.backends {
+		for _, u := range *b.conns.Load() {
+			u.expire(now, p.expired)
+		}
+	}
+}
+
+func (p *Proxy) expired(pd pending) {
+	p.stats.deadlinesExceeded.Add(1)
+	p.endRetry(&pd)
+	pd.kept.release()
+	pd.down.failCall(pd.clientID, protocolDeadline, "deadline exceeded (enforced by the proxy)")
+}
+
+// fasthttpLogger routes fasthttp's messages to zerolog.
+type fasthttpLogger struct{ l *zerolog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug().Msgf(format, args...) }

@@ -1,0 +1,117 @@
+package balancer
+
+import (
+	"github.com/graftlb/graftlb/protocol"
+)
+
+const protocolDeadline = protocol.CodeDeadlineExceeded
+
+// reply routes a gateway's RESULT or ERROR for upstream call id to the
+// client that made the call. A refusal during placement (NOT_OWNER, or
+// DRAINING/OVERLOADED for a new session) re-routes the kept frame instead.
+func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
+	pd, ok := u.take(id)
+	if !ok {
+		return // expired at the proxy; the client was answered already
+	}
+	b := u.b
+	b.served.Add(1)
+	p.endRetry(&pd)
+	if s := pd.sess; s != nil {
+		code := protocol.Code(0)
+		if f.Type == protocol.TypeError {
+			code, _, _, _ = protocol.DecodeErrorBody(f.Body)
+		}
+		refusal := code == protocol.CodeNotOwner ||
+			(pd.flags.Has(protocol.FlagNewSession) && (code == protocol.CodeDraining || code == protocol.CodeOverloaded))
+		if refusal && pd.kept != nil && p.refused(s, b) {
+			p.reroute(pd)
+			return
+		}
+		if code == protocol.CodeNotOwner {
+			// The owner no longer holds the session (its TTL passed): lost.
+			s.mu.Lock()
+			p.loseLocked(s)
+			s.mu.Unlock()
+			pd.kept.release()
+			pd.down.failCall(pd.clientID, protocol.CodeSessionLost, "gateway "+b.name+" no longer holds the session")
+			return
+		}
+		if !refusal {
+			p.confirm(s, b)
+		}
+	}
+	pd.kept.release()
+	pd.down.deliver(pd.clientID, raw)
+}
+
+// reroute sends a kept stateful frame again, to the session's next owner.
+func (p *Proxy) reroute(pd pending) {
+	var f protocol.Frame
+	if protocol.Decode(pd.kept.b, &f) != nil {
+		pd.kept.release()
+		pd.down.failCall(pd.clientID, protocol.CodeInternal, "kept frame does not decode")
+		return
+	}
+	var scratch []int
+	p.routeStateful(pd, f.Module, pd.kept.b, &scratch)
+}
+
+// callback routes a gateway's CALLBACK to the client connection of its
+// session; with no such client the gateway's call gets UNAVAILABLE.
+func (p *Proxy) callback(u *upstream, f *protocol.Frame, raw []byte) {
+	if s := p.sessions.lookup(f.Session); s != nil {
+		if d := s.client.Load(); d != nil && d.forwardCallback(u, f.CallID, raw) {
+			return
+		}
+	}
+	p.stats.callbacksDropped.Add(1)
+	_ = u.pc.Send(&protocol.Frame{Type: protocol.TypeError, CallID: f.CallID, Session: f.Session,
+		Body: protocol.AppendErrorBody(nil, protocol.CodeUnavailable, "the session has no client connection", "")})
+}
+
+// event routes a gateway's EVENT to the client connection of its session,
+// or drops it (counted).
+func (p *Proxy) event(f *protocol.Frame, raw []byte) {
+	if s := p.sessions.lookup(f.Session); s != nil {
+		if d := s.client.Load(); d != nil && !d.closed.Load() {
+			d.write(raw)
+			return
+		}
+	}
+	p.stats.eventsDropped.Add(1)
+}
+
+// failOrphans settles the calls left in flight on a broken upstream of b.
+// dead says the gateway is gone (it refused a new connection, or left the
+// pool): stateful calls then fail with SESSION_LOST, and their sessions are
+// lost. Idempotent stateless calls are retried elsewhere within the budget;
+// other calls may have run, so they fail with UNAVAILABLE.
+func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
+	for _, pd := range calls {
+		p.endRetry(&pd)
+		switch {
+		case pd.sess != nil && dead:
+			s := pd.sess
+			s.mu.Lock()
+			mine := s.owner == b
+			if mine && s.confirmed {
+				p.loseLocked(s)
+			}
+			s.mu.Unlock()
+			pd.kept.release()
+			pd.down.failCall(pd.clientID, protocol.CodeSessionLost, "gateway "+b.name+" died holding the session")
+		case pd.sess == nil && pd.kept != nil && pd.flags.Has(protocol.FlagIdempotent):
+			var f protocol.Frame
+			if protocol.Decode(pd.kept.b, &f) == nil {
+				p.routeStateless(pd, f.Module, pd.kept.b, b)
+				continue
+			}
+			fallthrough
+		default:
+			pd.kept.release()
+			pd.down.failCall(pd.clientID, protocol.CodeUnavailable,
+				"connection to gateway "+b.name+" broke with the call in flight; it may have run")
+		}
+	}
+}

@@ -1,0 +1,276 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/gateway/modules/cart"
+	"github.com/graftlb/graftlb/gateway/modules/orders"
+	"github.com/graftlb/graftlb/gateway/modules/ticker"
+	"github.com/graftlb/graftlb/protocol"
+)
+
+// TestStatelessSpreadFromOneConnection: one client connection, 64 calls in
+// flight, 3000 stateless calls: every gateway serves 20–47% of them and
+// every result is right.
+func TestStatelessSpreadFromOneConnection(t *testing.T) {
+	gs := startGateways(t, 3, nil)
+	p := startProxy(t, gs, nil)
+	for _, binding := range []string{"tcp", "ws"} {
+		t.Run(binding, func(t *testing.T) {
+			c := dialProxy(t, proxyTargets(p)[binding])
+			s := c.Session()
+			const calls, inflight = 3000, 64
+			var mu sync.Mutex
+			served := map[string]int{}
+			work := make(chan int)
+			errs := make(chan error, calls)
+			var wg sync.WaitGroup
+			for w := 0; w < inflight; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range work {
+						id := fmt.Sprintf("o-%d", i)
+						res, err := s.CallStateless(testCtx(t), "orders@1.Orders.GetOrder", id)
+						if err != nil {
+							errs <- err
+							continue
+						}
+						var o orders.Order
+						if err := res.Decode(&o); err != nil || o != orders.Make(id, o.Gateway) {
+							errs <- fmt.Errorf("call %d: wrong result %+v (%v)", i, o, err)
+							continue
+						}
+						mu.Lock()
+						served[o.Gateway]++
+						mu.Unlock()
+					}
+				}()
+			}
+			for i := 0; i < calls; i++ {
+				work <- i
+			}
+			close(work)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			t.Logf("served per gateway: %v", served)
+			for _, g := range gs {
+				share := float64(served[g.Name()]) / calls
+				if share < 0.20 || share > 0.47 {
+					t.Errorf("%s served %.1f%% of the calls, want 20%%–47%%", g.Name(), 100*share)
+				}
+			}
+		})
+	}
+}
+
+// cartSession is a stateful session built through a proxy, with what it
+// should read back.
+type cartSession struct {
+	id     protocol.SessionID
+	object uint64
+	total  int64
+	items  int
+	owner  string
+}
+
+// buildCarts opens n sessions on c, each with a cart of a few items.
+func buildCarts(t *testing.T, c *client.Conn, n int) []cartSession {
+	t.Helper()
+	out := make([]cartSession, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range out {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s := c.NewSession()
+			obj, err := s.New(testCtx(t), "cart@1", "Cart")
+			if err != nil {
+				errs <- err
+				return
+			}
+			cs := cartSession{id: s.ID(), object: obj.ID()}
+			for j := 0; j < 1+i%4; j++ {
+				res, err := obj.Call(testCtx(t), "AddItem", fmt.Sprintf("item-%d", j), int64(100*(i+1)+j))
+				if err != nil {
+					errs <- err
+					return
+				}
+				var a cart.Added
+				if err := res.Decode(&a); err != nil {
+					errs <- err
+					return
+				}
+				if cs.owner != "" && a.Gateway != cs.owner {
+					errs <- fmt.Errorf("session %d moved from %s to %s", i, cs.owner, a.Gateway)
+					return
+				}
+				cs.owner = a.Gateway
+				cs.total += int64(100*(i+1) + j)
+				cs.items++
+			}
+			out[i] = cs
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// verifyCart reads a session's cart back and reports whether it is exactly
+// what was built, and on which gateway.
+func verifyCart(ctx context.Context, c *client.Conn, cs cartSession) (gateway string, err error) {
+	obj := c.ResumeSession(cs.id).Object("cart@1", "Cart", cs.object)
+	res, err := obj.Call(ctx, "Total")
+	if err != nil {
+		return "", err
+	}
+	var tr cart.TotalResult
+	if err := res.Decode(&tr); err != nil {
+		return "", err
+	}
+	res, err = obj.Call(ctx, "Items")
+	if err != nil {
+		return tr.Gateway, err
+	}
+	var ir cart.ItemsResult
+	if err := res.Decode(&ir); err != nil {
+		return tr.Gateway, err
+	}
+	if tr.Total != cs.total || len(ir.Items) != cs.items || tr.Gateway != cs.owner {
+		return tr.Gateway, fmt.Errorf("misrouted: total %d items %d on %s, want %d, %d on %s",
+			tr.Total, len(ir.Items), tr.Gateway, cs.total, cs.items, cs.owner)
+	}
+	return tr.Gateway, nil
+}
+
+// TestSessionsAgreeAcrossProxies: 300 cart sessions built through proxy A
+// read back exactly through proxy B, started later, which shares nothing
+// with A.
+func TestSessionsAgreeAcrossProxies(t *testing.T) {
+	gs := startGateways(t, 3, nil)
+	pa := startProxy(t, gs, nil)
+	ca := dialProxy(t, proxyTargets(pa)["tcp"])
+	carts := buildCarts(t, ca, 300)
+	owners := map[string]int{}
+	for _, cs := range carts {
+		owners[cs.owner]++
+	}
+	t.Logf("owners through proxy A: %v", owners)
+	if len(owners) != 3 {
+		t.Errorf("300 sessions landed on %d gateways, want all 3", len(owners))
+	}
+
+	pb := startProxy(t, gs, nil)
+	for _, binding := range []string{"tcp", "ws"} {
+		cb := dialProxy(t, proxyTargets(pb)[binding])
+		var wg sync.WaitGroup
+		errs := make(chan error, len(carts))
+		for _, cs := range carts {
+			wg.Add(1)
+			go func(cs cartSession) {
+				defer wg.Done()
+				if _, err := verifyCart(testCtx(t), cb, cs); err != nil {
+					errs <- fmt.Errorf("%s session %v: %w", binding, cs.id, err)
+				}
+			}(cs)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+}
+
+// TestCallbacksAndEventsThroughProxy: a callback and events reach the
+// client through the proxy exactly as directly, over TCP and WebSocket, for
+// stateful and stateless calls.
+func TestCallbacksAndEventsThroughProxy(t *testing.T) {
+	gs := startGateways(t, 3, nil)
+	p := startProxy(t, gs, nil)
+	for _, binding := range []string{"tcp", "ws"} {
+		for _, stateless := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stateless=%v", binding, stateless), func(t *testing.T) {
+				c := dialProxy(t, proxyTargets(p)[binding])
+				s := c.NewSession()
+				ref := s.Callback(func(_ context.Context, args []protocol.RawValue) (any, error) {
+					var i int64
+					err := protocol.Unmarshal(args[0], &i)
+					return i + 1, err
+				})
+				each := protocol.Target{Module: "ticker@1", Type: "Ticker", Method: "Each"}
+				res, err := s.Do(testCtx(t), client.Request{Target: each, Args: []any{10, ref}, Stateless: stateless})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sum int64
+				if err := res.Decode(&sum); err != nil || sum != 55 {
+					t.Fatalf("Each(10) through the proxy = %d (%v), want 55", sum, err)
+				}
+				var mu sync.Mutex
+				var got []int
+				s.OnEvent(func(e client.Event) {
+					var tk ticker.Tick
+					if e.Decode(&tk) == nil {
+						mu.Lock()
+						got = append(got, tk.Seq)
+						mu.Unlock()
+					}
+				})
+				sub := protocol.Target{Module: "ticker@1", Type: "Ticker", Method: "Subscribe"}
+				if _, err := s.Do(testCtx(t), client.Request{Target: sub, Args: []any{"t", 100}, Stateless: stateless}); err != nil {
+					t.Fatal(err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if len(got) != 100 {
+					t.Fatalf("%d events arrived before the result, want 100", len(got))
+				}
+				for i, q := range got {
+					if q != i {
+						t.Fatalf("event %d has seq %d", i, q)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestProxyErrors: errors from gateways and from the proxy itself reach
+// the client with their codes; NOT_OWNER never does.
+func TestProxyErrors(t *testing.T) {
+	gs := startGateways(t, 2, nil)
+	p := startProxy(t, gs, nil)
+	c := dialProxy(t, proxyTargets(p)["tcp"])
+	s := c.Session()
+	if _, err := s.CallStateless(testCtx(t), "orders@1.Orders.Nope"); !errors.Is(err, protocol.ErrNotFound) {
+		t.Errorf("unknown method: %v", err)
+	}
+	if _, err := s.CallStateless(testCtx(t), "chaos@1.Chaos.Fail", "APP_EXCEPTION"); !errors.Is(err, protocol.ErrAppException) {
+		t.Errorf("app exception: %v", err)
+	}
+	// A resumed session no gateway holds: SESSION_LOST, not NOT_OWNER.
+	ghost := c.ResumeSession(protocol.NewSessionID())
+	if _, err := ghost.Call(testCtx(t), "orders@1.Orders.GetOrder", "o-1"); !errors.Is(err, protocol.ErrSessionLost) {
+		t.Errorf("unknown resumed session: %v, want SESSION_LOST", err)
+	}
+	// The proxy enforces deadlines.
+	short, cancel := context.WithTimeout(context.Background(), 200e6)
+	defer cancel()
+	if _, err := s.CallStateless(short, "chaos@1.Chaos.Sleep", 3000); !errors.Is(err, protocol.ErrDeadlineExceeded) {
+		t.Errorf("deadline: %v", err)
+	}
+}

@@ -1,0 +1,538 @@
+package balancer
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/graftlb/graftlb/affinity"
+	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/health"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// PassthroughConfig configures pass-through mode: whole connections to
+// gateways that do not speak graftlb's protocol (real Graftcode Gateways),
+// with connection-level affinity. Zero fields take their defaults.
+type PassthroughConfig struct {
+	// TCP forwards raw TCP connections to the members' TCP addresses,
+	// choosing by client address. Empty: off.
+	TCP string `json:"tcp" yaml:"tcp"`
+	// WS accepts HTTP connections (WebSocket upgrades on /ws and anything
+	// else) and forwards each whole connection, upgrade headers untouched,
+	// to the members' WS addresses. Empty: off.
+	WS string `json:"ws" yaml:"ws"`
+	// Key chooses the backend of a WebSocket connection: query:NAME,
+	// header:NAME, cookie:NAME or addr (default addr); a missing key falls
+	// back to the client address.
+	Key affinity.KeySource `json:"key" yaml:"key"`
+	// DialTimeout bounds a dial to a backend (default 2s).
+	DialTimeout time.Duration `json:"dial_timeout" yaml:"dial_timeout"`
+	// HeadTimeout bounds reading the HTTP request head (default 10s).
+	HeadTimeout time.Duration `json:"head_timeout" yaml:"head_timeout"`
+	// IdleTimeout closes a connection with no traffic either way for this
+	// long (default 1h: Hypertube sessions are long-lived and quiet).
+	IdleTimeout time.Duration `json:"idle_timeout" yaml:"idle_timeout"`
+	// MaxConns caps client connections (default 10000).
+	MaxConns int `json:"max_conns" yaml:"max_conns"`
+	// Check configures the liveness checks: GET /status on each member's
+	// HTTP address (a TCP connect to its data address when it has none).
+	Check health.CheckerConfig `json:"check" yaml:"check"`
+	// Logger receives logs (default: none).
+	Logger *zerolog.Logger `json:"-" yaml:"-"`
+}
+
+const (
+	defaultHeadTimeout    = 10 * time.Second
+	defaultPassIdle       = time.Hour
+	maxRequestHead        = 16 << 10
+	passthroughCopyBuffer = 32 << 10
+)
+
+func (c PassthroughConfig) withDefaults() PassthroughConfig {
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.HeadTimeout <= 0 {
+		c.HeadTimeout = defaultHeadTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = defaultPassIdle
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	c.Check = c.Check.WithDefaults()
+	if c.Logger == nil {
+		nop := zerolog.Nop()
+		c.Logger = &nop
+	}
+	return c
+}
+
+// Passthrough forwards whole TCP and WebSocket connections to a pool,
+// choosing the backend of each connection by consistent hash of its key,
+// among the backends whose liveness check passes.
+type Passthrough struct {
+	cfg     PassthroughConfig
+	src     discovery.Source
+	checker *health.Checker
+	stop    chan struct{}
+	kick    chan struct{}
+	wg      sync.WaitGroup
+	snap    atomic.Pointer[passPicker]
+	conns   atomic.Int64
+
+	mu      sync.Mutex
+	tcpLn   net.Listener
+	wsLn    net.Listener
+	open    map[net.Conn]struct{}
+	members map[string]discovery.Member
+	closed  bool
+}
+
+// passPicker is the immutable routing view of pass-through mode.
+type passPicker struct {
+	members []discovery.Member // sorted by name; index = table member
+	table   *affinity.Table
+	alive   []bool
+}
+
+// NewPassthrough returns a pass-through proxy for the pool src describes;
+// it owns src and closes it on Close.
+func NewPassthrough(cfg PassthroughConfig, src discovery.Source) (*Passthrough, error) {
+	cfg = cfg.withDefaults()
+	if cfg.TCP == "" && cfg.WS == "" {
+		return nil, errors.New("balancer: passthrough: no listener")
+	}
+	if err := cfg.Key.Validate(); err != nil {
+		return nil, fmt.Errorf("balancer: passthrough: %w", err)
+	}
+	p := &Passthrough{cfg: cfg, src: src, stop: make(chan struct{}), kick: make(chan struct{}, 1),
+		open: make(map[net.Conn]struct{}), members: make(map[string]discovery.Member)}
+	cc := cfg.Check
+	cc.OnTransition = func(t health.Transition) {
+		ev := p.cfg.Logger.Info()
+		if t.To == health.Down {
+			ev = p.cfg.Logger.Warn().AnErr("cause", t.Err)
+		}
+		ev.Str("backend", t.Target).Stringer("state", t.To).Msg("pass-through backend liveness changed")
+		p.rebuildSoon()
+	}
+	ch, err := health.NewChecker(cc)
+	if err != nil {
+		return nil, fmt.Errorf("balancer: passthrough: %w", err)
+	}
+	p.checker = ch
+	p.snap.Store(&passPicker{})
+	return p, nil
+}
+
+// Start binds the listeners and starts checking the backends.
+func (p *Passthrough) Start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	listen := func(addr string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		return net.Listen("tcp", addr)
+	}
+	var err error
+	if p.tcpLn, err = listen(p.cfg.TCP); err != nil {
+		return fmt.Errorf("balancer: passthrough: listen %s: %w", p.cfg.TCP, err)
+	}
+	if p.wsLn, err = listen(p.cfg.WS); err != nil {
+		if p.tcpLn != nil {
+			_ = p.tcpLn.Close()
+		}
+		return fmt.Errorf("balancer: passthrough: listen %s: %w", p.cfg.WS, err)
+	}
+	if p.tcpLn != nil {
+		p.wg.Add(1)
+		go p.accept(p.tcpLn, false)
+	}
+	if p.wsLn != nil {
+		p.wg.Add(1)
+		go p.accept(p.wsLn, true)
+	}
+	p.checker.Start()
+	p.wg.Add(1)
+	go p.control()
+	return nil
+}
+
+// Addrs returns the bound addresses.
+func (p *Passthrough) Addrs() Addrs {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var a Addrs
+	if p.tcpLn != nil {
+		a.TCP = p.tcpLn.Addr().String()
+	}
+	if p.wsLn != nil {
+		a.WS = p.wsLn.Addr().String()
+	}
+	return a
+}
+
+// Close stops listening, closes every forwarded connection and waits.
+func (p *Passthrough) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	for _, ln := range []net.Listener{p.tcpLn, p.wsLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	for c := range p.open {
+		_ = c.Close()
+	}
+	p.mu.Unlock()
+	close(p.stop)
+	p.checker.Close()
+	p.wg.Wait()
+	return p.src.Close()
+}
+
+func (p *Passthrough) rebuildSoon() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// control applies membership snapshots and liveness changes.
+func (p *Passthrough) control() {
+	defer p.wg.Done()
+	updates := p.src.Updates()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case snap, ok := <-updates:
+			if !ok {
+				updates = nil
+				continue
+			}
+			p.apply(snap)
+		case <-p.kick:
+			p.rebuild()
+		}
+	}
+}
+
+func (p *Passthrough) apply(snap discovery.Snapshot) {
+	want := map[string]discovery.Member{}
+	for _, m := range snap.Gateways() {
+		want[m.Name] = m
+	}
+	p.mu.Lock()
+	old := p.members
+	p.members = want
+	p.mu.Unlock()
+	for name := range old {
+		if _, ok := want[name]; !ok {
+			p.checker.Remove(name)
+		}
+	}
+	for name, m := range want {
+		if o, ok := old[name]; !ok || !o.Equal(m) {
+			if ok {
+				p.checker.Remove(name)
+			}
+			_ = p.checker.Add(name, p.probe(m))
+		}
+	}
+	p.rebuild()
+}
+
+// probe checks a member's liveness the way GG offers it: GET /status on its
+// HTTP listener, 200 meaning alive; without one, a TCP connect.
+func (p *Passthrough) probe(m discovery.Member) health.Probe {
+	if m.Addrs.HTTP == "" {
+		addr := cmp.Or(m.Addrs.WS, m.Addrs.TCP)
+		return func(ctx context.Context) error {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err == nil {
+				_ = c.Close()
+			}
+			return err
+		}
+	}
+	url := "http://" + m.Addrs.HTTP + "/status"
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+func (p *Passthrough) rebuild() {
+	p.mu.Lock()
+	ms := make([]discovery.Member, 0, len(p.members))
+	for _, m := range p.members {
+		ms = append(ms, m)
+	}
+	p.mu.Unlock()
+	slices.SortFunc(ms, func(a, b discovery.Member) int { return cmp.Compare(a.Name, b.Name) })
+	pk := &passPicker{members: ms, alive: make([]bool, len(ms))}
+	am := make([]affinity.Member, len(ms))
+	for i, m := range ms {
+		am[i] = affinity.Member{Name: m.Name, Weight: m.Weight}
+		st, ok := p.checker.State(m.Name)
+		pk.alive[i] = ok && st == health.Up
+	}
+	if len(ms) > 0 {
+		t, err := affinity.NewTable(am)
+		if err != nil {
+			p.cfg.Logger.Error().Err(err).Msg("pass-through: cannot build the table")
+			return
+		}
+		pk.table = t
+	}
+	p.snap.Store(pk)
+}
+
+// pick returns the address for key among live members that have the
+// needed listener, or "".
+func (p *Passthrough) pick(key []byte, ws bool) (name, addr string) {
+	pk := p.snap.Load()
+	if pk.table == nil {
+		return "", ""
+	}
+	var buf [16]int
+	for _, i := range pk.table.Preference(affinity.HashKey(key), buf[:0]) {
+		m := pk.members[i]
+		a := m.Addrs.TCP
+		if ws {
+			a = m.Addrs.WS
+		}
+		if pk.alive[i] && a != "" {
+			return m.Name, a
+		}
+	}
+	return "", ""
+}
+
+func (p *Passthrough) accept(ln net.Listener, ws bool) {
+	defer p.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		if !p.track(c) {
+			_ = c.Close()
+			continue
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer p.untrack(c)
+			if ws {
+				p.serveWS(c)
+			} else {
+				p.serveTCP(c)
+			}
+		}()
+	}
+}
+
+func (p *Passthrough) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.open) >= p.cfg.MaxConns {
+		return false
+	}
+	p.open[c] = struct{}{}
+	return true
+}
+
+func (p *Passthrough) untrack(c net.Conn) {
+	_ = c.Close()
+	p.mu.Lock()
+	delete(p.open, c)
+	p.mu.Unlock()
+}
+
+func (p *Passthrough) serveTCP(c net.Conn) {
+	key := appendHost(nil, c.RemoteAddr())
+	name, addr := p.pick(key, false)
+	if addr == "" {
+		p.cfg.Logger.Warn().Str("client", c.RemoteAddr().String()).Msg("pass-through: no live backend; closing")
+		return
+	}
+	up, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
+	if err != nil {
+		p.cfg.Logger.Warn().Err(err).Str("backend", name).Msg("pass-through: dial failed; closing client")
+		return
+	}
+	p.splice(c, up, nil)
+}
+
+// serveWS reads the request head, picks the backend from its key, and
+// forwards the head unchanged followed by everything else.
+func (p *Passthrough) serveWS(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(p.cfg.HeadTimeout))
+	br := bufio.NewReaderSize(c, maxRequestHead)
+	head, err := readHead(br)
+	if err != nil {
+		writeHTTPError(c, http.StatusBadRequest, "bad request head")
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	var h fasthttp.RequestHeader
+	if err := h.Read(bufio.NewReader(bytes.NewReader(head))); err != nil {
+		writeHTTPError(c, http.StatusBadRequest, "bad request head")
+		return
+	}
+	var uri fasthttp.URI
+	if err := uri.Parse(h.Host(), h.RequestURI()); err != nil {
+		writeHTTPError(c, http.StatusBadRequest, "bad request URI")
+		return
+	}
+	key, _ := p.cfg.Key.Extract(nil, &h, &uri, c.RemoteAddr())
+	name, addr := p.pick(key, true)
+	if addr == "" {
+		p.cfg.Logger.Warn().Str("client", c.RemoteAddr().String()).Msg("pass-through: no live backend; answering 503")
+		writeHTTPError(c, http.StatusServiceUnavailable, "no live gateway")
+		return
+	}
+	up, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
+	if err != nil {
+		p.cfg.Logger.Warn().Err(err).Str("backend", name).Msg("pass-through: dial failed; answering 503")
+		writeHTTPError(c, http.StatusServiceUnavailable, "gateway unreachable")
+		return
+	}
+	// The head and whatever the client sent after it, then the rest.
+	rest, _ := br.Peek(br.Buffered())
+	if _, err := up.Write(append(head, rest...)); err != nil {
+		_ = up.Close()
+		return
+	}
+	_, _ = br.Discard(len(rest))
+	p.splice(c, up, nil)
+}
+
+// readHead returns the request head up to and including the blank line,
+// consuming it from br.
+func readHead(br *bufio.Reader) ([]byte, error) {
+	for n := 512; ; n *= 2 {
+		n = min(n, maxRequestHead)
+		b, err := br.Peek(n)
+		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+			head := append([]byte(nil), b[:i+4]...)
+			_, _ = br.Discard(i + 4)
+			return head, nil
+		}
+		if err != nil && (len(b) < n || n == maxRequestHead) {
+			if err == bufio.ErrBufferFull {
+				return nil, errors.New("request head too large")
+			}
+			return nil, err
+		}
+	}
+}
+
+func writeHTTPError(c net.Conn, code int, msg string) {
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, http.StatusText(code), len(msg), msg)
+}
+
+// splice copies both ways until either side ends or the connection idles
+// past IdleTimeout, then closes both.
+func (p *Passthrough) splice(client, up net.Conn, _ []byte) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = up.Close()
+		return
+	}
+	p.open[up] = struct{}{}
+	p.mu.Unlock()
+	defer p.untrack(up)
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		buf := make([]byte, passthroughCopyBuffer)
+		for {
+			_ = src.SetReadDeadline(time.Now().Add(p.cfg.IdleTimeout))
+			n, err := src.Read(buf)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() &&
+					time.Since(time.Unix(0, last.Load())) < p.cfg.IdleTimeout {
+					continue // the other direction is busy
+				}
+				break
+			}
+		}
+		done <- struct{}{}
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		cp(up, client)
+	}()
+	cp(client, up)
+	_ = client.Close()
+	_ = up.Close()
+	<-done
+	<-done
+}
+
+func appendHost(dst []byte, a net.Addr) []byte {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return append(dst, ta.IP...)
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return append(dst, a.String()...)
+	}
+	return append(dst, host...)
+}

@@ -1,0 +1,189 @@
+package balancer
+
+import (
+	"math/rand/v2"
+	"slices"
+
+	"github.com/graftlb/graftlb/affinity"
+)
+
+// picker is an immutable routing snapshot of the pool: the Maglev table over
+// its gateways, which of them admit new sessions, and the candidates for
+// stateless calls per module. The control goroutine builds a new one on
+// every change of membership or gateway state and publishes it atomically;
+// the data path reads it without locks. Nothing in it changes after build.
+type picker struct {
+	backends []*backend      // sorted by name; index i is table member i
+	table    *affinity.Table // nil when the pool is empty
+	// admit[i]: backend i may take a new session (connected, not draining).
+	admit []bool
+	// hold[i]: backend i may hold sessions (connected, draining or not).
+	hold []bool
+	// serves maps module@version to the per-index flags of the backends
+	// that serve it; servesAll holds the backends with no module list, for
+	// modules no backend announces.
+	serves    map[string][]bool
+	servesAll []bool
+	// stateless maps a module to the backends that may take its stateless
+	// calls; statelessAll is for modules not in the map.
+	stateless    map[string][]*backend
+	statelessAll []*backend
+	// randN draws an int in [0, n); rand.IntN unless a test sets it.
+	randN func(n int) int
+}
+
+// buildPicker builds the snapshot of backends (sorted by name). The table
+// is reused from prev when the member set is unchanged.
+func buildPicker(backends []*backend, prev *picker) (*picker, error) {
+	pk := &picker{backends: backends, randN: rand.IntN,
+		serves: make(map[string][]bool), stateless: make(map[string][]*backend)}
+	n := len(backends)
+	if n > 0 {
+		if prev != nil && sameMembers(prev.backends, backends) {
+			pk.table = prev.table
+		} else {
+			ms := make([]affinity.Member, n)
+			for i, b := range backends {
+				ms[i] = affinity.Member{Name: b.name, Weight: b.member.Weight}
+			}
+			t, err := affinity.NewTable(ms)
+			if err != nil {
+				return nil, err
+			}
+			pk.table = t
+		}
+	}
+	pk.admit = make([]bool, n)
+	pk.hold = make([]bool, n)
+	pk.servesAll = make([]bool, n)
+	modules := map[string]bool{}
+	for _, b := range backends {
+		for _, m := range b.member.Modules {
+			modules[m] = true
+		}
+	}
+	for i, b := range backends {
+		up := b.up.Load() && !b.removed.Load()
+		pk.hold[i] = up
+		pk.admit[i] = up && !b.draining.Load()
+		if len(b.member.Modules) == 0 {
+			pk.servesAll[i] = true
+			if pk.admit[i] {
+				pk.statelessAll = append(pk.statelessAll, b)
+			}
+		}
+	}
+	for m := range modules {
+		flags := make([]bool, n)
+		var cands []*backend
+		for i, b := range backends {
+			if b.member.Serves(m) {
+				flags[i] = true
+				if pk.admit[i] {
+					cands = append(cands, b)
+				}
+			}
+		}
+		pk.serves[m] = flags
+		pk.stateless[m] = cands
+	}
+	return pk, nil
+}
+
+func sameMembers(a, b []*backend) bool {
+	return slices.EqualFunc(a, b, func(x, y *backend) bool {
+		return x.name == y.name && x.member.Weight == y.member.Weight
+	})
+}
+
+// servesFlags returns the per-index flags of the backends serving module.
+func (pk *picker) servesFlags(module []byte) []bool {
+	if f, ok := pk.serves[string(module)]; ok {
+		return f
+	}
+	return pk.servesAll
+}
+
+// pickStateless chooses a backend for a stateless call of module by the
+// power of two choices over least outstanding calls per unit of weight
+// (Mitzenmacher), avoiding skip when another backend exists. nil when no
+// backend can take it.
+func (pk *picker) pickStateless(module []byte, skip *backend) *backend {
+	cands, ok := pk.stateless[string(module)]
+	if !ok {
+		cands = pk.statelessAll
+	}
+	switch len(cands) {
+	case 0:
+		return nil
+	case 1:
+		return cands[0]
+	case 2:
+		if cands[0] == skip {
+			return cands[1]
+		}
+		if cands[1] == skip {
+			return cands[0]
+		}
+	}
+	i := pk.randN(len(cands))
+	j := pk.randN(len(cands) - 1)
+	if j >= i {
+		j++
+	}
+	a, b := cands[i], cands[j]
+	if a == skip {
+		return b
+	}
+	if b == skip {
+		return a
+	}
+	// a.out/a.w <= b.out/b.w, without division.
+	if a.outstanding.Load()*b.weight.Load() <= b.outstanding.Load()*a.weight.Load() {
+		return a
+	}
+	return b
+}
+
+// nextOwner walks the session key's preference list and returns the first
+// backend that serves module, is eligible (admit for a new session, hold
+// for a resumed one) and is not in tried. scratch is reused for the list.
+func (pk *picker) nextOwner(key uint64, module []byte, fresh bool, tried []*backend, limit int, scratch []int) (*backend, []int) {
+	if pk.table == nil {
+		return nil, scratch
+	}
+	scratch = pk.table.Preference(key, scratch)
+	serves := pk.servesFlags(module)
+	eligible := pk.hold
+	if fresh {
+		eligible = pk.admit
+	}
+	probes := 0
+	for _, i := range scratch {
+		if !serves[i] || !eligible[i] {
+			continue
+		}
+		b := pk.backends[i]
+		probes++
+		if probes > limit {
+			return nil, scratch
+		}
+		if slices.Contains(tried, b) {
+			continue
+		}
+		return b, scratch
+	}
+	return nil, scratch
+}
+
+// unreachable reports whether a backend serving module is in the pool but
+// not connected, and was not asked yet: it might hold a resumed session.
+func (pk *picker) unreachable(module []byte, tried []*backend) bool {
+	serves := pk.servesFlags(module)
+	for i, b := range pk.backends {
+		if serves[i] && !pk.hold[i] && !slices.Contains(tried, b) {
+			return true
+		}
+	}
+	return false
+}

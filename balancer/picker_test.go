@@ -1,0 +1,141 @@
+package balancer
+
+import (
+	"testing"
+
+	"github.com/graftlb/graftlb/affinity"
+	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/protocol"
+)
+
+// testBackends returns connected-looking backends for picker tests.
+func testBackends(t *testing.T, members ...discovery.Member) (*Proxy, []*backend) {
+	t.Helper()
+	p, err := New(Config{TCP: "127.0.0.1:0"}, discovery.NewStatic(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	var bs []*backend
+	for _, m := range members {
+		if m.Weight == 0 {
+			m.Weight = 1
+		}
+		b := newBackend(p, m)
+		b.up.Store(true)
+		bs = append(bs, b)
+	}
+	return p, bs
+}
+
+func gw(name string, modules ...string) discovery.Member {
+	return discovery.Member{Name: name, Role: discovery.RoleGateway, Modules: modules, Addrs: discovery.Addrs{TCP: "127.0.0.1:1"}}
+}
+
+func TestPickStatelessSpreadsAndPrefersIdle(t *testing.T) {
+	_, bs := testBackends(t, gw("a", "orders@1"), gw("b", "orders@1"), gw("c", "orders@1"), gw("d", "cart@1"))
+	pk, err := buildPicker(bs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for i := 0; i < 30000; i++ {
+		counts[pk.pickStateless([]byte("orders@1"), nil).name]++
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		if counts[n] < 9000 || counts[n] > 11000 {
+			t.Errorf("idle pool: %s got %d of 30000 picks, want about a third", n, counts[n])
+		}
+	}
+	if counts["d"] != 0 {
+		t.Errorf("d does not serve orders@1 but got %d picks", counts["d"])
+	}
+	// A backend with many calls outstanding is never the less loaded of two.
+	bs[0].outstanding.Store(100)
+	counts = map[string]int{}
+	for i := 0; i < 3000; i++ {
+		counts[pk.pickStateless([]byte("orders@1"), nil).name]++
+	}
+	if counts["a"] != 0 {
+		t.Errorf("busy backend a picked %d times", counts["a"])
+	}
+	// skip avoids a backend when another exists.
+	for i := 0; i < 100; i++ {
+		if pk.pickStateless([]byte("orders@1"), bs[1]) == bs[1] {
+			t.Fatal("pickStateless returned the backend to skip")
+		}
+	}
+	if got := pk.pickStateless([]byte("nope@1"), nil); got != nil {
+		t.Errorf("unknown module picked %s", got.name)
+	}
+}
+
+func TestPickStatelessWeights(t *testing.T) {
+	heavy := gw("heavy", "orders@1")
+	heavy.Weight = 3
+	_, bs := testBackends(t, heavy, gw("light", "orders@1"))
+	pk, _ := buildPicker(bs, nil)
+	// Simulate load: each pick adds an outstanding call that never ends,
+	// so the shares follow the weights.
+	counts := map[string]int{}
+	for i := 0; i < 4000; i++ {
+		b := pk.pickStateless([]byte("orders@1"), nil)
+		b.outstanding.Add(1)
+		counts[b.name]++
+	}
+	if r := float64(counts["heavy"]) / float64(counts["light"]); r < 2.8 || r > 3.2 {
+		t.Errorf("heavy/light = %.2f (%v), want about 3", r, counts)
+	}
+}
+
+func TestNextOwnerEligibility(t *testing.T) {
+	_, bs := testBackends(t, gw("a"), gw("b"), gw("c"), gw("d"))
+	key := affinity.HashSession(protocol.NewSessionID())
+	pk, _ := buildPicker(bs, nil)
+	first, _ := pk.nextOwner(key, []byte("orders@1"), true, nil, 8, nil)
+	if first == nil {
+		t.Fatal("no owner")
+	}
+	// Drain the first choice: a new session goes to the next in its list;
+	// a resumed one may still be held there.
+	first.draining.Store(true)
+	pk2, _ := buildPicker(bs, pk)
+	if pk2.table != pk.table {
+		t.Error("table rebuilt although the member set did not change")
+	}
+	second, _ := pk2.nextOwner(key, []byte("orders@1"), true, nil, 8, nil)
+	if second == nil || second == first {
+		t.Fatalf("new session placed on %v, want another than draining %s", second, first.name)
+	}
+	if got, _ := pk2.nextOwner(key, []byte("orders@1"), false, nil, 8, nil); got != first {
+		t.Errorf("resumed session looked up on %v, want draining holder %s", got, first.name)
+	}
+	// tried skips; the limit bounds the walk.
+	if got, _ := pk2.nextOwner(key, []byte("orders@1"), true, []*backend{second}, 8, nil); got == nil || got == first || got == second {
+		t.Errorf("third choice = %v", got)
+	}
+	if got, _ := pk2.nextOwner(key, []byte("orders@1"), true, []*backend{second}, 1, nil); got != nil {
+		t.Errorf("walk past the limit returned %s", got.name)
+	}
+	// Same member set, same owner, whatever the build order.
+	rev := []*backend{bs[0], bs[1], bs[2], bs[3]}
+	pk3, _ := buildPicker(rev, nil)
+	if got, _ := pk3.nextOwner(key, nil, false, nil, 8, nil); got != first {
+		t.Errorf("owner differs across builds: %v vs %s", got, first.name)
+	}
+}
+
+func TestNextOwnerModuleFilter(t *testing.T) {
+	_, bs := testBackends(t, gw("a", "cart@1"), gw("b", "orders@1"), gw("c", "cart@1", "orders@1"))
+	pk, _ := buildPicker(bs, nil)
+	for i := 0; i < 200; i++ {
+		key := affinity.HashSession(protocol.NewSessionID())
+		got, _ := pk.nextOwner(key, []byte("cart@1"), true, nil, 8, nil)
+		if got == nil || got.name == "b" {
+			t.Fatalf("cart session placed on %v", got)
+		}
+	}
+	if got, _ := pk.nextOwner(1, []byte("ticker@1"), true, nil, 8, nil); got != nil {
+		t.Errorf("module nobody serves placed on %s", got.name)
+	}
+}

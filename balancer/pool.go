@@ -1,0 +1,82 @@
+package balancer
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/graftlb/graftlb/discovery"
+)
+
+// PoolMember is one gateway as the proxy sees it, for the admin API's
+// GET /pool.
+type PoolMember struct {
+	Name     string               `json:"name"`
+	State    string               `json:"state"` // ready, draining or down
+	Addrs    discovery.Addrs      `json:"addrs"`
+	Modules  []string             `json:"modules,omitempty"`
+	Weight   int                  `json:"weight"`
+	Zone     string               `json:"zone,omitempty"`
+	Instance discovery.InstanceID `json:"instance,omitempty"`
+	Conns    int                  `json:"conns"`
+	InFlight int64                `json:"in_flight"`
+	Sessions int64                `json:"sessions"`
+	Served   uint64               `json:"served"`
+}
+
+// Stats are the proxy's counters.
+type Stats struct {
+	Conns             int64 `json:"conns"`
+	Active            int64 `json:"active_calls"`
+	Sessions          int   `json:"sessions"`
+	SessionsLost      int64 `json:"sessions_lost"`
+	Retries           int64 `json:"retries"`
+	RetriesDenied     int64 `json:"retries_denied"`
+	CallbacksDropped  int64 `json:"callbacks_dropped"`
+	EventsDropped     int64 `json:"events_dropped"`
+	DeadlinesExceeded int64 `json:"deadlines_exceeded"`
+}
+
+// Pool returns the gateways the proxy routes to, sorted by name.
+func (p *Proxy) Pool() []PoolMember {
+	p.mu.Lock()
+	bs := make([]*backend, 0, len(p.backends))
+	for _, b := range p.backends {
+		bs = append(bs, b)
+	}
+	p.mu.Unlock()
+	out := make([]PoolMember, 0, len(bs))
+	for _, b := range bs {
+		b.mu.Lock()
+		m := b.member
+		b.mu.Unlock()
+		st := "ready"
+		switch {
+		case !b.up.Load():
+			st = "down"
+		case b.draining.Load():
+			st = "draining"
+		}
+		out = append(out, PoolMember{
+			Name: b.name, State: st, Addrs: m.Addrs, Modules: m.Modules, Weight: m.Weight, Zone: m.Zone,
+			Instance: m.Instance, Conns: len(*b.conns.Load()), InFlight: b.outstanding.Load(),
+			Sessions: b.sessions.Load(), Served: b.served.Load(),
+		})
+	}
+	slices.SortFunc(out, func(a, b PoolMember) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Stats returns the proxy's counters.
+func (p *Proxy) Stats() Stats {
+	return Stats{
+		Conns:             p.conns.Load(),
+		Active:            p.active.Load(),
+		Sessions:          p.sessions.len(),
+		SessionsLost:      p.stats.sessionsLost.Load(),
+		Retries:           p.stats.retries.Load(),
+		RetriesDenied:     p.stats.retriesDenied.Load(),
+		CallbacksDropped:  p.stats.callbacksDropped.Load(),
+		EventsDropped:     p.stats.eventsDropped.Load(),
+		DeadlinesExceeded: p.stats.deadlinesExceeded.Load(),
+	}
+}

@@ -1,0 +1,329 @@
+// Package balancer is graftlb's L7 data plane: it accepts client
+// connections speaking the Hypertube frame protocol (TCP and WebSocket),
+// and routes every frame by its header alone:
+//
+//   - stateless calls go, call by call, to the gateway chosen by the power of
+//     two choices over least outstanding calls, so one client connection
+//     spreads over the whole pool;
+//   - stateful calls go to their session's owner: the first gateway in the
+//     session id's Maglev preference list that serves the module and admits
+//     new sessions. Each proxy binds the sessions it sees; a gateway asked
+//     for a resumed session it does not hold answers NOT_OWNER and the proxy
+//     walks down the list, so proxies agree on owners without sharing state
+//     (DESIGN.md section 4);
+//   - callbacks and events from a gateway go to the client connection that
+//     last used their session.
+//
+// Calls of many clients share a few multiplexed connections per gateway
+// (upstreams), under call ids the proxy assigns. The forwarding path
+// patches call ids and session ids in place and copies each frame once,
+// into the destination's write batch: it allocates nothing per frame.
+//
+// Threading: one control goroutine applies membership snapshots and
+// gateway state changes and publishes an immutable picker; readers of
+// client and gateway connections route concurrently from the current
+// picker without locks. Per-session state has its own small lock.
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/protocol"
+	"github.com/valyala/fasthttp"
+)
+
+// Proxy is a running graftlb proxy.
+type Proxy struct {
+	// Immutable after New.
+	cfg      Config
+	src      discovery.Source
+	upLimits protocol.Limits
+	sessions *sessionTable
+	stop     chan struct{}
+	kickCh   chan struct{}
+	done     chan struct{}
+	warm     chan struct{} // closed once the first pool is connected
+
+	picker  atomic.Pointer[picker]
+	conns   atomic.Int64 // client connections
+	active  atomic.Int64 // client calls in flight
+	retries atomic.Int64 // retries in flight
+	stats   stats
+
+	// wg counts the goroutines the proxy owns: the control loop, the
+	// accept loops, the WebSocket server and client connections.
+	wg sync.WaitGroup
+
+	// mu guards the listeners, the client connections and the backends.
+	mu       sync.Mutex
+	tcpLn    net.Listener
+	wsLn     net.Listener
+	wsSrv    *fasthttp.Server
+	downs    map[*downstream]struct{}
+	backends map[string]*backend // by member name
+	started  bool
+	closed   bool
+}
+
+// stats are counters for the admin API and tests.
+type stats struct {
+	sessionsLost      atomic.Int64
+	retries           atomic.Int64
+	retriesDenied     atomic.Int64
+	callbacksDropped  atomic.Int64
+	eventsDropped     atomic.Int64
+	deadlinesExceeded atomic.Int64
+}
+
+// New returns a proxy for the pool src describes. It owns src from then on
+// and closes it on Close.
+func New(cfg Config, src discovery.Source) (*Proxy, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		cfg:      cfg,
+		src:      src,
+		sessions: newSessionTable(),
+		stop:     make(chan struct{}),
+		kickCh:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		warm:     make(chan struct{}),
+		downs:    make(map[*downstream]struct{}),
+		backends: make(map[string]*backend),
+	}
+	// Upstream frames are client frames plus nothing: the same size limit,
+	// and room for many clients' calls in flight.
+	p.upLimits = protocol.Limits{MaxFrame: cfg.Limits.MaxFrame, MaxPendingWrite: 4 * cfg.Limits.MaxPendingWrite,
+		WriteTimeout: cfg.Limits.WriteTimeout}.WithDefaults()
+	pk, _ := buildPicker(nil, nil)
+	p.picker.Store(pk)
+	return p, nil
+}
+
+// Addrs are the proxy's bound listener addresses.
+type Addrs struct {
+	TCP string `json:"tcp,omitempty"`
+	WS  string `json:"ws,omitempty"`
+}
+
+// Start connects to the pool and then binds the listeners. Like Envoy's
+// cluster warming, it waits (up to DialTimeout) until the first membership
+// snapshot is applied and every gateway in it had a first connection
+// attempt, so that the first clients do not find a pool that seems empty:
+// a resumed session must not be declared lost because its gateway was not
+// connected yet.
+func (p *Proxy) Start() error {
+	p.mu.Lock()
+	if p.started {
+		p.mu.Unlock()
+		return errors.New("balancer: already started")
+	}
+	p.started = true
+	p.wg.Add(1)
+	go p.control()
+	p.mu.Unlock()
+	select {
+	case <-p.warm:
+	case <-time.After(p.cfg.DialTimeout + time.Second):
+		p.cfg.Logger.Warn().Msg("pool not fully connected at start; serving anyway")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg.TCP != "" {
+		ln, err := net.Listen("tcp", p.cfg.TCP)
+		if err != nil {
+			return fmt.Errorf("balancer: listen tcp %s: %w", p.cfg.TCP, err)
+		}
+		p.tcpLn = ln
+	}
+	if p.cfg.WS != "" {
+		ln, err := net.Listen("tcp", p.cfg.WS)
+		if err != nil {
+			if p.tcpLn != nil {
+				_ = p.tcpLn.Close()
+			}
+			return fmt.Errorf("balancer: listen ws %s: %w", p.cfg.WS, err)
+		}
+		p.wsLn = ln
+		up := websocket.FastHTTPUpgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10,
+			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
+		p.wsSrv = &fasthttp.Server{
+			Name:              "graftlb",
+			NoDefaultDate:     true,
+			ReadTimeout:       p.cfg.Limits.HelloTimeout,
+			CloseOnShutdown:   true,
+			Handler:           func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up) },
+			Logger:            fasthttpLogger{p.cfg.Logger},
+			MaxConnsPerIP:     0,
+			Concurrency:       p.cfg.MaxConns + 16,
+			ReduceMemoryUsage: false,
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			_ = p.wsSrv.Serve(ln)
+		}()
+	}
+	if p.tcpLn != nil {
+		p.wg.Add(1)
+		go p.acceptTCP(p.tcpLn)
+	}
+	return nil
+}
+
+// Addrs returns the bound addresses (after Start).
+func (p *Proxy) Addrs() Addrs {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var a Addrs
+	if p.tcpLn != nil {
+		a.TCP = p.tcpLn.Addr().String()
+	}
+	if p.wsLn != nil {
+		a.WS = p.wsLn.Addr().String()
+	}
+	return a
+}
+
+func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrader) {
+	if string(ctx.Path()) != protocol.WSPath {
+		ctx.Error("not found: the Hypertube WebSocket endpoint is /ws", fasthttp.StatusNotFound)
+		return
+	}
+	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+		ctx.Error("WebSocket upgrade required", fasthttp.StatusUpgradeRequired)
+		return
+	}
+	_ = up.Upgrade(ctx, func(ws *websocket.Conn) {
+		pc := protocol.NewWSConn(ws, protocol.ConnOptions{Limits: p.cfg.Limits})
+		if d := p.admit(pc); d != nil {
+			d.serve()
+		}
+	})
+}
+
+func (p *Proxy) acceptTCP(ln net.Listener) {
+	defer p.wg.Done()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			p.cfg.Logger.Warn().Err(err).Msg("accept failed")
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: p.cfg.Limits})
+		if d := p.admit(pc); d != nil {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				d.serve()
+			}()
+		}
+	}
+}
+
+// admit registers a new client connection, or refuses it when the proxy is
+// full or closing.
+func (p *Proxy) admit(pc *protocol.Conn) *downstream {
+	if p.conns.Add(1) > int64(p.cfg.MaxConns) {
+		p.conns.Add(-1)
+		p.cfg.Logger.Warn().Str("client", pc.RemoteAddr().String()).Msg("connection limit reached; refusing")
+		_ = pc.Send(&protocol.Frame{Type: protocol.TypeError,
+			Body: protocol.AppendErrorBody(nil, protocol.CodeOverloaded, "proxy connection limit reached", "")})
+		_ = pc.Close()
+		return nil
+	}
+	d := newDownstream(p, pc)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.conns.Add(-1)
+		pc.Abort()
+		return nil
+	}
+	p.downs[d] = struct{}{}
+	p.mu.Unlock()
+	return d
+}
+
+func (p *Proxy) dropConn(d *downstream) {
+	p.mu.Lock()
+	delete(p.downs, d)
+	p.mu.Unlock()
+}
+
+// Close stops the proxy: listeners, client connections, gateway
+// connections and the discovery source, and waits for its goroutines.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.done
+		return nil
+	}
+	p.closed = true
+	started := p.started
+	if p.tcpLn != nil {
+		_ = p.tcpLn.Close()
+	}
+	downs := make([]*downstream, 0, len(p.downs))
+	for d := range p.downs {
+		downs = append(downs, d)
+	}
+	p.mu.Unlock()
+	close(p.stop)
+	if p.wsSrv != nil {
+		_ = p.wsSrv.Shutdown()
+	}
+	for _, d := range downs {
+		d.pc.Abort()
+	}
+	if started {
+		p.wg.Wait()
+	}
+	p.mu.Lock()
+	backends := p.backends
+	p.backends = map[string]*backend{}
+	p.mu.Unlock()
+	for _, b := range backends {
+		b.close()
+	}
+	err := p.src.Close()
+	close(p.done)
+	return err
+}
+
+func (p *Proxy) now() int64 { return p.cfg.Clock.Now().UnixNano() }
+
+// kick asks the control goroutine to rebuild the picker.
+func (p *Proxy) kick() {
+	select {
+	case p.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+// logBad logs a client's protocol error, once per event.
+func (p *Proxy) logBad(d *downstream, pe *protocol.Error) {
+	p.cfg.Logger.Warn().Str("client", d.pc.RemoteAddr().String()).Stringer("code", pe.Code).
+		Str("error", pe.Message).Msg("bad frame from client")
+}

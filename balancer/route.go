@@ -1,0 +1,183 @@
+package balancer
+
+import (
+	"github.com/graftlb/graftlb/protocol"
+)
+
+// routeStateless sends a stateless call to a gateway chosen by the picker,
+// trying another when the chosen one provably did not get it (no
+// connection, or its connection closed before the frame left). skip is a
+// gateway to avoid (the one a retry comes from).
+func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
+	pk := p.picker.Load()
+	for attempt := 0; attempt < p.cfg.MaxAttempts; attempt++ {
+		if attempt > 0 || pd.attempts > 0 {
+			if !p.takeRetry(&pd) {
+				break
+			}
+		}
+		b := pk.pickStateless(module, skip)
+		if b == nil {
+			break
+		}
+		u := b.pickConn()
+		if u == nil {
+			skip = b
+			continue
+		}
+		if pd.kept == nil && pd.flags.Has(protocol.FlagIdempotent) {
+			pd.kept = keepFrame(raw)
+		}
+		pd.attempts++
+		if u.forward(raw, pd) == nil {
+			return
+		}
+		pd.attempts--
+		skip = b
+	}
+	p.endRetry(&pd)
+	pd.kept.release()
+	pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
+}
+
+// routeStateful sends a call of session pd.sess to the gateway that holds
+// the session, placing the session first if this proxy has not bound it.
+// Until a gateway answers one of its calls, the binding is tentative and the
+// frame is kept, so that a refusal (DRAINING, OVERLOADED, NOT_OWNER) can
+// move it down the preference list.
+func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
+	s := pd.sess
+	for probe := 0; probe <= p.cfg.MaxOwnerProbes; probe++ {
+		b, confirmed, fresh, code, msg := p.owner(s, module, scratch)
+		if b == nil {
+			pd.kept.release()
+			pd.down.failCall(pd.clientID, code, msg)
+			return
+		}
+		flags := pd.flags &^ protocol.FlagNewSession
+		if fresh && !confirmed {
+			flags |= protocol.FlagNewSession
+		}
+		protocol.SetFlags(raw, flags)
+		pd.flags = flags
+		if !confirmed && pd.kept == nil {
+			pd.kept = keepFrame(raw)
+			raw = pd.kept.b
+		}
+		pd.attempts = 1
+		if u := b.pickConn(); u != nil && u.forward(raw, pd) == nil {
+			return
+		}
+		// Not sent: a tentative owner is skipped; a confirmed one is down.
+		if confirmed || !p.refused(s, b) {
+			pd.kept.release()
+			pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "gateway "+b.name+" holding the session is unreachable")
+			return
+		}
+	}
+	pd.kept.release()
+	pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "no gateway took the session")
+}
+
+// owner returns the session's gateway, binding it tentatively when unbound.
+// When there is none it returns the error code and message for the client.
+func (p *Proxy) owner(s *session, module []byte, scratch *[]int) (b *backend, confirmed, fresh bool, code protocol.Code, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost {
+		return nil, false, false, protocol.CodeSessionLost, "the session's gateway is gone"
+	}
+	if b = s.owner; b != nil && !b.holds(s.epoch) {
+		if s.confirmed {
+			p.loseLocked(s)
+			return nil, false, false, protocol.CodeSessionLost, "gateway " + b.name + " that held the session is gone"
+		}
+		s.tried = append(s.tried, b)
+		s.owner, b = nil, nil
+	}
+	if b == nil {
+		pk := p.picker.Load()
+		b, *scratch = pk.nextOwner(s.key, module, s.fresh, s.tried, p.cfg.MaxOwnerProbes, *scratch)
+		if b == nil {
+			if s.fresh {
+				return nil, false, false, protocol.CodeUnavailable, "no gateway admits new sessions for " + string(module)
+			}
+			if pk.unreachable(module, s.tried) {
+				// The holder may be a gateway that is not connected now.
+				s.tried = nil
+				return nil, false, false, protocol.CodeUnavailable, "the session's gateway is not reachable now"
+			}
+			p.loseLocked(s)
+			return nil, false, false, protocol.CodeSessionLost, "no gateway holds the session"
+		}
+		s.owner, s.epoch = b, b.epoch.Load()
+	}
+	return b, s.confirmed, s.fresh, 0, ""
+}
+
+// refused records that b did not take session s (it refused, or could not
+// be reached) and reports whether the call should be routed again: true
+// when the session is not bound to b for good.
+func (p *Proxy) refused(s *session, b *backend) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owner != b {
+		return !s.lost // another call moved it already; follow
+	}
+	if s.confirmed {
+		return false
+	}
+	s.tried = append(s.tried, b)
+	s.owner = nil
+	return true
+}
+
+// confirm makes b the session's owner for good once b answered a call of it.
+func (p *Proxy) confirm(s *session, b *backend) {
+	s.mu.Lock()
+	if s.owner == b && !s.confirmed {
+		s.confirmed = true
+		s.fresh = false
+		s.tried = nil
+		b.sessions.Add(1)
+	}
+	s.mu.Unlock()
+}
+
+// loseLocked marks s lost. Caller must hold s.mu.
+func (p *Proxy) loseLocked(s *session) {
+	if s.lost {
+		return
+	}
+	s.lost = true
+	if s.owner != nil && s.confirmed {
+		s.owner.sessions.Add(-1)
+	}
+	p.stats.sessionsLost.Add(1)
+}
+
+// takeRetry reserves a retry from the budget: retries in flight may not
+// exceed RetryBudget × active calls, with RetryMin as the floor.
+func (p *Proxy) takeRetry(pd *pending) bool {
+	if pd.retry {
+		return true
+	}
+	limit := int64(p.cfg.RetryBudget * float64(p.active.Load()))
+	limit = max(limit, int64(p.cfg.RetryMin))
+	if p.retries.Add(1) > limit {
+		p.retries.Add(-1)
+		p.stats.retriesDenied.Add(1)
+		return false
+	}
+	pd.retry = true
+	p.stats.retries.Add(1)
+	return true
+}
+
+// endRetry returns pd's retry to the budget.
+func (p *Proxy) endRetry(pd *pending) {
+	if pd.retry {
+		pd.retry = false
+		p.retries.Add(-1)
+	}
+}

@@ -1,0 +1,182 @@
+package balancer
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/graftlb/graftlb/protocol"
+)
+
+var (
+	errBackendClosed  = errors.New("balancer: backend closed")
+	errUpstreamClosed = errors.New("balancer: upstream connection closed")
+)
+
+// pending is a call forwarded to a gateway and not yet answered, keyed by
+// the call id the proxy gave it on the upstream connection. It is a value
+// in the upstream's map: forwarding allocates nothing.
+type pending struct {
+	down     *downstream
+	clientID uint32
+	sess     *session  // the session of a stateful call; nil for stateless
+	kept     *frameBuf // a copy of the frame, kept when it may be re-sent
+	deadline int64     // unix nanoseconds; 0: none
+	flags    protocol.Flags
+	attempts uint8
+	retry    bool // holds a retry from the budget
+}
+
+// upstream is one multiplexed connection from the proxy to a gateway:
+// calls of many client sessions share it, under call ids the proxy assigns.
+type upstream struct {
+	b  *backend
+	pc *protocol.Conn
+
+	// mu guards the calls in flight.
+	mu        sync.Mutex
+	calls     map[uint32]pending
+	nextID    uint32
+	deadlines int // entries with a deadline, so sweeps skip idle upstreams
+	closed    bool
+}
+
+func newUpstream(b *backend, pc *protocol.Conn) *upstream {
+	return &upstream{b: b, pc: pc, calls: make(map[uint32]pending, 256)}
+}
+
+// forward sends raw (a CALL frame, patched in place with the upstream call
+// id) and records pd to route the reply. It fails only when the frame
+// provably did not leave: the connection was already closed.
+func (u *upstream) forward(raw []byte, pd pending) error {
+	if pd.flags.Has(protocol.FlagOneway) {
+		// No reply will come: nothing to route back.
+		protocol.SetCallID(raw, 0)
+		if err := u.pc.WriteFrame(raw); err != nil {
+			return errUpstreamClosed
+		}
+		pd.kept.release()
+		return nil
+	}
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return errUpstreamClosed
+	}
+	id := u.nextID + 1
+	for {
+		if id == 0 {
+			id = 1
+		}
+		if _, busy := u.calls[id]; !busy {
+			break
+		}
+		id++
+	}
+	u.nextID = id
+	u.calls[id] = pd
+	if pd.deadline != 0 {
+		u.deadlines++
+	}
+	u.mu.Unlock()
+	u.b.outstanding.Add(1)
+	protocol.SetCallID(raw, id)
+	if err := u.pc.WriteFrame(raw); err != nil {
+		if _, ok := u.take(id); ok {
+			return errUpstreamClosed
+		}
+		return nil // the connection broke and its failure path owns the call
+	}
+	return nil
+}
+
+// take removes and returns the call with upstream id id.
+func (u *upstream) take(id uint32) (pending, bool) {
+	u.mu.Lock()
+	pd, ok := u.calls[id]
+	if ok {
+		delete(u.calls, id)
+		if pd.deadline != 0 {
+			u.deadlines--
+		}
+	}
+	u.mu.Unlock()
+	if ok {
+		u.b.outstanding.Add(-1)
+	}
+	return pd, ok
+}
+
+// serve reads the gateway's frames until the connection breaks, and
+// returns the calls left in flight.
+func (u *upstream) serve() map[uint32]pending {
+	var f protocol.Frame
+	log := u.b.p.cfg.Logger
+	for {
+		raw, err := u.pc.ReadFrame()
+		if err == nil {
+			err = protocol.Decode(raw, &f)
+		}
+		if err != nil {
+			select {
+			case <-u.b.stop:
+			default:
+				log.Debug().Err(err).Str("gateway", u.b.name).Msg("upstream connection ended")
+			}
+			break
+		}
+		switch f.Type {
+		case protocol.TypeResult, protocol.TypeError:
+			if f.CallID == 0 {
+				log.Warn().Str("gateway", u.b.name).Err(protocol.ErrorFromBody(f.Body)).Msg("gateway reported a connection error")
+				continue
+			}
+			u.b.p.reply(u, f.CallID, &f, raw)
+		case protocol.TypeCallback:
+			u.b.p.callback(u, &f, raw)
+		case protocol.TypeEvent:
+			u.b.p.event(&f, raw)
+		case protocol.TypePing:
+			f.Type = protocol.TypePong
+			_ = u.pc.Send(&f)
+		case protocol.TypePong:
+		case protocol.TypeGoaway:
+			if !u.b.draining.Swap(true) {
+				log.Info().Str("gateway", u.b.name).Msg("gateway is draining (GOAWAY)")
+				u.b.p.kick()
+			}
+		default:
+			log.Warn().Str("gateway", u.b.name).Stringer("type", f.Type).Msg("unexpected frame from gateway")
+		}
+	}
+	u.pc.Abort()
+	u.mu.Lock()
+	u.closed = true
+	calls := u.calls
+	u.calls = nil
+	u.mu.Unlock()
+	u.b.outstanding.Add(-int64(len(calls)))
+	return calls
+}
+
+// expire removes the calls whose deadline is before now and returns them
+// through fn.
+func (u *upstream) expire(now int64, fn func(pending)) {
+	u.mu.Lock()
+	if u.deadlines == 0 {
+		u.mu.Unlock()
+		return
+	}
+	var due []pending
+	for id, pd := range u.calls {
+		if pd.deadline != 0 && pd.deadline <= now {
+			delete(u.calls, id)
+			u.deadlines--
+			due = append(due, pd)
+		}
+	}
+	u.mu.Unlock()
+	u.b.outstanding.Add(-int64(len(due)))
+	for _, pd := range due {
+		fn(pd)
+	}
+}
