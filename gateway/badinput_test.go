@@ -100,6 +100,26 @@ var abuses = []abuse{
 		// The connection stays open.
 		gatewaytest.Result(t, p.Call(getOrder), nil)
 	}},
+	{name: "malformed frame after HELLO", run: func(t *testing.T, e *env, p *gatewaytest.Peer) {
+		if p.Binding == "ws" {
+			// Frames are binary messages; a text message is BAD_FRAME. Raw
+			// writes must come before any write of p.Conn's writer.
+			_ = p.WS.WriteMessage(websocket.BinaryMessage, gatewaytest.Encode(t, &protocol.Frame{Type: protocol.TypeHello}))
+			if f := p.Next(); f == nil || f.Type != protocol.TypeWelcome {
+				t.Fatalf("got %s, want WELCOME", gatewaytest.Describe(f))
+			}
+			_ = p.WS.WriteMessage(websocket.TextMessage, []byte("hello?"))
+		} else {
+			hello(t, p)
+			// The header's body length disagrees with the frame's size.
+			b := gatewaytest.Encode(t, p.Frame(gatewaytest.Call{Target: "orders@1.Orders.GetOrder", Args: []any{"o"}}))
+			b[39]++
+			_ = p.Conn.WriteFrame(b)
+		}
+		gatewaytest.ExpectError(t, p.Next(), protocol.CodeBadFrame)
+		// The stream is still in sync: the connection stays open.
+		gatewaytest.Result(t, p.Call(getOrder), nil)
+	}},
 	{name: "unknown version", run: func(t *testing.T, e *env, p *gatewaytest.Peer) {
 		b := gatewaytest.Encode(t, &protocol.Frame{Type: protocol.TypeHello})
 		b[0] = 2

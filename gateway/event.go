@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/graftlb/graftlb/protocol"
 )
@@ -55,7 +56,7 @@ func Emit(ctx context.Context, event string, payload any) error {
 	}
 	body, err := protocol.Marshal(payload)
 	if err != nil {
-		return errors.Join(errors.New("gateway: event payload"), err)
+		return fmt.Errorf("gateway: event payload: %w", err)
 	}
 	obj := c.object
 	if c.kind == kindNew {
