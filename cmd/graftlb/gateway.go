@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/modules/cart"
 	"github.com/graftlb/graftlb/gateway/modules/chaos"
@@ -41,6 +43,9 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DrainGrace, "drain-grace", gateway.DefaultDrainGrace, "longest a drain (SIGTERM) waits for calls to finish")
 	fs.DurationVar(&cfg.DrainQuiet, "drain-quiet", gateway.DefaultDrainQuiet, "a drain ends once no call has been in flight this long")
 	fs.IntVar(&cfg.MaxConns, "max-conns", gateway.DefaultMaxConns, "connections served at once")
+	weight := fs.Int("weight", discovery.DefaultWeight, "share of new sessions and stateless calls, relative to other gateways")
+	var gf gossipFlags
+	gf.register(fs)
 	var lim limitFlags
 	lim.register(fs)
 	var lf logFlags
@@ -71,6 +76,16 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.Modules = append(cfg.Modules, mk())
 	}
+	// Gossip starts after the listeners (it announces their addresses), but
+	// the drain hook must exist before New: it reads the member when it runs.
+	var gossip atomic.Pointer[discovery.Gossip]
+	cfg.OnStateChange = func(_, to gateway.State) {
+		if gs := gossip.Load(); gs != nil && to == gateway.StateDraining {
+			if err := gs.SetState(discovery.StateDraining); err != nil {
+				log.Warn().Err(err).Msg("gossip draining state")
+			}
+		}
+	}
 	g, err := gateway.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
@@ -81,7 +96,24 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	a := g.Addrs()
-	printListening(stdout, listening{Name: cfg.Name, TCP: a.TCP, WS: a.WS, HTTP: a.HTTP})
+	local := discovery.Member{Name: cfg.Name, Role: discovery.RoleGateway, Weight: *weight,
+		Addrs: discovery.Addrs{TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}}
+	for _, m := range cfg.Modules {
+		local.Modules = append(local.Modules, m.Name())
+	}
+	gs, err := gf.start(local, log)
+	if err != nil {
+		_ = g.Close()
+		fmt.Fprintln(stderr, "graftlb gateway: gossip:", err)
+		return 1
+	}
+	gossip.Store(gs)
+	defer leave(gs, log)
+	l := listening{Name: cfg.Name, TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}
+	if gs != nil {
+		l.Gossip = gs.LocalAddr()
+	}
+	printListening(stdout, l)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

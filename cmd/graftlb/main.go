@@ -21,6 +21,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"gateway", "run an embedded gateway hosting the example modules", runGateway},
+		{"proxy", "run the graftlb proxy in front of a gateway pool", runProxy},
 		{"call", "make one call and print its result as JSON", runCall},
 		{"version", "print the version", runVersion},
 	}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"time"
+
+	"github.com/graftlb/graftlb/discovery"
+	"github.com/rs/zerolog"
+)
+
+// gossipFlags are the membership flags of gateway and proxy.
+type gossipFlags struct {
+	bind  string
+	join  listFlag
+	key   string
+	label string
+	zone  string
+}
+
+func (g *gossipFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.bind, "gossip", "", "gossip (memberlist) listener, IP:PORT; empty: no gossip")
+	fs.Var(&g.join, "join", "gossip seeds host:port (repeat, or comma-separated)")
+	fs.StringVar(&g.key, "gossip-key", "", "gossip encryption key, base64 of 16/24/32 bytes (default: $"+discovery.KeyEnv+")")
+	fs.StringVar(&g.label, "gossip-label", discovery.DefaultLabel, "cluster label; members with another label never join")
+	fs.StringVar(&g.zone, "zone", "", "locality label announced to the cluster")
+}
+
+// start joins the cluster as local, or returns nil when --gossip is unset.
+func (g *gossipFlags) start(local discovery.Member, log zerolog.Logger) (*discovery.Gossip, error) {
+	if g.bind == "" {
+		return nil, nil
+	}
+	cfg := discovery.DefaultConfig()
+	cfg.Local = local
+	cfg.Local.Zone = g.zone
+	cfg.BindAddr = g.bind
+	cfg.Join = g.join
+	if g.key != "" {
+		cfg.Key = g.key
+	} else {
+		cfg.Key = os.Getenv(discovery.KeyEnv)
+	}
+	cfg.Label = g.label
+	cfg.Logger = log
+	gs, err := discovery.NewGossip(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := gs.Start(); err != nil {
+		_ = gs.Shutdown()
+		return nil, err
+	}
+	return gs, nil
+}
+
+// leave leaves the cluster cleanly, so that others see the departure at
+// once instead of after failure detection.
+func leave(gs *discovery.Gossip, log zerolog.Logger) {
+	if gs == nil {
+		return
+	}
+	if err := gs.Leave(3 * time.Second); err != nil {
+		log.Warn().Err(err).Msg("gossip leave")
+	}
+	_ = gs.Shutdown()
+}
