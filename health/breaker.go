@@ -1,0 +1,370 @@
+package health
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/graftlb/graftlb/internal/clock"
+)
+
+// State is a circuit breaker's state.
+type State uint8
+
+const (
+	// Closed: calls pass, and their outcomes fill the rolling window.
+	Closed State = iota
+	// Open: calls are refused with ErrOpen until OpenTimeout has passed.
+	Open
+	// HalfOpen: up to HalfOpenMax probe calls at a time pass; HalfOpenSuccesses
+	// successes close the breaker, one failure opens it again.
+	HalfOpen
+)
+
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case Open:
+		return "open"
+	case HalfOpen:
+		return "half-open"
+	}
+	return "unknown"
+}
+
+// MarshalText writes the state as String does.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+var (
+	// ErrOpen refuses a call because the breaker is open, or half-open with
+	// all its probe calls in flight. The balancer answers CIRCUIT_OPEN.
+	ErrOpen = errors.New("health: circuit open")
+	// ErrTooMany refuses a call because MaxConcurrent or MaxPending is
+	// reached. The balancer answers OVERLOADED.
+	ErrTooMany = errors.New("health: too many calls")
+)
+
+// Ticket is a call admitted by a Breaker. It carries the generation it was
+// admitted in: the outcome of a call admitted before the latest transition
+// frees its slot but changes no state, so a slow call that began before the
+// breaker tripped cannot close it. The zero Ticket is no call; Done and
+// Cancel ignore it.
+type Ticket struct {
+	gen     uint64
+	pending bool
+}
+
+// Breaker is a circuit breaker for one target, after sony/gobreaker and
+// Envoy's circuit breakers, with a two-step API that allocates nothing:
+//
+//	t, err := br.Allow()
+//	if err != nil { ... refuse the call ... }
+//	ok := send(call)
+//	br.Done(t, ok)
+//
+// A call that must first wait for a backend connection is admitted with
+// AllowPending and marked sent with Start. Every admitted ticket must end
+// with exactly one Done or Cancel.
+//
+// Transitions are lazy: they are worked out from the clock by Allow, Done,
+// State and Status, and no timer or goroutine runs. Closed → Open when, on a
+// failure, the window holds at least MinCalls calls of which more than
+// FailureRate failed; Open → HalfOpen once OpenTimeout has passed;
+// HalfOpen → Closed after HalfOpenSuccesses successes; HalfOpen → Open on a
+// failure. Each transition starts a new generation.
+//
+// The caps MaxConcurrent and MaxPending are checked with atomic counters and
+// may be overshot by a few calls under a race, as Envoy's are. While closed,
+// Allow takes no lock; Done takes one to count the outcome in the window.
+// All methods are safe for concurrent use.
+type Breaker struct {
+	// Immutable after NewBreaker.
+	name  string
+	s     Settings
+	clk   clock.Clock
+	start time.Time     // origin of the offsets below, so that they are monotonic
+	width time.Duration // of a window bucket
+
+	// Written under mu, read without it by Allow and Done.
+	genState  atomic.Uint64 // generation<<2 | State
+	openUntil atomic.Int64  // offset from start at which Open ends
+
+	// Admission counters, changed without the lock.
+	inFlight atomic.Int64
+	pending  atomic.Int64
+
+	mu      sync.Mutex
+	gen     uint64
+	state   State
+	buckets []bucket // the window, a ring: epoch e lives in buckets[e%len]
+	epoch   int64    // newest epoch counted in buckets
+	ok      int64    // successes in the window
+	failed  int64    // failures in the window
+	probes  int      // half-open calls of this generation in flight
+	probeOK int      // their successes
+}
+
+type bucket struct{ ok, failed int64 }
+
+// NewBreaker returns a closed breaker; name is passed to OnStateChange.
+func NewBreaker(name string, s Settings) (*Breaker, error) {
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Breaker{
+		name:    name,
+		s:       s,
+		clk:     s.Clock,
+		start:   s.Clock.Now(),
+		width:   s.Window / time.Duration(s.Buckets),
+		gen:     1, // generation 0 is the zero Ticket's
+		buckets: make([]bucket, s.Buckets),
+	}
+	b.genState.Store(b.gen<<2 | uint64(Closed))
+	return b, nil
+}
+
+// Name returns the name given to NewBreaker.
+func (b *Breaker) Name() string { return b.name }
+
+// Allow admits a call that is sent at once, or refuses it with ErrOpen or
+// ErrTooMany.
+func (b *Breaker) Allow() (Ticket, error) { return b.admit(false) }
+
+// AllowPending admits a call that waits for a backend connection; it counts
+// against MaxPending, as well as MaxConcurrent, until Start or Done.
+func (b *Breaker) AllowPending() (Ticket, error) { return b.admit(true) }
+
+// Start marks a pending call as sent and returns its updated ticket.
+func (b *Breaker) Start(t Ticket) Ticket {
+	if t.pending {
+		b.pending.Add(-1)
+		t.pending = false
+	}
+	return t
+}
+
+func (b *Breaker) admit(pending bool) (Ticket, error) {
+	gs := b.genState.Load()
+	switch State(gs & 3) {
+	case Closed:
+		if !b.reserve(pending) {
+			return Ticket{}, ErrTooMany
+		}
+		return Ticket{gen: gs >> 2, pending: pending}, nil
+	case Open:
+		if b.now() < b.openUntil.Load() {
+			return Ticket{}, ErrOpen
+		}
+	}
+	return b.admitSlow(pending)
+}
+
+// admitSlow admits a call while open or half-open, under the lock.
+func (b *Breaker) admitSlow(pending bool) (Ticket, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.advanceLocked(b.now())
+	switch b.state {
+	case Closed:
+		if !b.reserve(pending) {
+			return Ticket{}, ErrTooMany
+		}
+	case HalfOpen:
+		if b.probes >= b.s.HalfOpenMax {
+			return Ticket{}, ErrOpen
+		}
+		if !b.reserve(pending) {
+			return Ticket{}, ErrTooMany
+		}
+		b.probes++
+	default:
+		return Ticket{}, ErrOpen
+	}
+	return Ticket{gen: b.gen, pending: pending}, nil
+}
+
+// reserve takes a slot under the caps.
+func (b *Breaker) reserve(pending bool) bool {
+	if b.inFlight.Add(1) > int64(b.s.MaxConcurrent) {
+		b.inFlight.Add(-1)
+		return false
+	}
+	if pending && b.pending.Add(1) > int64(b.s.MaxPending) {
+		b.pending.Add(-1)
+		b.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (b *Breaker) release(t Ticket) {
+	b.inFlight.Add(-1)
+	if t.pending {
+		b.pending.Add(-1)
+	}
+}
+
+// Done ends a call with its outcome: ok is false for a failure the target is
+// to blame for (transport failure, timeout, server error).
+func (b *Breaker) Done(t Ticket, ok bool) {
+	if t.gen == 0 {
+		return
+	}
+	b.release(t)
+	if t.gen != b.genState.Load()>>2 {
+		return // stale: admitted before the latest transition
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t.gen != b.gen {
+		return
+	}
+	now := b.now()
+	switch b.state {
+	case Closed:
+		b.countLocked(now, ok)
+		if !ok && b.trippedLocked() {
+			b.setStateLocked(Open, now)
+		}
+	case HalfOpen:
+		b.probes--
+		if !ok {
+			b.setStateLocked(Open, now)
+			return
+		}
+		b.probeOK++
+		if b.probeOK >= b.s.HalfOpenSuccesses {
+			b.setStateLocked(Closed, now)
+		}
+	}
+}
+
+// Cancel ends a call without an outcome, for a call that was given up for
+// reasons the target is not to blame for (the client went away, or it never
+// reached the target). It frees the call's slot, and a half-open probe slot.
+func (b *Breaker) Cancel(t Ticket) {
+	if t.gen == 0 {
+		return
+	}
+	b.release(t)
+	if gs := b.genState.Load(); t.gen != gs>>2 || State(gs&3) != HalfOpen {
+		return
+	}
+	b.mu.Lock()
+	if t.gen == b.gen && b.state == HalfOpen {
+		b.probes--
+	}
+	b.mu.Unlock()
+}
+
+// State returns the state now, after any transition due by the clock.
+func (b *Breaker) State() State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.advanceLocked(b.now())
+	return b.state
+}
+
+// Status returns a copy of the breaker's state and counts.
+func (b *Breaker) Status() BreakerStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	b.advanceLocked(now)
+	if b.state == Closed {
+		b.rollLocked(now / int64(b.width))
+	}
+	s := BreakerStatus{
+		State:      b.state,
+		Generation: b.gen,
+		InFlight:   int(b.inFlight.Load()),
+		Pending:    int(b.pending.Load()),
+	}
+	switch b.state {
+	case Closed:
+		s.WindowSuccesses, s.WindowFailures = int(b.ok), int(b.failed)
+	case Open:
+		s.OpenUntil = b.start.Add(time.Duration(b.openUntil.Load()))
+	case HalfOpen:
+		s.Probes, s.ProbeSuccesses = b.probes, b.probeOK
+	}
+	return s
+}
+
+// now is the time as an offset from start.
+func (b *Breaker) now() int64 { return int64(b.clk.Now().Sub(b.start)) }
+
+// advanceLocked makes the time-driven transition Open → HalfOpen if it is
+// due. Caller must hold b.mu.
+func (b *Breaker) advanceLocked(now int64) {
+	if b.state == Open && now >= b.openUntil.Load() {
+		b.setStateLocked(HalfOpen, now)
+	}
+}
+
+// setStateLocked moves to a new state and generation. Caller must hold b.mu.
+func (b *Breaker) setStateLocked(to State, now int64) {
+	from := b.state
+	b.state = to
+	b.gen++
+	switch to {
+	case Open:
+		b.openUntil.Store(now + int64(b.s.OpenTimeout)) // before genState: Allow reads them in the other order
+	case HalfOpen:
+		b.probes, b.probeOK = 0, 0
+	case Closed:
+		clear(b.buckets)
+		b.ok, b.failed = 0, 0
+	}
+	b.genState.Store(b.gen<<2 | uint64(to))
+	if b.s.OnStateChange != nil {
+		b.s.OnStateChange(b.name, from, to)
+	}
+}
+
+// countLocked adds an outcome to the window. Caller must hold b.mu.
+func (b *Breaker) countLocked(now int64, ok bool) {
+	e := now / int64(b.width)
+	b.rollLocked(e)
+	bk := &b.buckets[e%int64(len(b.buckets))]
+	if ok {
+		bk.ok++
+		b.ok++
+	} else {
+		bk.failed++
+		b.failed++
+	}
+}
+
+// rollLocked moves the window forward to epoch e, dropping the buckets that
+// leave it. The window is the current bucket and the Buckets-1 before it.
+// Caller must hold b.mu.
+func (b *Breaker) rollLocked(e int64) {
+	if e <= b.epoch {
+		return
+	}
+	n := int64(len(b.buckets))
+	if e-b.epoch >= n {
+		clear(b.buckets)
+		b.ok, b.failed = 0, 0
+	} else {
+		for x := b.epoch + 1; x <= e; x++ {
+			bk := &b.buckets[x%n]
+			b.ok -= bk.ok
+			b.failed -= bk.failed
+			*bk = bucket{}
+		}
+	}
+	b.epoch = e
+}
+
+// trippedLocked reports whether the window calls for opening. Caller must
+// hold b.mu.
+func (b *Breaker) trippedLocked() bool {
+	total := b.ok + b.failed
+	return total >= int64(b.s.MinCalls) && float64(b.failed) > b.s.FailureRate*float64(total)
+}
