@@ -4,36 +4,39 @@ import (
 	"github.com/graftlb/graftlb/protocol"
 )
 
-// routeStateless sends a stateless call to a gateway chosen by the picker,
-// trying another when the chosen one provably did not get it (no
-// connection, or its connection closed before the frame left). skip is a
-// gateway to avoid (the one a retry comes from).
+// routeStateless sends a stateless call to a gateway chosen by the picker.
+// A gateway the frame provably did not reach (no connection, or its
+// connection closed before the frame left) is skipped and another picked,
+// up to MaxAttempts, without drawing on the retry budget: nothing ran. A
+// call that comes back for a second attempt (pd.attempts > 0: its gateway
+// died with it in flight and it is IDEMPOTENT) draws on the budget. skip is
+// a gateway to avoid.
 func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
+	if pd.attempts > 0 && !p.takeRetry(&pd) {
+		pd.kept.release()
+		pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "gateway failed with the call in flight and the retry budget is spent")
+		return
+	}
 	pk := p.picker.Load()
-	for attempt := 0; attempt < p.cfg.MaxAttempts; attempt++ {
-		if attempt > 0 || pd.attempts > 0 {
-			if !p.takeRetry(&pd) {
-				break
-			}
-		}
+	for try := 0; try < p.cfg.MaxAttempts; try++ {
 		b := pk.pickStateless(module, skip)
 		if b == nil {
 			break
 		}
+		skip = b
 		u := b.pickConn()
 		if u == nil {
-			skip = b
 			continue
 		}
 		if pd.kept == nil && pd.flags.Has(protocol.FlagIdempotent) {
 			pd.kept = keepFrame(raw)
+			raw = pd.kept.b
 		}
 		pd.attempts++
 		if u.forward(raw, pd) == nil {
 			return
 		}
 		pd.attempts--
-		skip = b
 	}
 	p.endRetry(&pd)
 	pd.kept.release()
@@ -159,9 +162,6 @@ func (p *Proxy) loseLocked(s *session) {
 // takeRetry reserves a retry from the budget: retries in flight may not
 // exceed RetryBudget × active calls, with RetryMin as the floor.
 func (p *Proxy) takeRetry(pd *pending) bool {
-	if pd.retry {
-		return true
-	}
 	limit := int64(p.cfg.RetryBudget * float64(p.active.Load()))
 	limit = max(limit, int64(p.cfg.RetryMin))
 	if p.retries.Add(1) > limit {
