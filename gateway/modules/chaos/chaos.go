@@ -17,7 +17,7 @@ const (
 	Version = "1"
 )
 
-// MaxSleep bounds Sleep.
+// MaxSleep bounds Sleep and SetLatency.
 const MaxSleep = 10 * time.Minute
 
 // Slept is the result of Sleep.
@@ -54,11 +54,10 @@ func Module() *gateway.Module {
 }
 
 func sleep(ctx context.Context, ms int) (Slept, error) {
-	d := time.Duration(ms) * time.Millisecond
-	if ms < 0 || d > MaxSleep {
-		return Slept{}, protocol.Errorf(protocol.CodeBadArgs, "ms must be between 0 and %d", MaxSleep.Milliseconds())
+	if err := checkMs(ms); err != nil {
+		return Slept{}, err
 	}
-	t := time.NewTimer(d)
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -67,6 +66,14 @@ func sleep(ctx context.Context, ms int) (Slept, error) {
 	}
 	info, _ := gateway.InfoFrom(ctx)
 	return Slept{Ms: ms, Gateway: info.Gateway}, nil
+}
+
+// checkMs bounds a duration in milliseconds (before it can overflow).
+func checkMs(ms int) error {
+	if ms < 0 || int64(ms) > MaxSleep.Milliseconds() {
+		return protocol.Errorf(protocol.CodeBadArgs, "ms must be between 0 and %d, got %d", MaxSleep.Milliseconds(), ms)
+	}
+	return nil
 }
 
 // fail returns a *protocol.Error, which the gateway sends with its code.
@@ -103,6 +110,9 @@ func setFailRate(ctx context.Context, rate float64) (Settings, error) {
 }
 
 func setLatency(ctx context.Context, ms int) (Settings, error) {
+	if err := checkMs(ms); err != nil {
+		return Settings{}, err
+	}
 	_, f := settings(ctx)
 	if err := f.SetLatency(time.Duration(ms) * time.Millisecond); err != nil {
 		return Settings{}, err
