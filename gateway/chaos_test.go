@@ -1,13 +1,16 @@
 package gateway_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
 	"github.com/graftlb/graftlb/gateway/modules/chaos"
 	"github.com/graftlb/graftlb/protocol"
@@ -124,5 +127,36 @@ func TestChaosCrash(t *testing.T) {
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child ended with %v, want SIGKILL", err)
+	}
+}
+
+func TestInterceptors(t *testing.T) {
+	var seen []string
+	var mu sync.Mutex
+	e := start(t, func(c *gatewayConfig) {
+		c.Interceptors = []gateway.Interceptor{func(ctx context.Context, call *gateway.Call, next gateway.Handler) (any, error) {
+			info, ok := gateway.InfoFrom(ctx)
+			if !ok || info != call.Info() {
+				t.Errorf("InfoFrom in an interceptor: %+v %v", info, ok)
+			}
+			mu.Lock()
+			seen = append(seen, info.Target.String())
+			mu.Unlock()
+			if info.Target.Method == "Boom" {
+				return nil, protocol.Errorf(protocol.CodeUnavailable, "refused by interceptor")
+			}
+			return next(ctx, call)
+		}}
+	})
+	p := e.dial(t, "tcp")
+	gatewaytest.Result(t, p.Call(getOrder), nil)
+	gatewaytest.ExpectError(t, p.Call(gatewaytest.Call{Target: "test@1.T.Boom", Flags: stateless}), protocol.CodeUnavailable)
+	obj := newCart(t, p, gatewaytest.Call{})
+	gatewaytest.Result(t, p.Call(gatewaytest.Call{Target: "cart@1.Cart.$release", Object: obj}), nil)
+	mu.Lock()
+	defer mu.Unlock()
+	want := "orders@1.Orders.GetOrder test@1.T.Boom cart@1.Cart.$new cart@1.Cart.$release"
+	if got := strings.Join(seen, " "); got != want {
+		t.Fatalf("interceptor saw %q, want %q", got, want)
 	}
 }
