@@ -137,7 +137,7 @@ func (p *Proxy) expireDeadlines(now int64) {
 	pk := p.picker.Load()
 	for _, b := range pk.backends {
 		for _, u := range *b.conns.Load() {
-			u.expire(now, p.expired)
+			u.expire(now, p.expiredFn)
 		}
 	}
 }

@@ -36,6 +36,10 @@ type downstream struct {
 	nextCb uint32
 }
 
+// lingerTime bounds how long a closing client connection waits for the
+// client to read the last frames (an ERROR) and close its side.
+const lingerTime = 500 * time.Millisecond
+
 // cbRoute says where the answer to a CALLBACK goes: the upstream it came
 // from, under the gateway's call id.
 type cbRoute struct {
@@ -290,7 +294,7 @@ func (d *downstream) callbackReply(id uint32, raw []byte) {
 // with UNAVAILABLE so the gateway's call does not hang.
 func (d *downstream) close() {
 	d.closed.Store(true)
-	d.pc.Abort()
+	d.pc.Linger(lingerTime)
 	d.mu.Lock()
 	cbs := d.cbs
 	d.cbs = make(map[uint32]cbRoute)

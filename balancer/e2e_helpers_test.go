@@ -30,19 +30,24 @@ func member(g *gateway.Gateway) discovery.Member {
 		Addrs: discovery.Addrs{TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}}
 }
 
-// startProxy runs a proxy in front of gs, waits until it is connected to
-// all of them, and closes it when the test ends.
-func startProxy(t *testing.T, gs []*gateway.Gateway, mutate func(*Config)) *Proxy {
-	t.Helper()
+// staticOf describes gs as a static pool.
+func staticOf(gs []*gateway.Gateway) discovery.Source {
 	ms := make([]discovery.Member, len(gs))
 	for i, g := range gs {
 		ms[i] = member(g)
 	}
+	return discovery.NewStatic(ms)
+}
+
+// startProxy runs a proxy in front of gs, waits until it is connected to
+// all of them, and closes it when the test ends.
+func startProxy(t *testing.T, gs []*gateway.Gateway, mutate func(*Config)) *Proxy {
+	t.Helper()
 	cfg := Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0"}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	p, err := New(cfg, discovery.NewStatic(ms))
+	p, err := New(cfg, staticOf(gs))
 	if err != nil {
 		t.Fatal(err)
 	}

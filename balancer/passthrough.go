@@ -322,25 +322,40 @@ func (p *Passthrough) rebuild() {
 	p.snap.Store(pk)
 }
 
-// pick returns the address for key among live members that have the
-// needed listener, or "".
-func (p *Passthrough) pick(key []byte, ws bool) (name, addr string) {
+// maxRedispatch bounds the backends one connection tries when dials fail
+// (HAProxy's "option redispatch" with retries).
+const maxRedispatch = 3
+
+// dial connects to the first live member in key's preference list that has
+// the needed listener, moving down the list when a dial fails (the backend
+// died before the checks noticed). It returns the backend's name and the
+// connection, or ok false.
+func (p *Passthrough) dial(key []byte, ws bool) (name string, conn net.Conn, ok bool) {
 	pk := p.snap.Load()
 	if pk.table == nil {
-		return "", ""
+		return "", nil, false
 	}
 	var buf [16]int
+	tries := 0
 	for _, i := range pk.table.Preference(affinity.HashKey(key), buf[:0]) {
 		m := pk.members[i]
-		a := m.Addrs.TCP
+		addr := m.Addrs.TCP
 		if ws {
-			a = m.Addrs.WS
+			addr = m.Addrs.WS
 		}
-		if pk.alive[i] && a != "" {
-			return m.Name, a
+		if !pk.alive[i] || addr == "" {
+			continue
+		}
+		c, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
+		if err == nil {
+			return m.Name, c, true
+		}
+		p.cfg.Logger.Warn().Err(err).Str("backend", m.Name).Msg("pass-through: dial failed; trying the next backend")
+		if tries++; tries == maxRedispatch {
+			break
 		}
 	}
-	return "", ""
+	return "", nil, false
 }
 
 func (p *Passthrough) accept(ln net.Listener, ws bool) {
@@ -393,18 +408,12 @@ func (p *Passthrough) untrack(c net.Conn) {
 }
 
 func (p *Passthrough) serveTCP(c net.Conn) {
-	key := appendHost(nil, c.RemoteAddr())
-	name, addr := p.pick(key, false)
-	if addr == "" {
+	_, up, ok := p.dial(appendHost(nil, c.RemoteAddr()), false)
+	if !ok {
 		p.cfg.Logger.Warn().Str("client", c.RemoteAddr().String()).Msg("pass-through: no live backend; closing")
 		return
 	}
-	up, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
-	if err != nil {
-		p.cfg.Logger.Warn().Err(err).Str("backend", name).Msg("pass-through: dial failed; closing client")
-		return
-	}
-	p.splice(c, up, nil)
+	p.splice(c, up)
 }
 
 // serveWS reads the request head, picks the backend from its key, and
@@ -429,16 +438,10 @@ func (p *Passthrough) serveWS(c net.Conn) {
 		return
 	}
 	key, _ := p.cfg.Key.Extract(nil, &h, &uri, c.RemoteAddr())
-	name, addr := p.pick(key, true)
-	if addr == "" {
+	_, up, ok := p.dial(key, true)
+	if !ok {
 		p.cfg.Logger.Warn().Str("client", c.RemoteAddr().String()).Msg("pass-through: no live backend; answering 503")
 		writeHTTPError(c, http.StatusServiceUnavailable, "no live gateway")
-		return
-	}
-	up, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
-	if err != nil {
-		p.cfg.Logger.Warn().Err(err).Str("backend", name).Msg("pass-through: dial failed; answering 503")
-		writeHTTPError(c, http.StatusServiceUnavailable, "gateway unreachable")
 		return
 	}
 	// The head and whatever the client sent after it, then the rest.
@@ -448,24 +451,24 @@ func (p *Passthrough) serveWS(c net.Conn) {
 		return
 	}
 	_, _ = br.Discard(len(rest))
-	p.splice(c, up, nil)
+	p.splice(c, up)
 }
 
 // readHead returns the request head up to and including the blank line,
-// consuming it from br.
+// consuming it from br (whose buffer is maxRequestHead bytes).
 func readHead(br *bufio.Reader) ([]byte, error) {
-	for n := 512; ; n *= 2 {
-		n = min(n, maxRequestHead)
-		b, err := br.Peek(n)
+	for {
+		b, _ := br.Peek(br.Buffered())
 		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
 			head := append([]byte(nil), b[:i+4]...)
 			_, _ = br.Discard(i + 4)
 			return head, nil
 		}
-		if err != nil && (len(b) < n || n == maxRequestHead) {
-			if err == bufio.ErrBufferFull {
-				return nil, errors.New("request head too large")
-			}
+		if len(b) >= maxRequestHead {
+			return nil, errors.New("request head too large")
+		}
+		// Wait for at least one more byte.
+		if _, err := br.Peek(len(b) + 1); err != nil {
 			return nil, err
 		}
 	}
@@ -479,7 +482,7 @@ func writeHTTPError(c net.Conn, code int, msg string) {
 
 // splice copies both ways until either side ends or the connection idles
 // past IdleTimeout, then closes both.
-func (p *Passthrough) splice(client, up net.Conn, _ []byte) {
+func (p *Passthrough) splice(client, up net.Conn) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

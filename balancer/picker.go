@@ -187,3 +187,12 @@ func (pk *picker) unreachable(module []byte, tried []*backend) bool {
 	}
 	return false
 }
+
+// knows reports whether some backend may serve module: one announces it,
+// or one announces no module list (and so serves everything).
+func (pk *picker) knows(module []byte) bool {
+	if _, ok := pk.serves[string(module)]; ok {
+		return true
+	}
+	return slices.Contains(pk.servesAll, true)
+}

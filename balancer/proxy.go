@@ -50,6 +50,9 @@ type Proxy struct {
 	kickCh   chan struct{}
 	done     chan struct{}
 	warm     chan struct{} // closed once the first pool is connected
+	// expiredFn is p.expired as a func value made once, so that sweeps
+	// allocate nothing.
+	expiredFn func(pending)
 
 	picker  atomic.Pointer[picker]
 	conns   atomic.Int64 // client connections
@@ -104,6 +107,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	// and room for many clients' calls in flight.
 	p.upLimits = protocol.Limits{MaxFrame: cfg.Limits.MaxFrame, MaxPendingWrite: 4 * cfg.Limits.MaxPendingWrite,
 		WriteTimeout: cfg.Limits.WriteTimeout}.WithDefaults()
+	p.expiredFn = p.expired
 	pk, _ := buildPicker(nil, nil)
 	p.picker.Store(pk)
 	return p, nil
@@ -161,6 +165,7 @@ func (p *Proxy) Start() error {
 			NoDefaultDate:     true,
 			ReadTimeout:       p.cfg.Limits.HelloTimeout,
 			CloseOnShutdown:   true,
+			KeepHijackedConns: true, // the handler owns and closes WebSocket connections
 			Handler:           func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up) },
 			Logger:            fasthttpLogger{p.cfg.Logger},
 			MaxConnsPerIP:     0,

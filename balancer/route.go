@@ -40,6 +40,10 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 	}
 	p.endRetry(&pd)
 	pd.kept.release()
+	if !pk.knows(module) {
+		pd.down.failCall(pd.clientID, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
+		return
+	}
 	pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
 }
 
@@ -102,6 +106,9 @@ func (p *Proxy) owner(s *session, module []byte, scratch *[]int) (b *backend, co
 		pk := p.picker.Load()
 		b, *scratch = pk.nextOwner(s.key, module, s.fresh, s.tried, p.cfg.MaxOwnerProbes, *scratch)
 		if b == nil {
+			if !pk.knows(module) {
+				return nil, false, false, protocol.CodeNotFound, "no gateway in the pool serves " + string(module)
+			}
 			if s.fresh {
 				return nil, false, false, protocol.CodeUnavailable, "no gateway admits new sessions for " + string(module)
 			}

@@ -46,7 +46,14 @@ func NewStreamConn(nc net.Conn, o ConnOptions) *Conn {
 // NewWSConn wraps an established WebSocket connection.
 func NewWSConn(ws *websocket.Conn, o ConnOptions) *Conn {
 	l := o.Limits.WithDefaults()
-	c := &Conn{nc: ws.NetConn(), ws: ws, reader: &wsReader{ws: ws, max: l.MaxFrame}}
+	nc := ws.NetConn()
+	// fasthttp hands a WebSocket handler a wrapper whose Close does nothing
+	// (the server closes the socket when the handler returns); closing the
+	// real socket is what wakes a blocked reader.
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok && u.UnsafeConn() != nil {
+		nc = u.UnsafeConn()
+	}
+	c := &Conn{nc: nc, ws: ws, reader: &wsReader{ws: ws, max: l.MaxFrame}}
 	c.Writer = newWriter(wsSink{ws: ws, timeout: l.WriteTimeout}, l.MaxPendingWrite, o.BlockWhenFull)
 	return c
 }
@@ -87,6 +94,35 @@ func (c *Conn) Close() error {
 		}
 	})
 	return c.closeErr
+}
+
+// Linger closes the connection so that the peer reads everything queued
+// before the close, such as the ERROR that explains it: it flushes the
+// queue, half-closes (a WebSocket close message, or TCP FIN), then reads
+// and discards what the peer still sends until it closes or d passes, and
+// closes. Without the wait, unread data from the peer would make the
+// kernel answer with a reset that can destroy the ERROR in flight. Only
+// the goroutine that reads from c may call it.
+func (c *Conn) Linger(d time.Duration) {
+	c.closeOnce.Do(func() {
+		werr := c.Writer.Close()
+		if c.ws != nil {
+			_ = c.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		} else if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && werr == nil {
+			_ = cw.CloseWrite()
+		}
+		if werr == nil {
+			_ = c.nc.SetReadDeadline(time.Now().Add(d))
+			var buf [4096]byte
+			for {
+				if _, err := c.nc.Read(buf[:]); err != nil {
+					break
+				}
+			}
+		}
+		c.closeErr = c.nc.Close()
+	})
 }
 
 // Abort closes the socket at once, dropping what is queued: the Writer's
