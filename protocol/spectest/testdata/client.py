@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""A Hypertube protocol client written from protocol/SPEC.md alone, with
+the Python standard library only (a minimal CBOR codec included).
+
+usage: client.py HOST PORT
+Runs a fixed conversation (HELLO, stateless call, object, instance call,
+callback, error, PING) and prints one JSON line with what it saw; exits 1
+on any deviation from the spec.
+"""
+import json
+import socket
+import struct
+import sys
+
+# --- CBOR (RFC 8949), the subset the example modules use -------------------
+
+def cbor_head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    if n < 0x100:
+        return bytes([major << 5 | 24, n])
+    if n < 0x10000:
+        return bytes([major << 5 | 25]) + struct.pack(">H", n)
+    if n < 0x100000000:
+        return bytes([major << 5 | 26]) + struct.pack(">I", n)
+    return bytes([major << 5 | 27]) + struct.pack(">Q", n)
+
+class Tag:
+    def __init__(self, number, value):
+        self.number, self.value = number, value
+
+def cbor_enc(v):
+    if v is None:
+        return b"\xf6"
+    if v is True:
+        return b"\xf5"
+    if v is False:
+        return b"\xf4"
+    if isinstance(v, Tag):
+        return cbor_head(6, v.number) + cbor_enc(v.value)
+    if isinstance(v, int):
+        return cbor_head(0, v) if v >= 0 else cbor_head(1, -1 - v)
+    if isinstance(v, float):
+        return b"\xfb" + struct.pack(">d", v)
+    if isinstance(v, bytes):
+        return cbor_head(2, len(v)) + v
+    if isinstance(v, str):
+        b = v.encode()
+        return cbor_head(3, len(b)) + b
+    if isinstance(v, list):
+        return cbor_head(4, len(v)) + b"".join(cbor_enc(x) for x in v)
+    if isinstance(v, dict):
+        return cbor_head(5, len(v)) + b"".join(cbor_enc(k) + cbor_enc(x) for k, x in v.items())
+    raise TypeError(type(v))
+
+def cbor_dec(b, i=0):
+    ib = b[i]; major, info = ib >> 5, ib & 31; i += 1
+    if major == 7:
+        if info == 20: return False, i
+        if info == 21: return True, i
+        if info in (22, 23): return None, i
+        if info == 25:
+            h = struct.unpack(">H", b[i:i+2])[0]  # half float: enough for the tests
+            return float(h), i + 2
+        if info == 26: return struct.unpack(">f", b[i:i+4])[0], i + 4
+        if info == 27: return struct.unpack(">d", b[i:i+8])[0], i + 8
+        raise ValueError("simple value %d" % info)
+    if info < 24:
+        n = info
+    else:
+        size = {24: 1, 25: 2, 26: 4, 27: 8}[info]
+        n = int.from_bytes(b[i:i+size], "big"); i += size
+    if major == 0: return n, i
+    if major == 1: return -1 - n, i
+    if major == 2: return bytes(b[i:i+n]), i + n
+    if major == 3: return b[i:i+n].decode(), i + n
+    if major == 4:
+        out = []
+        for _ in range(n):
+            v, i = cbor_dec(b, i); out.append(v)
+        return out, i
+    if major == 5:
+        out = {}
+        for _ in range(n):
+            k, i = cbor_dec(b, i); v, i = cbor_dec(b, i); out[k] = v
+        return out, i
+    if major == 6:
+        v, i = cbor_dec(b, i)
+        return Tag(n, v), i
+    raise ValueError("major %d" % major)
+
+def cbor_loads(b):
+    v, i = cbor_dec(b, 0)
+    if i != len(b):
+        raise ValueError("trailing bytes")
+    return v
+
+# --- frames (SPEC.md sections 1-2) ------------------------------------------
+
+HELLO, WELCOME, CALL, RESULT, ERROR, CALLBACK, CALLBACK_RESULT, EVENT, PING, PONG, GOAWAY = range(1, 12)
+STATELESS, NEW_SESSION = 0x0001, 0x0008
+HEADER = struct.Struct(">BBHI16sQIIBBBB")  # 44 bytes
+
+def encode(ftype, flags=0, call_id=0, session=bytes(16), obj=0, deadline=0,
+           module=b"", typ=b"", method=b"", trace=b"", body=b""):
+    h = HEADER.pack(1, ftype, flags, call_id, session, obj, deadline, len(body),
+                    len(module), len(typ), len(method), len(trace))
+    return h + module + typ + method + trace + body
+
+def decode(frame):
+    (ver, ftype, flags, call_id, session, obj, deadline, blen, m, t, n, r) = HEADER.unpack_from(frame)
+    if ver != 1:
+        raise ValueError("version %d" % ver)
+    if HEADER.size + m + t + n + r + blen != len(frame):
+        raise ValueError("length mismatch")
+    p = HEADER.size
+    module = frame[p:p+m]; p += m
+    typ = frame[p:p+t]; p += t
+    method = frame[p:p+n]; p += n
+    p += r
+    return dict(type=ftype, flags=flags, call_id=call_id, session=session, object=obj,
+                module=module, typ=typ, method=method, body=frame[p:p+blen])
+
+def error_body(b):
+    code, mlen = struct.unpack_from(">HH", b)
+    msg = b[4:4+mlen].decode()
+    (tlen,) = struct.unpack_from(">H", b, 4 + mlen)
+    return code, msg, b[6+mlen:6+mlen+tlen].decode()
+
+class Conn:
+    def __init__(self, host, port):
+        self.s = socket.create_connection((host, port), timeout=10)
+        self.buf = b""
+
+    def send(self, frame):
+        self.s.sendall(struct.pack(">I", len(frame)) + frame)
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv(self):
+        (n,) = struct.unpack(">I", self._read(4))
+        return decode(self._read(n))
+
+def fail(msg):
+    print(json.dumps({"ok": False, "error": msg}))
+    sys.exit(1)
+
+def main():
+    host, port = sys.argv[1], int(sys.argv[2])
+    c = Conn(host, port)
+    seen = {}
+
+    c.send(encode(HELLO, body=cbor_enc({"client": "spec-python/1"})))
+    w = c.recv()
+    if w["type"] != WELCOME or w["session"] == bytes(16):
+        fail("expected WELCOME with a session id, got %r" % w)
+    seen["server"] = cbor_loads(w["body"]).get("server")
+
+    def call(call_id, module, typ, method, args, flags=0, obj=0):
+        c.send(encode(CALL, flags=flags, call_id=call_id, obj=obj, module=module, typ=typ,
+                      method=method, body=cbor_enc(args)))
+        while True:
+            f = c.recv()
+            if f["type"] == CALLBACK:
+                # Answer with the argument times ten.
+                (arg,) = cbor_loads(f["body"])
+                c.send(encode(CALLBACK_RESULT, call_id=f["call_id"], session=f["session"],
+                              obj=f["object"], body=cbor_enc(arg * 10)))
+                continue
+            if f["call_id"] != call_id:
+                fail("reply for call %d while waiting for %d" % (f["call_id"], call_id))
+            return f
+
+    r = call(1, b"orders@1", b"Orders", b"GetOrder", ["o-1"], flags=STATELESS)
+    if r["type"] != RESULT:
+        fail("GetOrder: %r" % (error_body(r["body"]),))
+    order = cbor_loads(r["body"])
+    if order.get("id") != "o-1":
+        fail("GetOrder returned %r" % order)
+    seen["order_gateway"] = order.get("gateway")
+
+    r = call(2, b"cart@1", b"Cart", b"$new", [])
+    if r["type"] != RESULT or r["object"] == 0:
+        fail("$new: %r" % r)
+    cart = r["object"]
+    r = call(3, b"cart@1", b"Cart", b"AddItem", ["apple", 120], obj=cart)
+    added = cbor_loads(r["body"]) if r["type"] == RESULT else None
+    if not added or added.get("total") != 120:
+        fail("AddItem: %r" % (added or error_body(r["body"]),))
+    seen["cart_gateway"] = added.get("gateway")
+
+    r = call(4, b"ticker@1", b"Ticker", b"Each", [3, Tag(61000, 7)])
+    if r["type"] != RESULT or cbor_loads(r["body"]) != 30:
+        fail("Each with a callback: %r" % r)
+
+    r = call(5, b"orders@1", b"Orders", b"Nope", [], flags=STATELESS)
+    if r["type"] != ERROR:
+        fail("unknown method answered %r" % r)
+    code, msg, _ = error_body(r["body"])
+    if code != 5:
+        fail("unknown method: code %d (%s), want NOT_FOUND (5)" % (code, msg))
+
+    c.send(encode(PING, call_id=99, body=b"hi"))
+    p = c.recv()
+    if p["type"] != PONG or p["call_id"] != 99 or p["body"] != b"hi":
+        fail("PING answered %r" % p)
+
+    seen["ok"] = True
+    print(json.dumps(seen))
+
+if __name__ == "__main__":
+    main()
