@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/graftlb/graftlb/client"
-	"github.com/graftlb/graftlb/gateway/modules/cart"
 	"github.com/graftlb/graftlb/gateway/modules/orders"
 	"github.com/graftlb/graftlb/gateway/modules/ticker"
+	"github.com/graftlb/graftlb/internal/testgw"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -72,90 +72,6 @@ func TestStatelessSpreadFromOneConnection(t *testing.T) {
 	}
 }
 
-// cartSession is a stateful session built through a proxy, with what it
-// should read back.
-type cartSession struct {
-	id     protocol.SessionID
-	object uint64
-	total  int64
-	items  int
-	owner  string
-}
-
-// buildCarts opens n sessions on c, each with a cart of a few items.
-func buildCarts(t *testing.T, c *client.Conn, n int) []cartSession {
-	t.Helper()
-	out := make([]cartSession, n)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range out {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			s := c.NewSession()
-			obj, err := s.New(testCtx(t), "cart@1", "Cart")
-			if err != nil {
-				errs <- err
-				return
-			}
-			cs := cartSession{id: s.ID(), object: obj.ID()}
-			for j := 0; j < 1+i%4; j++ {
-				res, err := obj.Call(testCtx(t), "AddItem", fmt.Sprintf("item-%d", j), int64(100*(i+1)+j))
-				if err != nil {
-					errs <- err
-					return
-				}
-				var a cart.Added
-				if err := res.Decode(&a); err != nil {
-					errs <- err
-					return
-				}
-				if cs.owner != "" && a.Gateway != cs.owner {
-					errs <- fmt.Errorf("session %d moved from %s to %s", i, cs.owner, a.Gateway)
-					return
-				}
-				cs.owner = a.Gateway
-				cs.total += int64(100*(i+1) + j)
-				cs.items++
-			}
-			out[i] = cs
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// verifyCart reads a session's cart back and reports whether it is exactly
-// what was built, and on which gateway.
-func verifyCart(ctx context.Context, c *client.Conn, cs cartSession) (gateway string, err error) {
-	obj := c.ResumeSession(cs.id).Object("cart@1", "Cart", cs.object)
-	res, err := obj.Call(ctx, "Total")
-	if err != nil {
-		return "", err
-	}
-	var tr cart.TotalResult
-	if err := res.Decode(&tr); err != nil {
-		return "", err
-	}
-	res, err = obj.Call(ctx, "Items")
-	if err != nil {
-		return tr.Gateway, err
-	}
-	var ir cart.ItemsResult
-	if err := res.Decode(&ir); err != nil {
-		return tr.Gateway, err
-	}
-	if tr.Total != cs.total || len(ir.Items) != cs.items || tr.Gateway != cs.owner {
-		return tr.Gateway, fmt.Errorf("misrouted: total %d items %d on %s, want %d, %d on %s",
-			tr.Total, len(ir.Items), tr.Gateway, cs.total, cs.items, cs.owner)
-	}
-	return tr.Gateway, nil
-}
-
 // TestSessionsAgreeAcrossProxies: 300 cart sessions built through proxy A
 // read back exactly through proxy B, started later, which shares nothing
 // with A.
@@ -163,10 +79,10 @@ func TestSessionsAgreeAcrossProxies(t *testing.T) {
 	gs := startGateways(t, 3, nil)
 	pa := startProxy(t, gs, nil)
 	ca := dialProxy(t, proxyTargets(pa)["tcp"])
-	carts := buildCarts(t, ca, 300)
+	carts := testgw.BuildCarts(t, ca, 300)
 	owners := map[string]int{}
 	for _, cs := range carts {
-		owners[cs.owner]++
+		owners[cs.Owner]++
 	}
 	t.Logf("owners through proxy A: %v", owners)
 	if len(owners) != 3 {
@@ -180,10 +96,10 @@ func TestSessionsAgreeAcrossProxies(t *testing.T) {
 		errs := make(chan error, len(carts))
 		for _, cs := range carts {
 			wg.Add(1)
-			go func(cs cartSession) {
+			go func(cs testgw.CartSession) {
 				defer wg.Done()
-				if _, err := verifyCart(testCtx(t), cb, cs); err != nil {
-					errs <- fmt.Errorf("%s session %v: %w", binding, cs.id, err)
+				if _, err := testgw.VerifyCart(testCtx(t), cb, cs); err != nil {
+					errs <- fmt.Errorf("%s session %v: %w", binding, cs.ID, err)
 				}
 			}(cs)
 		}

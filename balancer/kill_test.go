@@ -14,6 +14,7 @@ import (
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/gateway/modules/cart"
 	"github.com/graftlb/graftlb/internal/proctest"
+	"github.com/graftlb/graftlb/internal/testgw"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -43,7 +44,7 @@ func startGatewayProcs(t *testing.T, n int) ([]*proctest.Proc, *Proxy) {
 // liveCart is a session that keeps adding to its cart and checks what the
 // gateway says against its own tally.
 type liveCart struct {
-	cartSession
+	testgw.CartSession
 	lost      bool
 	misrouted error
 }
@@ -63,12 +64,12 @@ func TestGatewayKilledUnderMixedLoad(t *testing.T) {
 	}
 	defer c.Close()
 	carts := make([]*liveCart, 60)
-	for i, cs := range buildCarts(t, c, len(carts)) {
-		carts[i] = &liveCart{cartSession: cs}
+	for i, cs := range testgw.BuildCarts(t, c, len(carts)) {
+		carts[i] = &liveCart{CartSession: cs}
 	}
 	owned := 0
 	for _, lc := range carts {
-		if lc.owner == "gw2" {
+		if lc.Owner == "gw2" {
 			owned++
 		}
 	}
@@ -107,7 +108,7 @@ func TestGatewayKilledUnderMixedLoad(t *testing.T) {
 		wg.Add(1)
 		go func(lc *liveCart) {
 			defer wg.Done()
-			obj := c.ResumeSession(lc.id).Object("cart@1", "Cart", lc.object)
+			obj := c.ResumeSession(lc.ID).Object("cart@1", "Cart", lc.Object)
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
@@ -127,12 +128,12 @@ func TestGatewayKilledUnderMixedLoad(t *testing.T) {
 					return
 				}
 				var a cart.Added
-				if err := res.Decode(&a); err != nil || a.Gateway != lc.owner || a.Total != lc.total+1 {
-					lc.misrouted = fmt.Errorf("AddItem answered %+v (%v); want total %d on %s", a, err, lc.total+1, lc.owner)
+				if err := res.Decode(&a); err != nil || a.Gateway != lc.Owner || a.Total != lc.Total+1 {
+					lc.misrouted = fmt.Errorf("AddItem answered %+v (%v); want total %d on %s", a, err, lc.Total+1, lc.Owner)
 					return
 				}
-				lc.total++
-				lc.items++
+				lc.Total++
+				lc.Items++
 			}
 		}(lc)
 	}
@@ -161,24 +162,24 @@ func TestGatewayKilledUnderMixedLoad(t *testing.T) {
 	lost := 0
 	for _, lc := range carts {
 		if lc.misrouted != nil {
-			t.Errorf("session %v on %s: %v", lc.id, lc.owner, lc.misrouted)
+			t.Errorf("session %v on %s: %v", lc.ID, lc.Owner, lc.misrouted)
 			continue
 		}
 		switch {
-		case lc.owner == "gw2" && !lc.lost:
+		case lc.Owner == "gw2" && !lc.lost:
 			// Its worker stopped before noticing; the next call must say so.
-			_, err := verifyCart(ctx, c, lc.cartSession)
+			_, err := testgw.VerifyCart(ctx, c, lc.CartSession)
 			if !errors.Is(err, protocol.ErrSessionLost) {
-				t.Errorf("session %v owned by the dead gw2: %v, want SESSION_LOST", lc.id, err)
+				t.Errorf("session %v owned by the dead gw2: %v, want SESSION_LOST", lc.ID, err)
 			}
 			lost++
-		case lc.owner == "gw2":
+		case lc.Owner == "gw2":
 			lost++
 		case lc.lost:
-			t.Errorf("session %v on live %s got SESSION_LOST", lc.id, lc.owner)
+			t.Errorf("session %v on live %s got SESSION_LOST", lc.ID, lc.Owner)
 		default:
-			if _, err := verifyCart(ctx, c, lc.cartSession); err != nil {
-				t.Errorf("session %v on %s: %v", lc.id, lc.owner, err)
+			if _, err := testgw.VerifyCart(ctx, c, lc.CartSession); err != nil {
+				t.Errorf("session %v on %s: %v", lc.ID, lc.Owner, err)
 			}
 		}
 	}
