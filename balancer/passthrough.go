@@ -90,6 +90,7 @@ type Passthrough struct {
 	checker *health.Checker
 	stop    chan struct{}
 	kick    chan struct{}
+	warm    chan struct{} // closed once the first snapshot is applied
 	wg      sync.WaitGroup
 	snap    atomic.Pointer[passPicker]
 	conns   atomic.Int64
@@ -119,7 +120,7 @@ func NewPassthrough(cfg PassthroughConfig, src discovery.Source) (*Passthrough, 
 	if err := cfg.Key.Validate(); err != nil {
 		return nil, fmt.Errorf("balancer: passthrough: %w", err)
 	}
-	p := &Passthrough{cfg: cfg, src: src, stop: make(chan struct{}), kick: make(chan struct{}, 1),
+	p := &Passthrough{cfg: cfg, src: src, stop: make(chan struct{}), kick: make(chan struct{}, 1), warm: make(chan struct{}),
 		open: make(map[net.Conn]struct{}), members: make(map[string]discovery.Member)}
 	cc := cfg.Check
 	cc.OnTransition = func(t health.Transition) {
@@ -139,8 +140,17 @@ func NewPassthrough(cfg PassthroughConfig, src discovery.Source) (*Passthrough, 
 	return p, nil
 }
 
-// Start binds the listeners and starts checking the backends.
+// Start applies the first membership snapshot (waiting up to DialTimeout
+// for it), then binds the listeners and starts checking the backends.
 func (p *Passthrough) Start() error {
+	p.checker.Start()
+	p.wg.Add(1)
+	go p.control()
+	select {
+	case <-p.warm:
+	case <-time.After(p.cfg.DialTimeout):
+		p.cfg.Logger.Warn().Msg("pass-through: no pool yet; serving anyway")
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	listen := func(addr string) (net.Listener, error) {
@@ -167,9 +177,6 @@ func (p *Passthrough) Start() error {
 		p.wg.Add(1)
 		go p.accept(p.wsLn, true)
 	}
-	p.checker.Start()
-	p.wg.Add(1)
-	go p.control()
 	return nil
 }
 
@@ -231,6 +238,11 @@ func (p *Passthrough) control() {
 				continue
 			}
 			p.apply(snap)
+			select {
+			case <-p.warm:
+			default:
+				close(p.warm)
+			}
 		case <-p.kick:
 			p.rebuild()
 		}
