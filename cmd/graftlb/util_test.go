@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"testing"
@@ -26,3 +27,5 @@ func waitHTTP(t *testing.T, url string, ok func([]byte) bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func jsonInto(b []byte, v any) bool { return json.Unmarshal(b, v) == nil }
