@@ -3,7 +3,9 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -235,5 +237,46 @@ func TestSamePoolThreeWays(t *testing.T) {
 				t.Fatalf("%d gateways, want %d", len(snaps[0].Gateways()), len(p.static))
 			}
 		})
+	}
+}
+
+// TestGossipAndStaticSamePool: a pool that gossips and the same pool
+// written as a static list (with the modules and listeners the gateways
+// announce) give the balancer the same routing view: names, listeners,
+// modules, weights and states. Only what gossip alone knows (instance ids,
+// gossip addresses) differs.
+func TestGossipAndStaticSamePool(t *testing.T) {
+	seed := startNode(t, "proxy", RoleProxy, nil, nil)
+	var gws []*testNode
+	for _, name := range []string{"gw-a", "gw-b"} {
+		gws = append(gws, startNode(t, name, RoleGateway, []string{seed.LocalAddr()}, nil))
+	}
+	waitFor(t, converge, "gossip to converge", func() bool { return len(seed.Snapshot().Gateways()) == 2 })
+	var entries []string
+	for _, g := range gws {
+		m := g.Local()
+		entries = append(entries,
+			fmt.Sprintf("tcp://%s#name=%s,modules=%s,zone=%s", m.Addrs.TCP, m.Name, strings.Join(m.Modules, "+"), m.Zone),
+			fmt.Sprintf("ws://%s/ws#name=%s,modules=%s,zone=%s", m.Addrs.WS, m.Name, strings.Join(m.Modules, "+"), m.Zone))
+	}
+	ms, err := ParseBackends(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := NewStatic(ms)
+	defer st.Close()
+	static := (<-st.Updates()).Gateways()
+	gossip := seed.Snapshot().Gateways()
+	routing := func(m Member) Member {
+		m.Instance, m.Addrs.Gossip = 0, ""
+		return m
+	}
+	if len(static) != len(gossip) {
+		t.Fatalf("static %d gateways, gossip %d", len(static), len(gossip))
+	}
+	for i := range static {
+		if !routing(static[i]).Equal(routing(gossip[i])) {
+			t.Errorf("gateway %d:\n static %+v\n gossip %+v", i, static[i], gossip[i])
+		}
 	}
 }
