@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -47,6 +48,14 @@ type backend struct {
 	removed atomic.Bool
 	conns   atomic.Pointer[[]*upstream] // connected upstreams
 	rr      atomic.Uint32
+	// Health (see health.go): active checks and outlier detection set these;
+	// the breaker and recorder take every call's outcome.
+	checkUp    atomic.Bool
+	ejected    atomic.Bool
+	ewma       atomic.Int64 // round-trip time estimate, nanoseconds
+	lastSample atomic.Int64 // unix nanoseconds of the last estimate update
+	breaker    *health.Breaker
+	rec        *health.Recorder
 
 	// mu guards the slots' upstreams and deadSeen.
 	mu    sync.Mutex
@@ -63,6 +72,7 @@ func newBackend(p *Proxy, m discovery.Member) *backend {
 	b.conns.Store(&empty)
 	b.draining.Store(m.State == discovery.StateDraining)
 	b.weight.Store(int64(m.Weight))
+	b.checkUp.Store(true)
 	return b
 }
 

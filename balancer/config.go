@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/internal/clock"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/rs/zerolog"
@@ -47,6 +48,13 @@ type Config struct {
 	// SweepInterval is how often deadlines and idle sessions are checked
 	// (default 10ms): the resolution of proxy-enforced deadlines.
 	SweepInterval time.Duration `json:"sweep_interval" yaml:"sweep_interval"`
+
+	// Health configures active checks, outlier detection, circuit breakers
+	// and panic mode (health package defaults: PING every 1s, down after 3
+	// failures, up after 2 successes; ejection after 5 consecutive failures
+	// for 30s growing to 300s, at most 50% of the pool; breakers open at 50%
+	// failures over 10s with at least 20 calls; panic below 50% healthy).
+	Health health.Config `json:"health" yaml:"health"`
 
 	// Logger receives the proxy's logs (default: none).
 	Logger *zerolog.Logger `json:"-" yaml:"-"`
@@ -110,6 +118,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = &nop
 	}
 	c.Clock = clock.OrReal(c.Clock)
+	c.Health = c.Health.WithDefaults()
 	return c
 }
 
@@ -120,6 +129,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryBudget > 1 {
 		return fmt.Errorf("balancer: config: retry_budget %v must be in (0, 1]", c.RetryBudget)
+	}
+	if err := c.Health.Validate(); err != nil {
+		return fmt.Errorf("balancer: config: %w", err)
 	}
 	return nil
 }

@@ -82,10 +82,12 @@ func (p *Proxy) apply(snap discovery.Snapshot) {
 	p.mu.Unlock()
 	for _, b := range gone {
 		p.cfg.Logger.Info().Str("gateway", b.name).Msg("gateway left the pool")
+		p.removeHealth(b)
 		b.close()
 	}
 	for _, b := range added {
 		p.cfg.Logger.Info().Str("gateway", b.name).Str("addr", b.addr).Strs("modules", b.member.Modules).Msg("gateway joined the pool")
+		p.addHealth(b)
 		b.start()
 	}
 	p.rebuild()
@@ -124,10 +126,19 @@ func (p *Proxy) rebuild() {
 	}
 	p.mu.Unlock()
 	slices.SortFunc(bs, func(a, b *backend) int { return cmp.Compare(a.name, b.name) })
-	pk, err := buildPicker(bs, p.picker.Load())
+	prev := p.picker.Load()
+	pk, err := buildPicker(bs, prev, p.cfg.Health.PanicThreshold)
 	if err != nil {
 		p.cfg.Logger.Error().Err(err).Msg("cannot build the routing table; keeping the previous one")
 		return
+	}
+	if pk.panic != prev.panic {
+		if pk.panic {
+			p.cfg.Logger.Warn().Int("healthy", pk.healthy).Int("connected", pk.connected).
+				Msg("panic mode: too few healthy gateways; spreading over every connected gateway")
+		} else {
+			p.cfg.Logger.Info().Int("healthy", pk.healthy).Int("connected", pk.connected).Msg("panic mode over")
+		}
 	}
 	p.picker.Store(pk)
 }

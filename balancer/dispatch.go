@@ -17,11 +17,18 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 	b := u.b
 	b.served.Add(1)
 	p.endRetry(&pd)
+	code := protocol.Code(0)
+	if f.Type == protocol.TypeError {
+		code, _, _, _ = protocol.DecodeErrorBody(f.Body)
+	}
+	b.outcome(&pd, !failureCode(code), p.now())
+	if pd.sess == nil && pd.kept != nil && failureCode(code) && code != protocol.CodeDeadlineExceeded {
+		// An idempotent call the gateway failed: try another, within the
+		// budget.
+		p.retryStateless(pd, b)
+		return
+	}
 	if s := pd.sess; s != nil {
-		code := protocol.Code(0)
-		if f.Type == protocol.TypeError {
-			code, _, _, _ = protocol.DecodeErrorBody(f.Body)
-		}
 		refusal := code == protocol.CodeNotOwner ||
 			(pd.flags.Has(protocol.FlagNewSession) && (code == protocol.CodeDraining || code == protocol.CodeOverloaded))
 		if refusal && pd.kept != nil && p.refused(s, b) {
@@ -90,6 +97,7 @@ func (p *Proxy) event(f *protocol.Frame, raw []byte) {
 func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
 	for _, pd := range calls {
 		p.endRetry(&pd)
+		b.outcome(&pd, false, 0)
 		switch {
 		case pd.sess != nil && dead:
 			s := pd.sess
@@ -102,16 +110,23 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
 			pd.kept.release()
 			pd.down.failCall(pd.clientID, protocol.CodeSessionLost, "gateway "+b.name+" died holding the session")
 		case pd.sess == nil && pd.kept != nil && pd.flags.Has(protocol.FlagIdempotent):
-			var f protocol.Frame
-			if protocol.Decode(pd.kept.b, &f) == nil {
-				p.routeStateless(pd, f.Module, pd.kept.b, b)
-				continue
-			}
-			fallthrough
+			p.retryStateless(pd, b)
 		default:
 			pd.kept.release()
 			pd.down.failCall(pd.clientID, protocol.CodeUnavailable,
 				"connection to gateway "+b.name+" broke with the call in flight; it may have run")
 		}
 	}
+}
+
+// retryStateless sends a kept idempotent stateless call again, to another
+// gateway than from.
+func (p *Proxy) retryStateless(pd pending, from *backend) {
+	var f protocol.Frame
+	if protocol.Decode(pd.kept.b, &f) != nil {
+		pd.kept.release()
+		pd.down.failCall(pd.clientID, protocol.CodeInternal, "kept frame does not decode")
+		return
+	}
+	p.routeStateless(pd, f.Module, pd.kept.b, from)
 }

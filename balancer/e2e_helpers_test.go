@@ -21,6 +21,10 @@ func startGateways(t *testing.T, n int, mutate func(*gateway.Config)) []*gateway
 	return gs
 }
 
+func testgwStartRaw(t *testing.T, name string, mutate func(*gateway.Config)) *gateway.Gateway {
+	return testgw.Start(t, name, mutate)
+}
+
 func gwName(i int) string { return "gw" + string(rune('1'+i)) }
 
 // member describes a gateway as a static backend with its name.

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/graftlb/graftlb/affinity"
+	"github.com/graftlb/graftlb/health"
 )
 
 // picker is an immutable routing snapshot of the pool: the Maglev table over
@@ -30,11 +31,20 @@ type picker struct {
 	statelessAll []*backend
 	// randN draws an int in [0, n); rand.IntN unless a test sets it.
 	randN func(n int) int
+	// panic is set when fewer than the panic threshold of the connected
+	// gateways were healthy: admit and stateless then ignore health.
+	panic              bool
+	healthy, connected int
 }
 
 // buildPicker builds the snapshot of backends (sorted by name). The table
-// is reused from prev when the member set is unchanged.
-func buildPicker(backends []*backend, prev *picker) (*picker, error) {
+// is reused from prev when the member set is unchanged. A gateway admits new
+// sessions and stateless calls when it is connected, not draining, and
+// healthy (active checks up, not ejected) — or, in panic mode (fewer than
+// panicThreshold of the connected gateways healthy), when it is connected
+// and not draining. A gateway may hold sessions when it is connected and
+// its active checks pass.
+func buildPicker(backends []*backend, prev *picker, panicThreshold float64) (*picker, error) {
 	pk := &picker{backends: backends, randN: rand.IntN,
 		serves: make(map[string][]bool), stateless: make(map[string][]*backend)}
 	n := len(backends)
@@ -62,10 +72,19 @@ func buildPicker(backends []*backend, prev *picker) (*picker, error) {
 			modules[m] = true
 		}
 	}
+	for _, b := range backends {
+		if b.up.Load() && !b.removed.Load() {
+			pk.connected++
+			if b.healthy() {
+				pk.healthy++
+			}
+		}
+	}
+	pk.panic = health.InPanic(pk.healthy, pk.connected, panicThreshold)
 	for i, b := range backends {
 		up := b.up.Load() && !b.removed.Load()
-		pk.hold[i] = up
-		pk.admit[i] = up && !b.draining.Load()
+		pk.hold[i] = up && b.checkUp.Load()
+		pk.admit[i] = up && !b.draining.Load() && (pk.panic || b.healthy())
 		if len(b.member.Modules) == 0 {
 			pk.servesAll[i] = true
 			if pk.admit[i] {
@@ -105,10 +124,11 @@ func (pk *picker) servesFlags(module []byte) []bool {
 }
 
 // pickStateless chooses a backend for a stateless call of module by the
-// power of two choices over least outstanding calls per unit of weight
-// (Mitzenmacher), avoiding skip when another backend exists. nil when no
-// backend can take it.
-func (pk *picker) pickStateless(module []byte, skip *backend) *backend {
+// power of two choices (Mitzenmacher) over the expected wait: latency
+// estimate × (calls in flight + 1) / weight, so a slow gateway is avoided
+// as soon as its calls come back slowly, not only once they pile up.
+// It avoids skip when another backend exists; nil when none can take it.
+func (pk *picker) pickStateless(module []byte, skip *backend, now int64) *backend {
 	cands, ok := pk.stateless[string(module)]
 	if !ok {
 		cands = pk.statelessAll
@@ -138,8 +158,7 @@ func (pk *picker) pickStateless(module []byte, skip *backend) *backend {
 	if b == skip {
 		return a
 	}
-	// a.out/a.w <= b.out/b.w, without division.
-	if a.outstanding.Load()*b.weight.Load() <= b.outstanding.Load()*a.weight.Load() {
+	if a.cost(now) <= b.cost(now) {
 		return a
 	}
 	return b

@@ -34,13 +34,13 @@ func gw(name string, modules ...string) discovery.Member {
 
 func TestPickStatelessSpreadsAndPrefersIdle(t *testing.T) {
 	_, bs := testBackends(t, gw("a", "orders@1"), gw("b", "orders@1"), gw("c", "orders@1"), gw("d", "cart@1"))
-	pk, err := buildPicker(bs, nil)
+	pk, err := buildPicker(bs, nil, 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	counts := map[string]int{}
 	for i := 0; i < 30000; i++ {
-		counts[pk.pickStateless([]byte("orders@1"), nil).name]++
+		counts[pk.pickStateless([]byte("orders@1"), nil, 0).name]++
 	}
 	for _, n := range []string{"a", "b", "c"} {
 		if counts[n] < 9000 || counts[n] > 11000 {
@@ -54,18 +54,18 @@ func TestPickStatelessSpreadsAndPrefersIdle(t *testing.T) {
 	bs[0].outstanding.Store(100)
 	counts = map[string]int{}
 	for i := 0; i < 3000; i++ {
-		counts[pk.pickStateless([]byte("orders@1"), nil).name]++
+		counts[pk.pickStateless([]byte("orders@1"), nil, 0).name]++
 	}
 	if counts["a"] != 0 {
 		t.Errorf("busy backend a picked %d times", counts["a"])
 	}
 	// skip avoids a backend when another exists.
 	for i := 0; i < 100; i++ {
-		if pk.pickStateless([]byte("orders@1"), bs[1]) == bs[1] {
+		if pk.pickStateless([]byte("orders@1"), bs[1], 0) == bs[1] {
 			t.Fatal("pickStateless returned the backend to skip")
 		}
 	}
-	if got := pk.pickStateless([]byte("nope@1"), nil); got != nil {
+	if got := pk.pickStateless([]byte("nope@1"), nil, 0); got != nil {
 		t.Errorf("unknown module picked %s", got.name)
 	}
 }
@@ -74,12 +74,12 @@ func TestPickStatelessWeights(t *testing.T) {
 	heavy := gw("heavy", "orders@1")
 	heavy.Weight = 3
 	_, bs := testBackends(t, heavy, gw("light", "orders@1"))
-	pk, _ := buildPicker(bs, nil)
+	pk, _ := buildPicker(bs, nil, 0.5)
 	// Simulate load: each pick adds an outstanding call that never ends,
 	// so the shares follow the weights.
 	counts := map[string]int{}
 	for i := 0; i < 4000; i++ {
-		b := pk.pickStateless([]byte("orders@1"), nil)
+		b := pk.pickStateless([]byte("orders@1"), nil, 0)
 		b.outstanding.Add(1)
 		counts[b.name]++
 	}
@@ -91,7 +91,7 @@ func TestPickStatelessWeights(t *testing.T) {
 func TestNextOwnerEligibility(t *testing.T) {
 	_, bs := testBackends(t, gw("a"), gw("b"), gw("c"), gw("d"))
 	key := affinity.HashSession(protocol.NewSessionID())
-	pk, _ := buildPicker(bs, nil)
+	pk, _ := buildPicker(bs, nil, 0.5)
 	first, _ := pk.nextOwner(key, []byte("orders@1"), true, nil, 8, nil)
 	if first == nil {
 		t.Fatal("no owner")
@@ -99,7 +99,7 @@ func TestNextOwnerEligibility(t *testing.T) {
 	// Drain the first choice: a new session goes to the next in its list;
 	// a resumed one may still be held there.
 	first.draining.Store(true)
-	pk2, _ := buildPicker(bs, pk)
+	pk2, _ := buildPicker(bs, pk, 0.5)
 	if pk2.table != pk.table {
 		t.Error("table rebuilt although the member set did not change")
 	}
@@ -119,7 +119,7 @@ func TestNextOwnerEligibility(t *testing.T) {
 	}
 	// Same member set, same owner, whatever the build order.
 	rev := []*backend{bs[0], bs[1], bs[2], bs[3]}
-	pk3, _ := buildPicker(rev, nil)
+	pk3, _ := buildPicker(rev, nil, 0.5)
 	if got, _ := pk3.nextOwner(key, nil, false, nil, 8, nil); got != first {
 		t.Errorf("owner differs across builds: %v vs %s", got, first.name)
 	}
@@ -127,7 +127,7 @@ func TestNextOwnerEligibility(t *testing.T) {
 
 func TestNextOwnerModuleFilter(t *testing.T) {
 	_, bs := testBackends(t, gw("a", "cart@1"), gw("b", "orders@1"), gw("c", "cart@1", "orders@1"))
-	pk, _ := buildPicker(bs, nil)
+	pk, _ := buildPicker(bs, nil, 0.5)
 	for i := 0; i < 200; i++ {
 		key := affinity.HashSession(protocol.NewSessionID())
 		got, _ := pk.nextOwner(key, []byte("cart@1"), true, nil, 8, nil)

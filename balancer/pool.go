@@ -21,10 +21,19 @@ type PoolMember struct {
 	InFlight int64                `json:"in_flight"`
 	Sessions int64                `json:"sessions"`
 	Served   uint64               `json:"served"`
+	// Check is the active checks' verdict (up or down); Ejected says
+	// outlier detection took the gateway out; Breaker is its circuit
+	// breaker's state (closed, open, half-open); LatencyUs its round-trip
+	// estimate.
+	Check     string `json:"check"`
+	Ejected   bool   `json:"ejected"`
+	Breaker   string `json:"breaker"`
+	LatencyUs int64  `json:"latency_us"`
 }
 
 // Stats are the proxy's counters.
 type Stats struct {
+	Panic             bool  `json:"panic"`
 	Conns             int64 `json:"conns"`
 	Active            int64 `json:"active_calls"`
 	Sessions          int   `json:"sessions"`
@@ -56,10 +65,19 @@ func (p *Proxy) Pool() []PoolMember {
 		case b.draining.Load():
 			st = "draining"
 		}
+		check := "up"
+		if !b.checkUp.Load() {
+			check = "down"
+		}
+		br := ""
+		if b.breaker != nil {
+			br = b.breaker.State().String()
+		}
 		out = append(out, PoolMember{
 			Name: b.name, State: st, Addrs: m.Addrs, Modules: m.Modules, Weight: m.Weight, Zone: m.Zone,
 			Instance: m.Instance, Conns: len(*b.conns.Load()), InFlight: b.outstanding.Load(),
 			Sessions: b.sessions.Load(), Served: b.served.Load(),
+			Check: check, Ejected: b.ejected.Load(), Breaker: br, LatencyUs: b.ewma.Load() / 1000,
 		})
 	}
 	slices.SortFunc(out, func(a, b PoolMember) int { return cmp.Compare(a.Name, b.Name) })
@@ -69,6 +87,7 @@ func (p *Proxy) Pool() []PoolMember {
 // Stats returns the proxy's counters.
 func (p *Proxy) Stats() Stats {
 	return Stats{
+		Panic:             p.picker.Load().panic,
 		Conns:             p.conns.Load(),
 		Active:            p.active.Load(),
 		Sessions:          p.sessions.len(),

@@ -35,6 +35,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/valyala/fasthttp"
 )
@@ -53,6 +54,9 @@ type Proxy struct {
 	// expiredFn is p.expired as a func value made once, so that sweeps
 	// allocate nothing.
 	expiredFn func(pending)
+
+	checker  *health.Checker
+	detector *health.Detector
 
 	picker  atomic.Pointer[picker]
 	conns   atomic.Int64 // client connections
@@ -108,7 +112,10 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	p.upLimits = protocol.Limits{MaxFrame: cfg.Limits.MaxFrame, MaxPendingWrite: 4 * cfg.Limits.MaxPendingWrite,
 		WriteTimeout: cfg.Limits.WriteTimeout}.WithDefaults()
 	p.expiredFn = p.expired
-	pk, _ := buildPicker(nil, nil)
+	if err := p.initHealth(); err != nil {
+		return nil, fmt.Errorf("balancer: %w", err)
+	}
+	pk, _ := buildPicker(nil, nil, 0)
 	p.picker.Store(pk)
 	return p, nil
 }
@@ -132,6 +139,8 @@ func (p *Proxy) Start() error {
 		return errors.New("balancer: already started")
 	}
 	p.started = true
+	p.checker.Start()
+	p.detector.Start()
 	p.wg.Add(1)
 	go p.control()
 	p.mu.Unlock()
@@ -305,6 +314,8 @@ func (p *Proxy) Close() error {
 	if started {
 		p.wg.Wait()
 	}
+	p.checker.Close()
+	p.detector.Close()
 	p.mu.Lock()
 	backends := p.backends
 	p.backends = map[string]*backend{}

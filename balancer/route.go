@@ -18,8 +18,10 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 		return
 	}
 	pk := p.picker.Load()
+	now := p.now()
+	circuitOpen := false
 	for try := 0; try < p.cfg.MaxAttempts; try++ {
-		b := pk.pickStateless(module, skip)
+		b := pk.pickStateless(module, skip, now)
 		if b == nil {
 			break
 		}
@@ -28,23 +30,33 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 		if u == nil {
 			continue
 		}
+		t, err := b.breaker.Allow()
+		if err != nil {
+			circuitOpen = true
+			continue // its breaker refuses: another gateway
+		}
 		if pd.kept == nil && pd.flags.Has(protocol.FlagIdempotent) {
 			pd.kept = keepFrame(raw)
 			raw = pd.kept.b
 		}
 		pd.attempts++
+		pd.ticket, pd.start = t, now
 		if u.forward(raw, pd) == nil {
 			return
 		}
+		b.breaker.Cancel(t)
 		pd.attempts--
 	}
 	p.endRetry(&pd)
 	pd.kept.release()
-	if !pk.knows(module) {
+	switch {
+	case !pk.knows(module):
 		pd.down.failCall(pd.clientID, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
-		return
+	case circuitOpen:
+		pd.down.failCall(pd.clientID, protocol.CodeCircuitOpen, "the circuit breakers of the gateways for "+string(module)+" are open")
+	default:
+		pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
 	}
-	pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
 }
 
 // routeStateful sends a call of session pd.sess to the gateway that holds
@@ -71,10 +83,29 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 			pd.kept = keepFrame(raw)
 			raw = pd.kept.b
 		}
+		if confirmed && !b.checkUp.Load() {
+			pd.kept.release()
+			pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
+			return
+		}
+		t, err := b.breaker.Allow()
+		if err != nil {
+			if confirmed {
+				pd.kept.release()
+				pd.down.failCall(pd.clientID, protocol.CodeCircuitOpen, "the circuit breaker of gateway "+b.name+", which holds the session, is open")
+				return
+			}
+			if !p.refused(s, b) {
+				break
+			}
+			continue // a new session goes to the next gateway
+		}
 		pd.attempts = 1
+		pd.ticket, pd.start = t, p.now()
 		if u := b.pickConn(); u != nil && u.forward(raw, pd) == nil {
 			return
 		}
+		b.breaker.Cancel(t)
 		// Not sent: a tentative owner is skipped; a confirmed one is down.
 		if confirmed || !p.refused(s, b) {
 			pd.kept.release()

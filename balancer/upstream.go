@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -21,6 +22,8 @@ type pending struct {
 	sess     *session  // the session of a stateful call; nil for stateless
 	kept     *frameBuf // a copy of the frame, kept when it may be re-sent
 	deadline int64     // unix nanoseconds; 0: none
+	start    int64     // unix nanoseconds when forwarded, for the latency estimate
+	ticket   health.Ticket
 	flags    protocol.Flags
 	attempts uint8
 	retry    bool // holds a retry from the budget
@@ -37,6 +40,7 @@ type upstream struct {
 	calls     map[uint32]pending
 	nextID    uint32
 	deadlines int // entries with a deadline, so sweeps skip idle upstreams
+	pings     map[uint32]pingWaiter
 	closed    bool
 }
 
@@ -139,6 +143,7 @@ func (u *upstream) serve() map[uint32]pending {
 			f.Type = protocol.TypePong
 			_ = u.pc.Send(&f)
 		case protocol.TypePong:
+			u.pong(f.CallID)
 		case protocol.TypeGoaway:
 			if !u.b.draining.Swap(true) {
 				log.Info().Str("gateway", u.b.name).Msg("gateway is draining (GOAWAY)")
@@ -177,6 +182,7 @@ func (u *upstream) expire(now int64, fn func(pending)) {
 	u.mu.Unlock()
 	u.b.outstanding.Add(-int64(len(due)))
 	for _, pd := range due {
+		u.b.outcome(&pd, false, 0) // a timeout is a failure of the gateway
 		fn(pd)
 	}
 }

@@ -3,8 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"

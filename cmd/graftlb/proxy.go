@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/graftlb/graftlb/admin"
 	"github.com/graftlb/graftlb/affinity"
@@ -32,6 +33,18 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.BackendConns, "backend-conns", balancer.DefaultBackendConns, "multiplexed connections per gateway")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", balancer.DefaultDialTimeout, "gateway dial and handshake timeout")
 	fs.Float64Var(&cfg.RetryBudget, "retry-budget", balancer.DefaultRetryBudget, "share of active calls that may be retries")
+	hc := &cfg.Health
+	fs.DurationVar(&hc.Check.Interval, "check-interval", time.Second, "active check (PING; pass-through: GET /status) interval")
+	fs.DurationVar(&hc.Check.Timeout, "check-timeout", time.Second, "active check timeout")
+	fs.IntVar(&hc.Check.Fall, "fall", 3, "failed checks that take a gateway down")
+	fs.IntVar(&hc.Check.Rise, "rise", 2, "passed checks that bring it back")
+	fs.IntVar(&hc.Outlier.ConsecutiveFailures, "eject-consecutive", 5, "consecutive failed calls that eject a gateway (negative: off)")
+	fs.DurationVar(&hc.Outlier.BaseEjectionTime, "eject-time", 30*time.Second, "first ejection length; the n-th lasts n times longer")
+	fs.IntVar(&hc.Outlier.MaxEjectionPercent, "max-ejection-percent", 50, "most of the pool ejected at once, percent")
+	fs.Float64Var(&hc.PanicThreshold, "panic-threshold", 0.5, "below this share of healthy gateways, spread over all (negative: off)")
+	fs.Float64Var(&hc.Breaker.FailureRate, "breaker-failure-rate", 0.5, "failure rate over 10s (at least 20 calls) that opens a gateway's breaker (1: never)")
+	fs.DurationVar(&hc.Breaker.OpenTimeout, "breaker-open-timeout", 5*time.Second, "time an open breaker waits before probing")
+	fs.IntVar(&hc.Breaker.MaxConcurrent, "breaker-max-concurrent", 1024, "calls in flight per gateway before its breaker refuses more")
 	var gf gossipFlags
 	gf.register(fs)
 	var lim limitFlags
@@ -83,7 +96,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			return fail(2, err)
 		}
 		pt, err := balancer.NewPassthrough(balancer.PassthroughConfig{TCP: cfg.TCP, WS: cfg.WS, Key: key,
-			MaxConns: cfg.MaxConns, DialTimeout: cfg.DialTimeout, Logger: &log}, discovery.NewStatic(ms))
+			MaxConns: cfg.MaxConns, DialTimeout: cfg.DialTimeout, Check: hc.Check, Logger: &log}, discovery.NewStatic(ms))
 		if err != nil {
 			return fail(2, err)
 		}
