@@ -89,6 +89,13 @@ func TestSessionsAgreeAcrossProxies(t *testing.T) {
 		t.Errorf("300 sessions landed on %d gateways, want all 3", len(owners))
 	}
 
+	// The 300 sessions of one client connection shared the proxy's few
+	// multiplexed connections to each gateway.
+	for _, g := range gs {
+		if n := g.Stats().Connections; n != DefaultBackendConns {
+			t.Errorf("%s has %d connections from the proxy, want %d", g.Name(), n, DefaultBackendConns)
+		}
+	}
 	pb := startProxy(t, gs, nil)
 	for _, binding := range []string{"tcp", "ws"} {
 		cb := dialProxy(t, proxyTargets(pb)[binding])
