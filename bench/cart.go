@@ -1,0 +1,255 @@
+package bench
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/gateway/modules/cart"
+	"github.com/graftlb/graftlb/protocol"
+)
+
+// outcome is how a cart session ended.
+type outcome uint8
+
+const (
+	verified  outcome = iota + 1 // Items and Total read back exactly what was built
+	lost                         // SESSION_LOST, or the cart could not be read back
+	misrouted                    // a call saw another gateway, another cart's state, or no cart
+)
+
+// maxRetries bounds the consecutive failures of one step of a session
+// (a refused constructor, an unreadable cart) before the session is lost.
+const maxRetries = 3
+
+type phase uint8
+
+const (
+	phaseNew   phase = iota // create the Cart
+	phaseAdd                // AddItem, SessionCalls times
+	phaseItems              // read Items back
+	phaseTotal              // read Total back
+)
+
+// sessionInfo is what the scenario's marks need of a session.
+type sessionInfo struct {
+	// owner is the gateway the session's first named result came from;
+	// empty until then.
+	owner string
+}
+
+// cartUser runs cart sessions one after the other: create a Cart in a new
+// session, add SessionCalls items checking each answer, read Items and
+// Total back, and count the session verified, lost or misrouted. Every
+// answer must name the gateway of the first; a session's life is a
+// bounded number of calls, so a draining gateway sees its sessions end.
+type cartUser struct {
+	e    *env
+	c    *client.Conn
+	name string
+	seq  int // sessions started
+
+	// The session in progress; s is nil between sessions.
+	s       *client.Session
+	obj     *client.Object
+	info    sessionInfo
+	phase   phase
+	items   []string
+	total   int64
+	retries int
+	// uncertain is an AddItem whose outcome is unknown (its connection
+	// broke, its deadline passed): the read-back may or may not show it.
+	uncertain *addItem
+}
+
+type addItem struct {
+	name  string
+	price int64
+}
+
+func newCartUser(e *env, c *client.Conn, name string) *cartUser {
+	return &cartUser{e: e, c: c, name: name}
+}
+
+func (u *cartUser) step(t0 time.Time) {
+	if u.s == nil {
+		u.seq++
+		u.s = u.c.NewSession()
+		u.obj, u.info, u.phase, u.items, u.total, u.retries, u.uncertain = nil, sessionInfo{}, phaseNew, u.items[:0], 0, 0, nil
+		u.e.rec.sessionStarted()
+	}
+	if u.retries > 0 {
+		time.Sleep(min(10*time.Millisecond<<u.retries, 200*time.Millisecond))
+	}
+	switch u.phase {
+	case phaseNew:
+		u.create(t0)
+	case phaseAdd:
+		u.add(t0)
+	case phaseItems:
+		u.readItems(t0)
+	default:
+		u.readTotal(t0)
+	}
+}
+
+// finish ends the session in progress: no more items, read back what the
+// cart holds.
+func (u *cartUser) finish() {
+	for u.s != nil {
+		if u.phase == phaseAdd {
+			u.phase = phaseItems
+		}
+		u.step(time.Now())
+	}
+}
+
+func (u *cartUser) create(t0 time.Time) {
+	ctx, cancel := u.e.callCtx()
+	obj, err := u.s.New(ctx, cart.Name+"@"+cart.Version, "Cart")
+	cancel()
+	if err != nil {
+		code := codeOf(err)
+		u.e.rec.call(t0, "", code)
+		if code == protocol.CodeSessionLost.String() || u.retry() {
+			u.end(lost)
+			return
+		}
+		// Refused (DRAINING, OVERLOADED, UNAVAILABLE...) or unanswered:
+		// try again under a fresh session id, so that a constructor that
+		// did run somewhere leaves only an orphan behind.
+		u.c.ForgetSession(u.s)
+		u.s = u.c.NewSession()
+		return
+	}
+	u.e.rec.call(t0, "", "")
+	u.obj, u.phase, u.retries = obj, phaseAdd, 0
+}
+
+func (u *cartUser) add(t0 time.Time) {
+	k := len(u.items) + 1
+	it := addItem{name: u.name + "-" + strconv.Itoa(u.seq) + "-" + strconv.Itoa(k), price: int64(100*k + 1)}
+	ctx, cancel := u.e.callCtx()
+	res, err := u.obj.Call(ctx, "AddItem", it.name, it.price)
+	cancel()
+	if err != nil {
+		code := codeOf(err)
+		u.e.rec.call(t0, "", code)
+		switch code {
+		case protocol.CodeSessionLost.String():
+			u.end(lost)
+		case protocol.CodeNotFound.String():
+			u.end(misrouted) // the session exists there, its cart does not
+		case protocol.CodeOverloaded.String(), protocol.CodeCircuitOpen.String():
+			if u.retry() { // refused before it ran; try it again, or give up adding
+				u.phase, u.retries = phaseItems, 0
+			}
+		default:
+			// It may have run: read the cart back, allowing for it.
+			u.uncertain, u.phase = &it, phaseItems
+		}
+		return
+	}
+	var a cart.Added
+	if err := res.Decode(&a); err != nil || !u.sameOwner(a.Gateway) || a.Items != k || a.Total != u.total+it.price {
+		u.e.rec.call(t0, "", codeMisrouted)
+		u.end(misrouted)
+		return
+	}
+	u.e.rec.call(t0, a.Gateway, "")
+	u.items = append(u.items, it.name)
+	u.total += it.price
+	u.retries = 0
+	if len(u.items) >= u.e.cfg.SessionCalls {
+		u.phase = phaseItems
+	}
+}
+
+func (u *cartUser) readItems(t0 time.Time) {
+	ctx, cancel := u.e.callCtx()
+	res, err := u.obj.Call(ctx, "Items")
+	cancel()
+	if err != nil {
+		u.readFailed(t0, err)
+		return
+	}
+	var r cart.ItemsResult
+	ok := res.Decode(&r) == nil && u.sameOwner(r.Gateway)
+	switch {
+	case !ok:
+	case slices.Equal(r.Items, u.items):
+	case u.uncertain != nil && len(r.Items) == len(u.items)+1 &&
+		slices.Equal(r.Items[:len(u.items)], u.items) && r.Items[len(u.items)] == u.uncertain.name:
+		u.items = append(u.items, u.uncertain.name)
+		u.total += u.uncertain.price
+	default:
+		ok = false
+	}
+	if !ok {
+		u.e.rec.call(t0, "", codeMisrouted)
+		u.end(misrouted)
+		return
+	}
+	u.e.rec.call(t0, r.Gateway, "")
+	u.uncertain, u.phase, u.retries = nil, phaseTotal, 0
+}
+
+func (u *cartUser) readTotal(t0 time.Time) {
+	ctx, cancel := u.e.callCtx()
+	res, err := u.obj.Call(ctx, "Total")
+	cancel()
+	if err != nil {
+		u.readFailed(t0, err)
+		return
+	}
+	var r cart.TotalResult
+	if err := res.Decode(&r); err != nil || !u.sameOwner(r.Gateway) || r.Total != u.total {
+		u.e.rec.call(t0, "", codeMisrouted)
+		u.end(misrouted)
+		return
+	}
+	u.e.rec.call(t0, r.Gateway, "")
+	u.end(verified)
+}
+
+// readFailed handles a failed read-back: reads are safe to repeat, up to
+// maxRetries times.
+func (u *cartUser) readFailed(t0 time.Time, err error) {
+	code := codeOf(err)
+	u.e.rec.call(t0, "", code)
+	switch {
+	case code == protocol.CodeSessionLost.String():
+		u.end(lost)
+	case code == protocol.CodeNotFound.String():
+		u.end(misrouted)
+	case u.retry():
+		u.end(lost) // the cart cannot be read: as good as lost
+	}
+}
+
+// retry counts a failed attempt at the current step and reports whether
+// the session has used up its retries.
+func (u *cartUser) retry() bool {
+	u.retries++
+	return u.retries > maxRetries
+}
+
+// sameOwner reports whether gw is the session's gateway, taking it as the
+// owner if it is the first one named.
+func (u *cartUser) sameOwner(gw string) bool {
+	if gw == "" {
+		return false
+	}
+	if u.info.owner == "" {
+		u.info.owner = gw
+	}
+	return gw == u.info.owner
+}
+
+func (u *cartUser) end(o outcome) {
+	u.e.rec.sessionEnded(o)
+	u.e.marks.sessionEnded(u.info, o, time.Now())
+	u.c.ForgetSession(u.s)
+	u.s, u.obj = nil, nil
+}

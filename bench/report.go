@@ -1,0 +1,154 @@
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Report is the result of one run, in the JSON shape of DESIGN.md section
+// 6: the contract's fields first, then what the bench adds.
+type Report struct {
+	// Label names the run in a scenario ("direct", "graftlb", "haproxy",
+	// "gateways=4").
+	Label string `json:"label,omitempty"`
+
+	CallsOK        int64            `json:"calls_ok"`
+	CallsFailed    int64            `json:"calls_failed"`
+	Errors         map[string]int64 `json:"errors"` // code → calls
+	ThroughputPerS float64          `json:"throughput_per_s"`
+	LatencyUs      Latency          `json:"latency_us"` // successful calls only
+	// PerGateway counts the successful calls whose result names the
+	// gateway that ran it (every result but a constructor's does).
+	PerGateway map[string]int64 `json:"per_gateway"`
+	// Sessions is set for the workloads that build carts.
+	Sessions *Sessions `json:"sessions,omitempty"`
+
+	// SessionsOnTarget (failover, drain) counts the sessions that lived on
+	// the killed or drained gateway at or after the event: those whose
+	// results named it, and those lost before any result named a gateway.
+	SessionsOnTarget *int64 `json:"sessions_on_target,omitempty"`
+	// RecoveryMs (failover, drain) is the time from the event until
+	// throughput is back to 90% of what it was before (0: it never fell
+	// below); Recovered is false when it did not come back before the end.
+	RecoveryMs *float64 `json:"recovery_ms,omitempty"`
+	Recovered  *bool    `json:"recovered,omitempty"`
+	// ProxyCPUUsPerCall is the proxy process's CPU time (user + system)
+	// during the run divided by the calls it carried, for runs whose proxy
+	// the scenario started.
+	ProxyCPUUsPerCall *float64 `json:"proxy_cpu_us_per_call,omitempty"`
+	// Gateways is the pool size behind the target, when the scenario
+	// knows it; IdealRatio (scaleout) is the throughput over the ideal
+	// linear line through the smallest pool's.
+	Gateways   int      `json:"gateways,omitempty"`
+	IdealRatio *float64 `json:"ideal_ratio,omitempty"`
+
+	Target      string   `json:"target"`
+	Workload    Workload `json:"workload"`
+	Mode        string   `json:"mode"` // closed or open
+	Conns       int      `json:"conns"`
+	Concurrency int      `json:"concurrency"`
+	Rate        float64  `json:"rate,omitempty"`
+	// CallsUnsent (open loop) counts calls that were due but never sent:
+	// the users were all busy until the end and its grace period.
+	CallsUnsent int64 `json:"calls_unsent,omitempty"`
+	// DurationS is the time from the start to the last completed call.
+	DurationS float64  `json:"duration_s"`
+	BucketMs  int64    `json:"bucket_ms"`
+	Series    []Bucket `json:"series"`
+	// Interrupted is set when the run was stopped before its duration.
+	Interrupted bool `json:"interrupted,omitempty"`
+
+	sessions Sessions // counted for every workload; exported if it has sessions
+	events   []Event  // marked during the run (for the plot)
+}
+
+// Latency holds latency percentiles in microseconds.
+type Latency struct {
+	P50  int64 `json:"p50"`
+	P90  int64 `json:"p90"`
+	P99  int64 `json:"p99"`
+	P999 int64 `json:"p999"`
+	Max  int64 `json:"max"`
+}
+
+// Sessions counts cart sessions by how they ended. Every started session
+// ends verified, lost or misrouted before the report is made.
+type Sessions struct {
+	Started   int64 `json:"started"`
+	Verified  int64 `json:"verified"`
+	Lost      int64 `json:"lost"`
+	Misrouted int64 `json:"misrouted"`
+}
+
+// Event is something a scenario did to the pool during a run.
+type Event struct {
+	// TMs is the time since the start of the run, in milliseconds.
+	TMs int64 `json:"t_ms"`
+	// Kind is kill (SIGKILL), term (SIGTERM: drain), stop (the process
+	// exited) or join (a gateway joined).
+	Kind    string `json:"kind"`
+	Gateway string `json:"gateway"`
+}
+
+// ScenarioReport is what `graftlb bench --scenario NAME --json FILE`
+// writes.
+type ScenarioReport struct {
+	Scenario string    `json:"scenario"`
+	Runs     []*Report `json:"runs"`
+	Events   []Event   `json:"events"`
+	// Notes say what the reader must know: a run skipped, a setting used.
+	Notes []string `json:"notes,omitempty"`
+	// Violations lists the scenario's invariants that did not hold.
+	Violations []string `json:"violations,omitempty"`
+}
+
+// Check returns the invariants of DESIGN.md section 6 that r breaks:
+// every started session ended verified, lost or misrouted, and none
+// misrouted.
+func (r *Report) Check() []string {
+	var v []string
+	if s := r.Sessions; s != nil {
+		if s.Started != s.Verified+s.Lost+s.Misrouted {
+			v = append(v, fmt.Sprintf("%s: sessions started %d != verified %d + lost %d + misrouted %d",
+				r.name(), s.Started, s.Verified, s.Lost, s.Misrouted))
+		}
+		if s.Misrouted != 0 {
+			v = append(v, fmt.Sprintf("%s: %d sessions misrouted", r.name(), s.Misrouted))
+		}
+	}
+	return v
+}
+
+func (r *Report) name() string {
+	if r.Label != "" {
+		return r.Label
+	}
+	return r.Target
+}
+
+// WriteJSON writes v, indented, to path (atomically: a temporary file is
+// renamed over it).
+func WriteJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".bench-*.json")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(append(b, '\n'))
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Scenarios are the names RunScenario knows.
+var Scenarios = []string{"scaleout", "failover", "drain", "compare"}
+
+// Defaults of Scenario.
+const (
+	DefaultScenarioGateways = 4  // failover and drain
+	DefaultCompareGateways  = 3  // compare: 8 connections do not split evenly over 3
+	DefaultTargetGateway    = "gw2"
+)
+
+// DefaultPools are the pool sizes of scaleout.
+var DefaultPools = []int{1, 2, 4, 8}
+
+// Scenario configures RunScenario. Zero fields take their defaults.
+type Scenario struct {
+	// Name is scaleout, failover, drain or compare.
+	Name string
+	// Binary is the graftlb binary that runs the gateways and proxies.
+	Binary string
+	// HAProxy is the haproxy binary for compare (default: haproxy on PATH).
+	HAProxy string
+	// Load is the load of each run; the scenario sets Target and Label,
+	// and, unless set, the workload (scaleout sleep, failover and drain
+	// mixed, compare stateless).
+	Load Config
+	// Gateways is the pool size (failover and drain 4, compare 3).
+	Gateways int
+	// Pools are scaleout's pool sizes (default 1, 2, 4, 8). Each gateway
+	// gets Load.Concurrency / max(Pools) users.
+	Pools []int
+	// At is when failover and drain signal the gateway (default 40% of
+	// the duration).
+	At time.Duration
+	// Target is the gateway failover kills and drain drains (default gw2).
+	Target string
+	// Discovery is how the proxy finds the gateways: static (default) or
+	// gossip.
+	Discovery string
+	// Log receives a line as each run starts (nil: none).
+	Log io.Writer
+}
+
+func (sc Scenario) withDefaults() Scenario {
+	if sc.Gateways <= 0 {
+		sc.Gateways = DefaultScenarioGateways
+		if sc.Name == "compare" {
+			sc.Gateways = DefaultCompareGateways
+		}
+	}
+	if len(sc.Pools) == 0 {
+		sc.Pools = DefaultPools
+	}
+	sc.Pools = slices.Clone(sc.Pools)
+	slices.Sort(sc.Pools)
+	sc.Pools = slices.Compact(sc.Pools)
+	if sc.Load.Duration <= 0 {
+		sc.Load.Duration = DefaultDuration
+	}
+	if sc.At <= 0 {
+		sc.At = sc.Load.Duration * 2 / 5
+	}
+	if sc.Target == "" {
+		sc.Target = DefaultTargetGateway
+	}
+	if sc.Discovery == "" {
+		sc.Discovery = DiscoveryStatic
+	}
+	if sc.Log == nil {
+		sc.Log = io.Discard
+	}
+	return sc
+}
+
+// Validate reports a scenario that cannot run.
+func (sc Scenario) Validate() error {
+	var errs []error
+	if !slices.Contains(Scenarios, sc.Name) {
+		errs = append(errs, fmt.Errorf("scenario %q: want one of %v", sc.Name, Scenarios))
+	}
+	if sc.Binary == "" {
+		errs = append(errs, errors.New("binary: empty"))
+	}
+	if sc.Discovery != "" && sc.Discovery != DiscoveryStatic && sc.Discovery != DiscoveryGossip {
+		errs = append(errs, fmt.Errorf("discovery %q: want static or gossip", sc.Discovery))
+	}
+	if (sc.Name == "failover" || sc.Name == "drain") && sc.Gateways == 1 {
+		errs = append(errs, errors.New("gateways: failover and drain need at least 2"))
+	}
+	for _, n := range sc.Pools {
+		if n <= 0 {
+			errs = append(errs, fmt.Errorf("pools: %d is not a pool size", n))
+		}
+	}
+	if sc.At > 0 && sc.Load.Duration > 0 && sc.At >= sc.Load.Duration {
+		errs = append(errs, fmt.Errorf("at: %v is not before the end (%v)", sc.At, sc.Load.Duration))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bench: scenario: %w", err)
+	}
+	return nil
+}
+
+// RunScenario runs the scenario and returns its report. Every process it
+// starts is killed before it returns. When ctx ends, the run in progress
+// stops, and the report holds the runs done so far with a note.
+func RunScenario(ctx context.Context, sc Scenario) (*ScenarioReport, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	sc = sc.withDefaults()
+	rep := &ScenarioReport{Scenario: sc.Name, Runs: []*Report{}, Events: []Event{}}
+	var err error
+	switch sc.Name {
+	case "scaleout":
+		err = scaleout(ctx, sc, rep)
+	case "failover":
+		err = failover(ctx, sc, rep, EventKill)
+	case "drain":
+		err = failover(ctx, sc, rep, EventTerm)
+	case "compare":
+		err = compare(ctx, sc, rep)
+	}
+	if ctx.Err() != nil {
+		rep.Notes = append(rep.Notes, "interrupted: the report holds the runs done so far")
+		err = nil
+	}
+	for _, r := range rep.Runs {
+		rep.Violations = append(rep.Violations, r.Check()...)
+	}
+	return rep, err
+}
+
+// runLoad runs one load against load.Target, calling during (if set) while
+// it runs, and measures proxy's CPU time per call (if set).
+func runLoad(ctx context.Context, sc Scenario, load Config, proxy *Proc, during func(*Run)) (*Report, error) {
+	fmt.Fprintf(sc.Log, "%s: run %s: %s workload, %d users on %d connections, %v, against %s\n",
+		sc.Name, load.Label, orDefault(string(load.Workload), string(Stateless)), orDefaultInt(load.Concurrency, DefaultConcurrency),
+		orDefaultInt(load.Conns, DefaultConns), load.Duration, load.Target)
+	var cpu0 time.Duration
+	if proxy != nil {
+		var err error
+		if cpu0, err = proxy.CPU(); err != nil {
+			return nil, err
+		}
+	}
+	r, err := Start(ctx, load)
+	if err != nil {
+		return nil, err
+	}
+	if during != nil {
+		during(r)
+	}
+	rep := r.Wait()
+	if proxy != nil && !proxy.Exited() {
+		cpu1, err := proxy.CPU()
+		if calls := rep.CallsOK + rep.CallsFailed; err == nil && calls > 0 {
+			v := float64((cpu1-cpu0).Microseconds()) / float64(calls)
+			rep.ProxyCPUUsPerCall = &v
+		}
+	}
+	return rep, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func orDefaultInt(n, d int) int {
+	if n <= 0 {
+		return d
+	}
+	return n
+}

@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graftlb/graftlb/internal/proctest"
+)
+
+// The scenarios at a small size: real gateway, proxy and HAProxy processes
+// on loopback, started and killed by the scenario itself.
+
+func runScenario(t *testing.T, sc Scenario) *ScenarioReport {
+	t.Helper()
+	sc.Binary = proctest.Binary(t)
+	sc.Log = testWriter{t}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	rep, err := RunScenario(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	_ = WriteScenarioTable(&b, rep)
+	t.Logf("\n%s", b.String())
+	return rep
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func TestScenarioScaleout(t *testing.T) {
+	rep := runScenario(t, Scenario{Name: "scaleout", Pools: []int{2, 1},
+		Load: Config{Conns: 2, Concurrency: 8, Duration: 800 * time.Millisecond}})
+	runs, _ := requireScenario(t, rep, "scaleout", false)
+	if len(runs) != 2 || runs["gateways=1"] == nil || runs["gateways=2"] == nil {
+		t.Fatalf("runs %v, want gateways=1 and gateways=2", keys(runs))
+	}
+	for label, r := range runs {
+		if number(t, r, "ideal_ratio") <= 0 || number(t, r, "proxy_cpu_us_per_call") <= 0 {
+			t.Fatalf("%s: ideal_ratio %v, proxy_cpu_us_per_call %v", label, r["ideal_ratio"], r["proxy_cpu_us_per_call"])
+		}
+	}
+	two := object(t, runs["gateways=2"], "per_gateway")
+	total := number(t, runs["gateways=2"], "calls_ok")
+	for _, gw := range []string{"gw1", "gw2"} {
+		if share := number(t, two, gw) / total; share < 0.3 {
+			t.Fatalf("gateways=2: %s served %.0f%% of the calls", gw, 100*share)
+		}
+	}
+}
+
+func TestScenarioFailover(t *testing.T) {
+	rep := runScenario(t, Scenario{Name: "failover", Gateways: 3, At: time.Second,
+		Load: Config{Conns: 4, Concurrency: 32, Duration: 2500 * time.Millisecond, SessionCalls: 4}})
+	runs, events := requireScenario(t, rep, "failover", true)
+	r := runs["graftlb"]
+	if r == nil || len(events) == 0 || events[0].(map[string]any)["kind"] != "kill" || events[0].(map[string]any)["gateway"] != "gw2" {
+		t.Fatalf("runs %v, events %v", keys(runs), events)
+	}
+	onTarget := number(t, r, "sessions_on_target")
+	lostN := number(t, object(t, r, "sessions"), "lost")
+	if onTarget == 0 || lostN == 0 || lostN > onTarget {
+		t.Fatalf("sessions_on_target %v, lost %v: want 0 < lost <= on target", onTarget, lostN)
+	}
+	number(t, r, "recovery_ms")
+	number(t, r, "proxy_cpu_us_per_call")
+	if number(t, object(t, r, "errors"), "SESSION_LOST") == 0 {
+		t.Fatalf("errors %v: no SESSION_LOST", r["errors"])
+	}
+}
+
+func TestScenarioDrain(t *testing.T) {
+	rep := runScenario(t, Scenario{Name: "drain", Gateways: 3, At: time.Second, Discovery: DiscoveryGossip,
+		Load: Config{Conns: 4, Concurrency: 16, Duration: 4 * time.Second, SessionCalls: 4}})
+	runs, events := requireScenario(t, rep, "drain", true)
+	r := runs["graftlb"]
+	if r == nil {
+		t.Fatalf("runs %v", keys(runs))
+	}
+	if f, l := number(t, r, "calls_failed"), number(t, object(t, r, "sessions"), "lost"); f != 0 || l != 0 {
+		t.Fatalf("drain: %v calls failed (%v), %v sessions lost; want none", f, r["errors"], l)
+	}
+	var kinds []string
+	for _, e := range events {
+		kinds = append(kinds, e.(map[string]any)["kind"].(string))
+	}
+	if strings.Join(kinds, ",") != "term,stop" {
+		t.Fatalf("events %v: want gw2's term, then its stop once drained", events)
+	}
+	if number(t, r, "sessions_on_target") == 0 {
+		t.Fatal("no session lived on the drained gateway: the drain proved nothing")
+	}
+	number(t, r, "recovery_ms")
+}
+
+func TestScenarioCompare(t *testing.T) {
+	load := Config{Conns: 4, Concurrency: 8, Duration: 600 * time.Millisecond}
+	t.Run("with haproxy", func(t *testing.T) {
+		_, lookErr := exec.LookPath("haproxy")
+		rep := runScenario(t, Scenario{Name: "compare", Gateways: 2, Load: load})
+		runs, _ := requireScenario(t, rep, "compare", false)
+		if lookErr != nil {
+			// The machine lacks haproxy (scripts/deps.sh installs it): the
+			// scenario must say so and run the other two.
+			if len(runs) != 2 || !strings.Contains(strings.Join(rep.Notes, "\n"), "haproxy missing") {
+				t.Fatalf("without haproxy: runs %v, notes %v", keys(runs), rep.Notes)
+			}
+			return
+		}
+		if len(runs) != 3 || runs["direct"] == nil || runs["graftlb"] == nil || runs["haproxy"] == nil {
+			t.Fatalf("runs %v, want direct, graftlb, haproxy", keys(runs))
+		}
+		if pg := object(t, runs["direct"], "per_gateway"); len(pg) != 1 || pg["gw1"] == nil {
+			t.Fatalf("direct per_gateway %v", pg)
+		}
+		for _, label := range []string{"graftlb", "haproxy"} {
+			number(t, runs[label], "proxy_cpu_us_per_call")
+			if pg := object(t, runs[label], "per_gateway"); len(pg) != 2 {
+				t.Fatalf("%s per_gateway %v: want both gateways", label, pg)
+			}
+		}
+	})
+	t.Run("haproxy missing", func(t *testing.T) {
+		load := load
+		load.Duration = 300 * time.Millisecond
+		rep := runScenario(t, Scenario{Name: "compare", Gateways: 2, Load: load, HAProxy: "/nonexistent/haproxy"})
+		runs, _ := requireScenario(t, rep, "compare", false)
+		if len(runs) != 2 || !strings.Contains(strings.Join(rep.Notes, "\n"), "haproxy missing") {
+			t.Fatalf("runs %v, notes %v: want direct and graftlb, and a note", keys(runs), rep.Notes)
+		}
+	})
+}
+
+func keys(m map[string]map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
