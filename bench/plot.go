@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"image/color"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,14 +18,9 @@ import (
 // per run, with the events as dashed vertical lines, to path. The format
 // follows the extension: .svg, .png, .pdf, .jpg, .tiff or .eps (gonum/plot).
 func WritePlot(path, title string, runs []*Report, events []Event) error {
-	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
-	if format == "jpeg" {
-		format = "jpg"
-	}
-	w, h := 8*vg.Inch, 6*vg.Inch
-	canvas, err := draw.NewFormattedCanvas(w, h, format)
+	canvas, err := plotCanvas(path, 8*vg.Inch, 6*vg.Inch)
 	if err != nil {
-		return fmt.Errorf("plot %s: %w (use .svg or .png)", path, err)
+		return err
 	}
 	thr, p99 := plot.New(), plot.New()
 	thr.Title.Text = title
@@ -117,7 +113,7 @@ func addEvents(p *plot.Plot, events []Event, top float64) error {
 			return err
 		}
 		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		l.Color = plotutil.Color(len(events) + 3)
+		l.Color = color.Gray{Y: 90}
 		p.Add(l)
 		lbl.XYs = append(lbl.XYs, plotter.XY{X: x, Y: top})
 		lbl.Labels = append(lbl.Labels, " "+e.Kind+" "+e.Gateway)
@@ -128,4 +124,23 @@ func addEvents(p *plot.Plot, events []Event, top float64) error {
 	}
 	p.Add(labels)
 	return nil
+}
+
+// CheckPlotPath reports whether WritePlot can write path's format, so that
+// a command can refuse a bad --plot before a run rather than after it.
+func CheckPlotPath(path string) error {
+	_, err := plotCanvas(path, vg.Inch, vg.Inch)
+	return err
+}
+
+func plotCanvas(path string, w, h vg.Length) (vg.CanvasWriterTo, error) {
+	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
+	if format == "jpeg" {
+		format = "jpg"
+	}
+	c, err := draw.NewFormattedCanvas(w, h, format)
+	if err != nil {
+		return nil, fmt.Errorf("plot %s: %w (use .svg or .png)", path, err)
+	}
+	return c, nil
 }

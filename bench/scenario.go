@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -14,8 +15,8 @@ var Scenarios = []string{"scaleout", "failover", "drain", "compare"}
 
 // Defaults of Scenario.
 const (
-	DefaultScenarioGateways = 4  // failover and drain
-	DefaultCompareGateways  = 3  // compare: 8 connections do not split evenly over 3
+	DefaultScenarioGateways = 4 // failover and drain
+	DefaultCompareGateways  = 3 // compare: 8 connections do not split evenly over 3
 	DefaultTargetGateway    = "gw2"
 )
 
@@ -120,6 +121,10 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioReport, error) {
 	}
 	sc = sc.withDefaults()
 	rep := &ScenarioReport{Scenario: sc.Name, Runs: []*Report{}, Events: []Event{}}
+	if la, ok := loadAverage(); ok {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("load average %.2f on %d CPUs before the scenario started its processes",
+			la, runtime.NumCPU()))
+	}
 	var err error
 	switch sc.Name {
 	case "scaleout":
@@ -165,7 +170,7 @@ func runLoad(ctx context.Context, sc Scenario, load Config, proxy *Proc, during 
 	if proxy != nil && !proxy.Exited() {
 		cpu1, err := proxy.CPU()
 		if calls := rep.CallsOK + rep.CallsFailed; err == nil && calls > 0 {
-			v := float64((cpu1-cpu0).Microseconds()) / float64(calls)
+			v := float64((cpu1 - cpu0).Microseconds()) / float64(calls)
 			rep.ProxyCPUUsPerCall = &v
 		}
 	}

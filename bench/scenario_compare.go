@@ -72,5 +72,7 @@ func compare(ctx context.Context, sc Scenario, rep *ScenarioReport) error {
 	}
 	cl.procs = append(cl.procs, hp)
 	rep.Notes = append(rep.Notes, fmt.Sprintf("haproxy (%s): TCP mode, balance leastconn over %d gateways", bin, sc.Gateways))
-	return run("haproxy", sc.Gateways, "tcp://"+hp.Addr.TCP, hp)
+	err = run("haproxy", sc.Gateways, "tcp://"+hp.Addr.TCP, hp)
+	cl.stop(hp)
+	return err
 }

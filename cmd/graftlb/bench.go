@@ -71,6 +71,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.Workload = w
 	}
+	if *plotPath != "" {
+		if err := bench.CheckPlotPath(*plotPath); err != nil {
+			return usage("--plot: %v", err)
+		}
+	}
 	if f, ok := stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 		cfg.Progress = stderr
 	}
