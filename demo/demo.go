@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -97,6 +98,9 @@ type demo struct {
 	cl        *cluster
 	load      *load
 	residents []*shopCart // the long-lived carts, opened in step 2
+	// next is the tally the load counts in once a step's time is up: the
+	// next step's, or after the last step the one of the load's stop.
+	next *tally
 }
 
 // Run starts the cluster, runs the five steps with live traffic, stops
@@ -166,6 +170,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		p.event("stopping the load, then the gateways and the proxy (SIGTERM)")
 	}
 	ld.stop()
+	if d.next != nil {
+		c := d.next.snapshot()
+		p.event("the load stopped once its sessions in progress were done: %s calls, %s failed, %s misrouted",
+			num(c.Calls), num(c.failedCalls()), num(c.Misrouted+c.Wrong))
+	}
 	cl.close()
 	p.event("stopped: %s", exits(cl.procs()))
 	if !res.Passed && !res.Interrupted {
@@ -181,30 +190,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 // exits describes how the children ended.
 func exits(ps []*proc) string {
-	s := ""
+	parts := make([]string, len(ps))
 	for i, p := range ps {
-		if i > 0 {
-			s += ", "
-		}
 		switch code := p.exitCode(); {
 		case p.forced:
-			s += fmt.Sprintf("%s SIGKILLed (still running %v after SIGTERM)", p.name, stopGrace)
+			parts[i] = fmt.Sprintf("%s SIGKILLed (still running %v after SIGTERM)", p.name, stopGrace)
 		case code >= 0:
-			s += fmt.Sprintf("%s exit %d", p.name, code)
+			parts[i] = fmt.Sprintf("%s exit %d", p.name, code)
 		default:
-			s += p.name + " killed"
+			parts[i] = p.name + " killed"
 		}
 	}
-	return s
+	return strings.Join(parts, ", ")
 }
 
-func indent(s, by string) string {
-	out := by
-	for _, r := range s {
-		out += string(r)
-		if r == '\n' {
-			out += by
-		}
-	}
-	return out
-}
+func indent(s, by string) string { return by + strings.ReplaceAll(s, "\n", "\n"+by) }

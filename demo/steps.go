@@ -71,7 +71,8 @@ func (s *stepRun) check(ok bool, name, format string, args ...any) {
 }
 
 // hold lets the load run until the step's time is up (or ctx ends) and
-// returns what the step counted.
+// returns what the step counted. From then on the load counts in the next
+// step's tally, so that nothing goes uncounted between steps.
 func (s *stepRun) hold(ctx context.Context) counts {
 	t := time.NewTimer(time.Until(s.deadline))
 	defer t.Stop()
@@ -79,6 +80,8 @@ func (s *stepRun) hold(ctx context.Context) counts {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+	s.d.next = newTally()
+	s.d.load.begin(s.d.next)
 	return s.tally.snapshot()
 }
 
@@ -89,9 +92,14 @@ func (d *demo) runStep(ctx context.Context, n int, st step) (res stepResult, don
 	res = stepResult{N: n, Gateways: d.cl.live()}
 	start := time.Now()
 	defer func() { res.Took = time.Since(start) }()
-	s := &stepRun{ctx: ctx, d: d, res: &res, tally: newTally(),
+	t := d.next
+	if t == nil {
+		t = newTally()
+	}
+	d.next = nil
+	s := &stepRun{ctx: ctx, d: d, res: &res, tally: t,
 		deadline: time.Now().Add(time.Duration(float64(d.cfg.Duration) * st.share))}
-	d.load.begin(s.tally)
+	d.load.begin(t)
 	stopLive := d.p.startLive(func() string { return liveSummary(s.tally.snapshot(), res.Gateways) })
 	st.run(ctx, s)
 	stopLive()
@@ -252,7 +260,10 @@ func (d *demo) drain(ctx context.Context, s *stepRun) {
 	d.load.watch.Store(w)
 	defer d.load.watch.Store(nil)
 	if err == nil {
-		d.p.event("the proxy sees %s draining (%dms): new sessions go elsewhere", target, time.Since(start).Milliseconds())
+		d.p.event("the proxy sees %s draining after %dms: new sessions go elsewhere", target,
+			time.Since(start).Milliseconds())
+	} else {
+		d.p.event("the proxy does not show %s draining: %v", target, err)
 	}
 	outs := d.load.forEach(ctx, held, func(ct *shopCart, _ *rand.Rand) error {
 		if err := d.load.verifyCart(ctx, ct); err != nil {
@@ -321,6 +332,8 @@ func (d *demo) kill(ctx context.Context, s *stepRun) {
 	if err == nil {
 		d.p.event("the proxy marked %s down after %dms: its connections broke, a redial was refused",
 			victim, time.Since(start).Milliseconds())
+	} else {
+		d.p.event("the proxy does not show %s down: %v", victim, err)
 	}
 	outs := d.load.forEach(ctx, d.residents, func(ct *shopCart, rng *rand.Rand) error {
 		if err := d.load.addItem(ctx, ct, rng); err != nil {
