@@ -13,10 +13,13 @@ const recoverySmoothing = 2
 
 // recovery returns the time from an event at ev until throughput, in the
 // series of buckets of width w, is back to recoveryLevel of its mean before
-// the event. Only buckets before end (the run's planned end) count, and the
-// first bucket is left out of the mean as warm-up when there are others.
-// It is 0 when throughput never fell below the level; ok is false when it
-// had not come back by end (the time returned is then up to end).
+// the event: the start of the first bucket, from the event's own on, whose
+// (smoothed) throughput reaches the level, or 0 if the event's own bucket
+// does. A dip that starts later is not the event's doing and is ignored.
+// Only buckets before end (the run's planned end) count, and the first
+// bucket is left out of the mean as warm-up when there are others. ok is
+// false when throughput had not come back by end (the time returned is then
+// up to end).
 func recovery(series []Bucket, w, ev, end time.Duration) (ms float64, ok bool) {
 	n := min(len(series), int(end/w))
 	evIdx := int(ev / w)
@@ -32,27 +35,14 @@ func recovery(series []Bucket, w, ev, end time.Duration) (ms float64, ok bool) {
 		sum += float64(b.OK)
 	}
 	level := recoveryLevel * sum / float64(evIdx-from)
-	smooth := func(i int) float64 {
+	for i := evIdx; i < n; i++ {
 		k := min(recoverySmoothing, n-i)
 		var s float64
 		for _, b := range series[i : i+k] {
 			s += float64(b.OK)
 		}
-		return s / float64(k)
-	}
-	dip := -1
-	for i := evIdx; i < n; i++ {
-		if smooth(i) < level {
-			dip = i
-			break
-		}
-	}
-	if dip < 0 {
-		return 0, true
-	}
-	for j := dip + 1; j < n; j++ {
-		if smooth(j) >= level {
-			return msOf(time.Duration(j)*w - ev), true
+		if s/float64(k) >= level {
+			return msOf(max(0, time.Duration(i)*w-ev)), true
 		}
 	}
 	return msOf(end - ev), false

@@ -30,6 +30,7 @@ func TestRecovery(t *testing.T) {
 		{"one noisy bucket is smoothed away", series(100, 100, 100, 100, 100, 85, 100, 100), 350 * time.Millisecond, 800 * time.Millisecond, 0, true},
 		{"never back", series(100, 100, 100, 100, 0, 0, 0, 0), 350 * time.Millisecond, 800 * time.Millisecond, 450, false},
 		{"buckets after the end do not count", series(100, 100, 100, 100, 0, 0, 100, 100), 350 * time.Millisecond, 600 * time.Millisecond, 250, false},
+		{"a later dip is not the event's", series(100, 100, 100, 100, 100, 100, 20, 20), 350 * time.Millisecond, 800 * time.Millisecond, 0, true},
 		{"event in the first bucket", series(100, 0, 0), 50 * time.Millisecond, 300 * time.Millisecond, 0, true},
 		{"event after the series", series(100, 100), time.Second, 2 * time.Second, 0, true},
 	}

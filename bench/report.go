@@ -31,8 +31,9 @@ type Report struct {
 	// results named it, and those lost before any result named a gateway.
 	SessionsOnTarget *int64 `json:"sessions_on_target,omitempty"`
 	// RecoveryMs (failover, drain) is the time from the event until
-	// throughput is back to 90% of what it was before (0: it never fell
-	// below); Recovered is false when it did not come back before the end.
+	// throughput is back to 90% of its mean before, to the bucket (0: it
+	// did not fall below); Recovered is false when it had not come back by
+	// the end.
 	RecoveryMs *float64 `json:"recovery_ms,omitempty"`
 	Recovered  *bool    `json:"recovered,omitempty"`
 	// ProxyCPUUsPerCall is the proxy process's CPU time (user + system)

@@ -55,7 +55,7 @@ func TestWorkloads(t *testing.T) {
 			if tt.rate > 0 {
 				// 400/s for 400ms is 160 calls due; mixed sessions add their
 				// read-backs at the end.
-				if rep.CallsOK < 150 || rep.CallsUnsent != 0 {
+				if rep.CallsOK+rep.CallsUnsent < 160 || rep.CallsOK < 100 {
 					t.Fatalf("open loop at 400/s for 400ms: %d ok, %d unsent", rep.CallsOK, rep.CallsUnsent)
 				}
 			}
@@ -86,7 +86,7 @@ func TestOpenLoopCountsTheWait(t *testing.T) {
 	if p90 := time.Duration(open.LatencyUs.P90) * time.Microsecond; p90 < 5*work {
 		t.Fatalf("open loop p90 %v: the wait for overdue calls is not measured", p90)
 	}
-	if open.CallsOK+open.CallsUnsent != 60 {
+	if open.CallsOK+open.CallsFailed+open.CallsUnsent != 60 {
 		t.Fatalf("open loop: %d sent + %d unsent, want the 60 due", open.CallsOK, open.CallsUnsent)
 	}
 }
