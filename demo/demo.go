@@ -115,8 +115,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	p := newPrinter(cfg.Out, cfg.Color)
-	p.line("%s: %d gateways and a proxy as child processes of this one, about %v of live traffic.",
-		p.bold("graftlb demo"), cfg.Gateways, cfg.Duration.Round(time.Second))
+	p.line("%s: %d gateways and a proxy as child processes of this one, about %gs of live traffic.",
+		p.bold("graftlb demo"), cfg.Gateways, cfg.Duration.Round(time.Second).Seconds())
 	p.say("Gossip between them is encrypted with a key made up for this run; every port is picked by the OS.")
 	cl, err := startCluster(ctx, cfg.Binary, cfg.Gateways)
 	if err != nil {
