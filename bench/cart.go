@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -111,7 +112,7 @@ func (u *cartUser) create(t0 time.Time) {
 	cancel()
 	if err != nil {
 		code := codeOf(err)
-		u.e.rec.call(t0, "", code)
+		u.e.rec.fail(t0, code, err.Error())
 		if code == protocol.CodeSessionLost.String() || u.retry() {
 			u.end(lost)
 			return
@@ -123,7 +124,7 @@ func (u *cartUser) create(t0 time.Time) {
 		u.s = u.c.NewSession()
 		return
 	}
-	u.e.rec.call(t0, "", "")
+	u.e.rec.succeed(t0, "")
 	u.obj, u.phase, u.retries = obj, phaseAdd, 0
 }
 
@@ -135,7 +136,7 @@ func (u *cartUser) add(t0 time.Time) {
 	cancel()
 	if err != nil {
 		code := codeOf(err)
-		u.e.rec.call(t0, "", code)
+		u.e.rec.fail(t0, code, err.Error())
 		switch code {
 		case protocol.CodeSessionLost.String():
 			u.end(lost)
@@ -153,11 +154,12 @@ func (u *cartUser) add(t0 time.Time) {
 	}
 	var a cart.Added
 	if err := res.Decode(&a); err != nil || !u.sameOwner(a.Gateway) || a.Items != k || a.Total != u.total+it.price {
-		u.e.rec.call(t0, "", codeMisrouted)
+		u.e.rec.fail(t0, codeMisrouted, fmt.Sprintf("AddItem #%d of a cart on %s at total %d answered %+v (%v)",
+			k, u.info.owner, u.total, a, err))
 		u.end(misrouted)
 		return
 	}
-	u.e.rec.call(t0, a.Gateway, "")
+	u.e.rec.succeed(t0, a.Gateway)
 	u.items = append(u.items, it.name)
 	u.total += it.price
 	u.retries = 0
@@ -187,11 +189,11 @@ func (u *cartUser) readItems(t0 time.Time) {
 		ok = false
 	}
 	if !ok {
-		u.e.rec.call(t0, "", codeMisrouted)
+		u.e.rec.fail(t0, codeMisrouted, fmt.Sprintf("Items of a cart on %s with %v answered %+v", u.info.owner, u.items, r))
 		u.end(misrouted)
 		return
 	}
-	u.e.rec.call(t0, r.Gateway, "")
+	u.e.rec.succeed(t0, r.Gateway)
 	u.uncertain, u.phase, u.retries = nil, phaseTotal, 0
 }
 
@@ -205,11 +207,11 @@ func (u *cartUser) readTotal(t0 time.Time) {
 	}
 	var r cart.TotalResult
 	if err := res.Decode(&r); err != nil || !u.sameOwner(r.Gateway) || r.Total != u.total {
-		u.e.rec.call(t0, "", codeMisrouted)
+		u.e.rec.fail(t0, codeMisrouted, fmt.Sprintf("Total of a cart on %s at %d answered %+v (%v)", u.info.owner, u.total, r, err))
 		u.end(misrouted)
 		return
 	}
-	u.e.rec.call(t0, r.Gateway, "")
+	u.e.rec.succeed(t0, r.Gateway)
 	u.end(verified)
 }
 
@@ -217,7 +219,7 @@ func (u *cartUser) readTotal(t0 time.Time) {
 // maxRetries times.
 func (u *cartUser) readFailed(t0 time.Time, err error) {
 	code := codeOf(err)
-	u.e.rec.call(t0, "", code)
+	u.e.rec.fail(t0, code, err.Error())
 	switch {
 	case code == protocol.CodeSessionLost.String():
 		u.end(lost)

@@ -45,6 +45,7 @@ type recorder struct {
 	last       time.Time // latest completion
 	hist       *hdrhistogram.Histogram
 	errors     map[string]int64
+	samples    map[string]string // code → first message
 	perGateway map[string]int64
 	sessions   Sessions
 	// The time series: closed buckets, then the open one (index cur).
@@ -63,14 +64,21 @@ func newRecorder(start time.Time, bucket time.Duration) *recorder {
 		hist:       hdrhistogram.New(1, maxLatencyUs, 3),
 		curHist:    hdrhistogram.New(1, maxLatencyUs, 2),
 		errors:     make(map[string]int64),
+		samples:    make(map[string]string),
 		perGateway: make(map[string]int64),
 	}
 }
 
-// call records a call that began (or was due, in an open loop) at t0 and
-// completed now. gateway is the gateway its result names ("" if none);
-// code is "" for success, else the failure's code.
-func (r *recorder) call(t0 time.Time, gateway, code string) {
+// succeed records a successful call that began (or was due, in an open loop)
+// at t0 and completed now; gateway is the gateway its result names ("" if
+// none).
+func (r *recorder) succeed(t0 time.Time, gateway string) { r.record(t0, gateway, "", "") }
+
+// fail records a failed call with its code; the first message of each
+// code is kept for the report.
+func (r *recorder) fail(t0 time.Time, code, msg string) { r.record(t0, "", code, msg) }
+
+func (r *recorder) record(t0 time.Time, gateway, code, msg string) {
 	now := time.Now()
 	us := min(max(now.Sub(t0).Microseconds(), 1), maxLatencyUs)
 	r.mu.Lock()
@@ -82,6 +90,9 @@ func (r *recorder) call(t0 time.Time, gateway, code string) {
 	if code != "" {
 		r.failed++
 		r.curFail++
+		if r.errors[code] == 0 {
+			r.samples[code] = msg
+		}
 		r.errors[code]++
 		return
 	}
@@ -162,6 +173,12 @@ func (r *recorder) finish(end time.Time, rep *Report) {
 	rep.Errors = make(map[string]int64, len(r.errors))
 	for k, v := range r.errors {
 		rep.Errors[k] = v
+	}
+	if len(r.samples) > 0 {
+		rep.ErrorSamples = make(map[string]string, len(r.samples))
+		for k, v := range r.samples {
+			rep.ErrorSamples[k] = v
+		}
 	}
 	rep.PerGateway = make(map[string]int64, len(r.perGateway))
 	for k, v := range r.perGateway {

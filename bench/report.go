@@ -15,11 +15,13 @@ type Report struct {
 	// "gateways=4").
 	Label string `json:"label,omitempty"`
 
-	CallsOK        int64            `json:"calls_ok"`
-	CallsFailed    int64            `json:"calls_failed"`
-	Errors         map[string]int64 `json:"errors"` // code → calls
-	ThroughputPerS float64          `json:"throughput_per_s"`
-	LatencyUs      Latency          `json:"latency_us"` // successful calls only
+	CallsOK     int64            `json:"calls_ok"`
+	CallsFailed int64            `json:"calls_failed"`
+	Errors      map[string]int64 `json:"errors"` // code → calls
+	// ErrorSamples holds the first message seen for each error code.
+	ErrorSamples   map[string]string `json:"error_samples,omitempty"`
+	ThroughputPerS float64           `json:"throughput_per_s"`
+	LatencyUs      Latency           `json:"latency_us"` // successful calls only
 	// PerGateway counts the successful calls whose result names the
 	// gateway that ran it (every result but a constructor's does).
 	PerGateway map[string]int64 `json:"per_gateway"`

@@ -25,6 +25,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	row("duration", "%.2fs%s", r.DurationS, map[bool]string{true: " (interrupted)"}[r.Interrupted])
 	row("calls", "%d ok, %d failed%s", r.CallsOK, r.CallsFailed, unsent(r))
 	row("errors", "%s", errorsString(r.Errors))
+	for _, code := range slices.Sorted(maps.Keys(r.ErrorSamples)) {
+		row("", "first %s: %s", code, r.ErrorSamples[code])
+	}
 	row("throughput", "%.1f calls/s", r.ThroughputPerS)
 	l := r.LatencyUs
 	row("latency", "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s", fmtUs(l.P50), fmtUs(l.P90), fmtUs(l.P99), fmtUs(l.P999), fmtUs(l.Max))
@@ -98,6 +101,11 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, r := range sr.Runs {
+		for _, code := range slices.Sorted(maps.Keys(r.ErrorSamples)) {
+			fmt.Fprintf(w, "%s: first %s: %s\n", r.name(), code, r.ErrorSamples[code])
+		}
 	}
 	for _, e := range sr.Events {
 		fmt.Fprintf(w, "event: %s %s at %.2fs\n", e.Kind, e.Gateway, float64(e.TMs)/1e3)

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -77,15 +78,15 @@ func (u *ordersUser) step(t0 time.Time) {
 	res, err := u.s.Do(ctx, client.Request{Target: targetGetOrder, Args: []any{id}, Stateless: true, Idempotent: true})
 	cancel()
 	if err != nil {
-		u.e.rec.call(t0, "", codeOf(err))
+		u.e.rec.fail(t0, codeOf(err), err.Error())
 		return
 	}
 	var o orders.Order
 	if err := res.Decode(&o); err != nil || o.Gateway == "" || o != orders.Make(id, o.Gateway) {
-		u.e.rec.call(t0, "", codeBadResult)
+		u.e.rec.fail(t0, codeBadResult, fmt.Sprintf("GetOrder(%q) answered %+v (%v)", id, o, err))
 		return
 	}
-	u.e.rec.call(t0, o.Gateway, "")
+	u.e.rec.succeed(t0, o.Gateway)
 }
 
 func (u *ordersUser) finish() {}
@@ -108,15 +109,15 @@ func (u *sleepUser) step(t0 time.Time) {
 	res, err := u.s.Do(ctx, client.Request{Target: targetSleep, Args: []any{ms}, Stateless: true, Idempotent: true})
 	cancel()
 	if err != nil {
-		u.e.rec.call(t0, "", codeOf(err))
+		u.e.rec.fail(t0, codeOf(err), err.Error())
 		return
 	}
 	var sl chaos.Slept
 	if err := res.Decode(&sl); err != nil || sl.Ms != ms || sl.Gateway == "" {
-		u.e.rec.call(t0, "", codeBadResult)
+		u.e.rec.fail(t0, codeBadResult, fmt.Sprintf("Sleep(%d) answered %+v (%v)", ms, sl, err))
 		return
 	}
-	u.e.rec.call(t0, sl.Gateway, "")
+	u.e.rec.succeed(t0, sl.Gateway)
 }
 
 func (u *sleepUser) finish() {}
