@@ -19,9 +19,6 @@ func scaleout(ctx context.Context, sc Scenario, rep *ScenarioReport) error {
 	}
 	defer cl.close()
 	maxN := sc.Pools[len(sc.Pools)-1]
-	if err := cl.startGateways(ctx, maxN); err != nil {
-		return err
-	}
 	perGateway := max(1, orDefaultInt(sc.Load.Concurrency, DefaultConcurrency)/maxN)
 	load := sc.Load
 	if load.Workload == "" {
@@ -29,11 +26,16 @@ func scaleout(ctx context.Context, sc Scenario, rep *ScenarioReport) error {
 	}
 	load = load.withDefaults()
 	rep.Notes = append(rep.Notes, fmt.Sprintf(
-		"%d users per gateway, %s workload (Chaos.Sleep %v–%v); ideal_ratio is throughput over the line through %d gateway(s) × pool size",
-		perGateway, load.Workload, load.SleepMin, load.SleepMax, sc.Pools[0]))
+		"%s pools; %d users per gateway, %s workload (Chaos.Sleep %v–%v); ideal_ratio is throughput over the line through %d gateway(s) × pool size",
+		sc.Discovery, perGateway, load.Workload, load.SleepMin, load.SleepMax, sc.Pools[0]))
 	for _, n := range sc.Pools {
 		if ctx.Err() != nil {
 			return nil
+		}
+		// The pool grows between runs, so that a gossip pool holds
+		// exactly the gateways of the run.
+		if err := cl.startGateways(ctx, n); err != nil {
+			return err
 		}
 		proxy, err := cl.startProxy(ctx, cl.gateways[:n])
 		if err != nil {
