@@ -11,7 +11,14 @@ import (
 // ms: the time is spent waiting on the gateways, not on the machine's
 // cores, so with perfect balancing and no proxy overhead throughput grows
 // linearly with the pool. Each run's ideal_ratio is its throughput over
-// that line, drawn through the smallest pool's throughput.
+// that line, drawn through the smallest pool's throughput; what falls short
+// of it is the proxy's and the machine's overhead, and any imbalance.
+//
+// The load grows with the pool rather than staying fixed because the
+// embedded gateway runs each call on a goroutine of its own, without a cap
+// or a queue: one gateway would absorb any number of sleeping calls, and a
+// fixed load would not scale with the pool at all. (A gateway with a
+// bounded worker pool would make this a test of pool capacity.)
 func scaleout(ctx context.Context, sc Scenario, rep *ScenarioReport) error {
 	cl, err := newCluster(sc.Binary, sc.Discovery)
 	if err != nil {
