@@ -30,12 +30,23 @@ backend gateways
     balance leastconn
 %s`
 
-// findHAProxy returns the haproxy binary: path if set, else haproxy on PATH.
-func findHAProxy(path string) (string, error) {
-	if path == "" {
-		path = "haproxy"
+// FindHAProxy returns the haproxy binary: path if set, else haproxy on
+// PATH, else in /usr/sbin or /usr/local/sbin (where Debian installs it,
+// off the PATH of ordinary users).
+func FindHAProxy(path string) (string, error) {
+	if path != "" {
+		return exec.LookPath(path)
 	}
-	return exec.LookPath(path)
+	p, err := exec.LookPath("haproxy")
+	if err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
+		if p, err2 := exec.LookPath(filepath.Join(dir, "haproxy")); err2 == nil {
+			return p, nil
+		}
+	}
+	return "", err
 }
 
 // startHAProxy runs HAProxy in front of gws and waits until it accepts

@@ -29,7 +29,7 @@ type Scenario struct {
 	Name string
 	// Binary is the graftlb binary that runs the gateways and proxies.
 	Binary string
-	// HAProxy is the haproxy binary for compare (default: haproxy on PATH).
+	// HAProxy is the haproxy binary for compare (default: FindHAProxy).
 	HAProxy string
 	// Load is the load of each run; the scenario sets Target and Label,
 	// and, unless set, the workload (scaleout sleep, failover and drain

@@ -55,7 +55,7 @@ func compare(ctx context.Context, sc Scenario, rep *ScenarioReport) error {
 		return err
 	}
 
-	bin, err := findHAProxy(sc.HAProxy)
+	bin, err := FindHAProxy(sc.HAProxy)
 	if err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("haproxy missing: %v; the haproxy run is skipped (apt-get install haproxy)", err))
 		fmt.Fprintf(sc.Log, "compare: HAPROXY MISSING (%v): skipping the haproxy run\n", err)

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +103,7 @@ func TestScenarioDrain(t *testing.T) {
 func TestScenarioCompare(t *testing.T) {
 	load := Config{Conns: 4, Concurrency: 8, Duration: 600 * time.Millisecond}
 	t.Run("with haproxy", func(t *testing.T) {
-		_, lookErr := exec.LookPath("haproxy")
+		_, lookErr := FindHAProxy("")
 		rep := runScenario(t, Scenario{Name: "compare", Gateways: 2, Load: load})
 		runs, _ := requireScenario(t, rep, "compare", false)
 		if lookErr != nil {

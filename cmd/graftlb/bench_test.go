@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftlb/graftlb/bench"
 	"github.com/graftlb/graftlb/internal/proctest"
 )
 
@@ -159,7 +160,7 @@ func TestBenchCommandScenario(t *testing.T) {
 		labels = append(labels, *r.Label)
 	}
 	want := "direct,graftlb,haproxy"
-	if _, err := exec.LookPath("haproxy"); err != nil {
+	if _, err := bench.FindHAProxy(""); err != nil {
 		want = "direct,graftlb"
 		if !strings.Contains(strings.Join(sr.Notes, " "), "haproxy missing") {
 			t.Fatalf("no haproxy and no note saying so: %v", sr.Notes)
