@@ -1,10 +1,17 @@
 #!/bin/sh
-# Installs what the tests need on a fresh Debian machine. Each tool is
-# installed only when missing, so the script is quick on a prepared machine.
+# Installs what the tests need on a fresh Debian machine: the packages
+# listed in deps.txt (one "command:package" per line), each only when it is
+# not installed yet, so the script is quick on a prepared machine. Then it
+# downloads the Go modules.
 set -eu
 need=""
-for tool in $(cat "$(dirname "$0")/deps.txt" 2>/dev/null); do
-	command -v "${tool%%:*}" >/dev/null 2>&1 || need="$need ${tool#*:}"
+for entry in $(cat "$(dirname "$0")/deps.txt" 2>/dev/null); do
+	pkg=${entry#*:}
+	# dpkg, not the PATH: haproxy and nginx live in /usr/sbin, which is not
+	# on every user's PATH.
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+		need="$need $pkg"
+	fi
 done
 if [ -n "$need" ]; then
 	echo "deps: installing$need"
