@@ -48,6 +48,11 @@ type backend struct {
 	removed atomic.Bool
 	conns   atomic.Pointer[[]*upstream] // connected upstreams
 	rr      atomic.Uint32
+	// verdict is set while a broken connection's redial is pending and is
+	// closed when it is known whether the gateway lives: calls of its
+	// sessions wait for it rather than fail with UNAVAILABLE a moment before
+	// they would fail with SESSION_LOST.
+	verdict atomic.Pointer[chan struct{}]
 	// Health (see health.go): active checks and outlier detection set these;
 	// the breaker and recorder take every call's outcome.
 	checkUp    atomic.Bool
@@ -168,6 +173,10 @@ func (b *backend) maintain(i int) {
 			if dead {
 				b.markDeadOnce()
 			}
+			if err == nil {
+				b.setSlot(i, u)
+			}
+			b.endVerdict()
 			b.p.failOrphans(b, orphans, dead || b.removed.Load())
 			orphans = nil
 		}
@@ -193,15 +202,46 @@ func (b *backend) maintain(i int) {
 			u.pc.Abort()
 		default:
 		}
-		orphans = u.serve()
+		orphans = u.serve() // it begins a verdict
 		b.setSlot(i, nil)
 		select {
 		case <-b.stop:
+			b.endVerdict()
 			b.p.failOrphans(b, orphans, true)
 			return
 		default:
 		}
 	}
+}
+
+// beginVerdict notes that a connection broke and its redial is pending.
+func (b *backend) beginVerdict() {
+	ch := make(chan struct{})
+	b.verdict.CompareAndSwap(nil, &ch)
+}
+
+// endVerdict wakes the calls waiting to learn whether the gateway lives.
+func (b *backend) endVerdict() {
+	if ch := b.verdict.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// awaitVerdict waits, up to d, for a pending verdict; it reports whether
+// there was one.
+func (b *backend) awaitVerdict(d time.Duration) bool {
+	ch := b.verdict.Load()
+	if ch == nil {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-*ch:
+	case <-t.C:
+	case <-b.stop:
+	}
+	return true
 }
 
 // firstDialDone marks the first connection attempt done and tells the

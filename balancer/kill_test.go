@@ -121,8 +121,10 @@ func TestGatewayKilledUnderMixedLoad(t *testing.T) {
 					lc.lost = true
 					return
 				case errors.Is(err, protocol.ErrUnavailable):
-					time.Sleep(5 * time.Millisecond) // not run; try again
-					continue
+					// DESIGN.md section 4: the owner's death is SESSION_LOST,
+					// not a transient failure.
+					lc.misrouted = fmt.Errorf("UNAVAILABLE instead of SESSION_LOST: %w", err)
+					return
 				case err != nil:
 					lc.misrouted = err
 					return

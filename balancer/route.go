@@ -106,6 +106,11 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 			return
 		}
 		b.breaker.Cancel(t)
+		if confirmed && b.awaitVerdict(p.cfg.DialTimeout) {
+			// Its connection just broke: once the redial tells whether the
+			// gateway lives, route again (SESSION_LOST if it died).
+			continue
+		}
 		// Not sent: a tentative owner is skipped; a confirmed one is down.
 		if confirmed || !p.refused(s, b) {
 			pd.kept.release()

@@ -153,6 +153,7 @@ func (u *upstream) serve() map[uint32]pending {
 			log.Warn().Str("gateway", u.b.name).Stringer("type", f.Type).Msg("unexpected frame from gateway")
 		}
 	}
+	u.b.beginVerdict() // before the closed flag, so no call sees one without the other
 	u.pc.Abort()
 	u.mu.Lock()
 	u.closed = true
