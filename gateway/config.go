@@ -57,6 +57,13 @@ type Config struct {
 	// connection beyond it gets ERROR OVERLOADED and is closed.
 	MaxConns int
 
+	// Workers caps the calls that execute at once (0, the default: no cap,
+	// each call runs on its own goroutine as GG runs each invocation on its
+	// own thread). Calls over the cap wait in line, and their wait counts
+	// against their deadlines. A cap makes the gateway's capacity finite,
+	// which is what a scale-out measurement needs.
+	Workers int
+
 	// Modules are the modules the gateway hosts.
 	Modules []*Module
 	// Interceptors wrap every call, outermost first, inside the gateway's
@@ -135,6 +142,9 @@ func (c Config) validate() error {
 	}
 	if err := checkFailRate(c.ChaosFailRate); err != nil {
 		errs = append(errs, fmt.Errorf("chaos_fail_rate: %w", err))
+	}
+	if c.Workers < 0 {
+		errs = append(errs, errors.New("workers: must not be negative"))
 	}
 	if c.ChaosLatency < 0 {
 		errs = append(errs, errors.New("chaos_latency: must not be negative"))

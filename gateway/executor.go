@@ -136,8 +136,17 @@ func (c *Call) run() {
 	c.replyResult(res)
 }
 
-// invoke runs the handler chain, turning a panic into INTERNAL.
+// invoke runs the handler chain, turning a panic into INTERNAL. With a
+// Workers cap it first waits for a free worker.
 func (c *Call) invoke(ctx context.Context) (res any, err error) {
+	if w := c.conn.g.workers; w != nil {
+		select {
+		case w <- struct{}{}:
+			defer func() { <-w }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			t := c.Info().Target.String()

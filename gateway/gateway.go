@@ -30,6 +30,7 @@ type Gateway struct {
 	reg         *registry
 	handler     Handler // the interceptor chain around execute
 	faults      *Faults
+	workers     chan struct{} // a slot per executing call, when Config.Workers caps them
 	sessions    *sessions
 	served      map[string]*moduleStats // by module@version
 	welcomeBody []byte
@@ -106,6 +107,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	for name := range reg.modules {
 		g.served[name] = &moduleStats{}
+	}
+	if cfg.Workers > 0 {
+		g.workers = make(chan struct{}, cfg.Workers)
 	}
 	g.baseCtx, g.cancelBase = context.WithCancel(context.Background())
 	g.handler = chain(append([]Interceptor{g.faults.intercept}, cfg.Interceptors...), g.execute)
