@@ -23,6 +23,9 @@ const (
 // DefaultPools are the pool sizes of scaleout.
 var DefaultPools = []int{1, 2, 4, 8}
 
+// DefaultScaleoutWorkers is the calls each scaleout gateway executes at once.
+const DefaultScaleoutWorkers = 4
+
 // Scenario configures RunScenario. Zero fields take their defaults.
 type Scenario struct {
 	// Name is scaleout, failover, drain or compare.
@@ -37,9 +40,12 @@ type Scenario struct {
 	Load Config
 	// Gateways is the pool size (failover and drain 4, compare 3).
 	Gateways int
-	// Pools are scaleout's pool sizes (default 1, 2, 4, 8). Each gateway
-	// gets Load.Concurrency / max(Pools) users.
+	// Pools are scaleout's pool sizes (default 1, 2, 4, 8).
 	Pools []int
+	// Workers caps the calls each scaleout gateway executes at once
+	// (gateway --workers; default 4), so that a gateway's capacity is
+	// finite and adding gateways adds capacity.
+	Workers int
 	// At is when failover and drain signal the gateway (default 40% of
 	// the duration).
 	At time.Duration
@@ -61,6 +67,9 @@ func (sc Scenario) withDefaults() Scenario {
 	}
 	if len(sc.Pools) == 0 {
 		sc.Pools = DefaultPools
+	}
+	if sc.Workers <= 0 {
+		sc.Workers = DefaultScaleoutWorkers
 	}
 	sc.Pools = slices.Clone(sc.Pools)
 	slices.Sort(sc.Pools)

@@ -42,7 +42,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 
 	var sc bench.Scenario
 	fs.IntVar(&sc.Gateways, "gateways", 0, "scenario pool size (default: failover and drain 4, compare 3)")
-	pools := fs.String("pools", "1,2,4,8", "scaleout: pool sizes; each gateway gets concurrency/max(pools) users")
+	pools := fs.String("pools", "1,2,4,8", "scaleout: pool sizes")
+	fs.IntVar(&sc.Workers, "workers", bench.DefaultScaleoutWorkers, "scaleout: calls each gateway executes at once (its capacity)")
 	fs.DurationVar(&sc.At, "at", 0, "failover, drain: when to signal the gateway (default 40% of --duration)")
 	fs.StringVar(&sc.Target, "victim", bench.DefaultTargetGateway, "failover, drain: the gateway to kill or drain")
 	fs.StringVar(&sc.Discovery, "discovery", bench.DiscoveryStatic, "scenario pool: static (--backend list) or gossip")
