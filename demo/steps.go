@@ -136,12 +136,13 @@ func (d *demo) spread(ctx context.Context, s *stepRun) {
 		}
 	}
 	d.p.bars(fmt.Sprintf("%s calls over one connection, by the gateway that served them:", num(total)), c.StatelessBy, gws)
-	// Not a check: the picker (power of two choices over least outstanding
-	// calls) rightly sends less to a gateway that is slow, as one starved
-	// of CPU on a busy machine is.
+	// Not a check: the picker (power of two choices over the expected wait)
+	// sends less to a gateway that answered slowly, for instance one starved
+	// of CPU on a busy machine, or on its first calls.
 	fair := total / int64(max(len(gws), 1))
-	d.p.say("The least busy gateway served %s, a fair share is %s: the proxy picks the less busy of two", num(least), num(fair))
-	d.p.say("random gateways for every call, so a slower gateway gets less.")
+	d.p.say("The least busy gateway served %s, a fair share is %s: for every call the proxy takes two", num(least), num(fair))
+	d.p.say("random gateways and picks the one with the shorter expected wait (its recent latency times")
+	d.p.say("its calls in flight), so a gateway that has answered slowly gets less.")
 	s.check(reached == len(gws), "every gateway served calls from the one connection", "%d of %d", reached, len(gws))
 	s.check(c.failedCalls() == 0 && c.Wrong == 0, "no call failed, every result correct", "%s failed, %s wrong",
 		num(c.failedCalls()), num(c.Wrong))
