@@ -242,8 +242,8 @@ func (d *demo) drain(ctx context.Context, s *stepRun) {
 	held, rest := split(d.residents, target)
 	pr := d.cl.gateway(target)
 	if pool, err := d.cl.pool(ctx); err == nil {
-		d.p.event("%s holds %d long-lived carts and %d shoppers' sessions (%s bound by the proxy)",
-			target, len(held), d.load.inProgress(target), num(pool[target].Sessions))
+		d.p.event("%s holds %d long-lived carts and %s in progress (%s bound by the proxy)",
+			target, len(held), plural(d.load.inProgress(target), "shopper session"), num(pool[target].Sessions))
 	}
 	start := time.Now()
 	if err := pr.signal(syscall.SIGTERM); err != nil {
@@ -314,8 +314,8 @@ func (d *demo) kill(ctx context.Context, s *stepRun) {
 	d.p.say("may notice: GetOrder is IDEMPOTENT, so a call in flight on %s is retried elsewhere.", victim)
 	held, _ := split(d.residents, victim)
 	before, _ := d.cl.stats(ctx)
-	d.p.event("%s holds %d of the %d long-lived carts and %d shoppers' sessions",
-		victim, len(held), len(d.residents), d.load.inProgress(victim))
+	d.p.event("%s holds %d of the %d long-lived carts and %s in progress",
+		victim, len(held), len(d.residents), plural(d.load.inProgress(victim), "shopper session"))
 	pr := d.cl.gateway(victim)
 	start := time.Now()
 	if err := pr.signal(syscall.SIGKILL); err != nil {
@@ -359,8 +359,8 @@ func (d *demo) kill(ctx context.Context, s *stepRun) {
 	d.residents = kept
 	c := s.hold(ctx)
 	d.p.bars("calls served during the step, by gateway:", c.ServedBy, s.res.Gateways)
-	d.p.say("%s sessions lost (%d long-lived carts, %s shoppers'), by owner: %s",
-		num(c.Lost), lostHeld, num(c.Lost-int64(lostHeld)), lostOwners(c.LostBy))
+	d.p.say("%s sessions lost (%d long-lived carts, %s), by owner: %s",
+		num(c.Lost), lostHeld, plural(int(c.Lost)-lostHeld, "shopper session"), lostOwners(c.LostBy))
 	if after, err := d.cl.stats(ctx); err == nil {
 		d.p.say("The proxy counted %s sessions lost (GET /stats); the demo saw %s.",
 			num(after.SessionsLost-before.SessionsLost), num(c.Lost))
@@ -460,3 +460,11 @@ func lostOwners(m map[string]int64) string {
 }
 
 func joinNames(names []string) string { return strings.Join(names, ", ") }
+
+// plural formats "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return num(int64(n)) + " " + thing + "s"
+}
