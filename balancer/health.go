@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"errors"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -34,9 +35,11 @@ import (
 var errNotConnected = errors.New("balancer: no connection to the gateway")
 
 // latencyHalfLife is how fast a gateway's latency estimate decays when it
-// gets no calls, so that a gateway that was slow is tried again (Finagle's
-// peak EWMA decays the same way).
-const latencyHalfLife = time.Second
+// gets no calls, so that a gateway that was slow (or merely started cold) is
+// tried again soon (Finagle's peak EWMA decays the same way). A gateway 40×
+// slower than the rest is retried after about 5 half-lives: one slow call
+// every few seconds, which no p99 notices.
+const latencyHalfLife = 500 * time.Millisecond
 
 // initHealth builds the checker and the detector.
 func (p *Proxy) initHealth() error {
@@ -157,32 +160,39 @@ func (b *backend) outcome(pd *pending, ok bool, now int64) {
 	}
 }
 
-// observe folds a round-trip time into the latency estimate (an EWMA with
-// weight 1/8).
+// observe folds a round-trip time into the latency estimate: the estimate
+// first decays for the time since the last sample, then moves 1/8 of the
+// way to rtt. Decaying before mixing matters: a gateway that was slow once
+// and then idle must not get its old estimate back with each rare sample.
 func (b *backend) observe(rtt, now int64) {
 	for {
 		old := b.ewma.Load()
-		next := old + (rtt-old)/8
+		last := b.lastSample.Load()
+		cur := decayed(old, now-last)
+		next := cur + (rtt-cur)/8
 		if old == 0 {
 			next = rtt
 		}
 		if b.ewma.CompareAndSwap(old, next) {
-			break
+			b.lastSample.Store(now)
+			return
 		}
 	}
-	b.lastSample.Store(now)
 }
 
-// cost is the expected wait of a new call on b: its latency estimate,
-// halved for every latencyHalfLife without a sample, times the calls it
-// has in flight plus one, divided by its weight.
-func (b *backend) cost(now int64) float64 {
-	e := b.ewma.Load()
-	if idle := now - b.lastSample.Load(); idle > 0 {
-		if halvings := idle / int64(latencyHalfLife); halvings > 0 {
-			e >>= min(halvings, 62)
-		}
+// decayed is estimate e after idle nanoseconds without a sample.
+func decayed(e, idle int64) int64 {
+	if idle <= 0 || e == 0 {
+		return e
 	}
+	return int64(float64(e) * math.Exp2(-float64(idle)/float64(latencyHalfLife)))
+}
+
+// cost is the expected wait of a new call on b: its decayed latency
+// estimate times the calls it has in flight plus one, divided by its
+// weight.
+func (b *backend) cost(now int64) float64 {
+	e := decayed(b.ewma.Load(), now-b.lastSample.Load())
 	w := b.weight.Load()
 	if w <= 0 {
 		w = 1

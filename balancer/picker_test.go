@@ -139,3 +139,31 @@ func TestNextOwnerModuleFilter(t *testing.T) {
 		t.Errorf("module nobody serves placed on %s", got.name)
 	}
 }
+
+// TestLatencyEstimateRecovers: a gateway whose first calls were slow (a
+// cold start) is not starved: once idle its estimate decays, and a rare
+// fast sample does not bring the old estimate back.
+func TestLatencyEstimateRecovers(t *testing.T) {
+	_, bs := testBackends(t, gw("cold", "orders@1"), gw("warm", "orders@1"))
+	cold, warm := bs[0], bs[1]
+	now := int64(1e12)
+	cold.observe(3e6, now)   // 3 ms on a cold connection
+	warm.observe(200e3, now) // 200 µs
+	if cold.cost(now) <= warm.cost(now) {
+		t.Fatal("a slower gateway costs no more")
+	}
+	// The warm gateway keeps answering in 200 µs; the cold one idles 3 s,
+	// 6 half-lives, which take its 3 ms under 200 µs.
+	later := now + 3e9
+	for ts := now; ts <= later; ts += 10e6 {
+		warm.observe(200e3, ts)
+	}
+	if cold.cost(later) >= warm.cost(later) {
+		t.Errorf("after 3s idle the cold gateway still costs %.0f against %.0f", cold.cost(later), warm.cost(later))
+	}
+	// Its next (fast) sample starts from the decayed estimate.
+	cold.observe(200e3, later)
+	if e := cold.ewma.Load(); e > 300e3 {
+		t.Errorf("estimate after a fast sample is %dns: the old 3ms came back", e)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -79,12 +80,21 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	// Gossip starts after the listeners (it announces their addresses), but
 	// the drain hook must exist before New: it reads the member when it runs.
+	// The hook runs under the gateway's state lock, before GOAWAY goes out;
+	// gossiping waits for the broadcast, so it runs on a goroutine of its
+	// own (waited for before the gateway leaves the cluster) and GOAWAY is
+	// not held back by it.
 	var gossip atomic.Pointer[discovery.Gossip]
+	var gossiping sync.WaitGroup
 	cfg.OnStateChange = func(_, to gateway.State) {
 		if gs := gossip.Load(); gs != nil && to == gateway.StateDraining {
-			if err := gs.SetState(discovery.StateDraining); err != nil {
-				log.Warn().Err(err).Msg("gossip draining state")
-			}
+			gossiping.Add(1)
+			go func() {
+				defer gossiping.Done()
+				if err := gs.SetState(discovery.StateDraining); err != nil {
+					log.Warn().Err(err).Msg("gossip draining state")
+				}
+			}()
 		}
 	}
 	g, err := gateway.New(cfg)
@@ -110,6 +120,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	gossip.Store(gs)
 	defer leave(gs, log)
+	defer gossiping.Wait() // the draining state goes out before the leave
 	l := listening{Name: cfg.Name, TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}
 	if gs != nil {
 		l.Gossip = gs.LocalAddr()

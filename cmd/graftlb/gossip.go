@@ -60,8 +60,11 @@ func leave(gs *discovery.Gossip, log zerolog.Logger) {
 	if gs == nil {
 		return
 	}
-	if err := gs.Leave(3 * time.Second); err != nil {
-		log.Warn().Err(err).Msg("gossip leave")
+	// With nobody left to tell, Leave would wait its whole timeout.
+	if len(gs.Members()) > 1 {
+		if err := gs.Leave(2 * time.Second); err != nil {
+			log.Warn().Err(err).Msg("gossip leave")
+		}
 	}
 	_ = gs.Shutdown()
 }
