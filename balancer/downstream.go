@@ -258,16 +258,7 @@ func (d *downstream) forwardCallback(u *upstream, gwID uint32, raw []byte) bool 
 		d.mu.Unlock()
 		return false
 	}
-	id := d.nextCb + 1
-	for {
-		if id == 0 {
-			id = 1
-		}
-		if _, busy := d.cbs[id]; !busy {
-			break
-		}
-		id++
-	}
+	id := freeID(d.cbs, d.nextCb)
 	d.nextCb = id
 	d.cbs[id] = cbRoute{u: u, id: gwID}
 	d.mu.Unlock()

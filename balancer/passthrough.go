@@ -372,22 +372,10 @@ func (p *Passthrough) dial(key []byte, ws bool) (name string, conn net.Conn, ok 
 
 func (p *Passthrough) accept(ln net.Listener, ws bool) {
 	defer p.wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			select {
-			case <-p.stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			continue
-		}
+	acceptLoop(ln, p.stop, p.cfg.Logger, func(c net.Conn) {
 		if !p.track(c) {
 			_ = c.Close()
-			continue
+			return
 		}
 		p.wg.Add(1)
 		go func() {
@@ -399,7 +387,7 @@ func (p *Passthrough) accept(ln net.Listener, ws bool) {
 				p.serveTCP(c)
 			}
 		}()
-	}
+	})
 }
 
 func (p *Passthrough) track(c net.Conn) bool {

@@ -227,20 +227,7 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrad
 
 func (p *Proxy) acceptTCP(ln net.Listener) {
 	defer p.wg.Done()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			p.cfg.Logger.Warn().Err(err).Msg("accept failed")
-			select {
-			case <-p.stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			continue
-		}
+	acceptLoop(ln, p.stop, p.cfg.Logger, func(nc net.Conn) {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
@@ -252,7 +239,7 @@ func (p *Proxy) acceptTCP(ln net.Listener) {
 				d.serve()
 			}()
 		}
-	}
+	})
 }
 
 // admit registers a new client connection, or refuses it when the proxy is

@@ -66,16 +66,7 @@ func (u *upstream) forward(raw []byte, pd pending) error {
 		u.mu.Unlock()
 		return errUpstreamClosed
 	}
-	id := u.nextID + 1
-	for {
-		if id == 0 {
-			id = 1
-		}
-		if _, busy := u.calls[id]; !busy {
-			break
-		}
-		id++
-	}
+	id := freeID(u.calls, u.nextID)
 	u.nextID = id
 	u.calls[id] = pd
 	if pd.deadline != 0 {
@@ -185,5 +176,20 @@ func (u *upstream) expire(now int64, fn func(pending)) {
 	for _, pd := range due {
 		u.b.outcome(&pd, false, 0) // a timeout is a failure of the gateway
 		fn(pd)
+	}
+}
+
+// freeID returns the first call id after last that is not 0 and not a key
+// of inFlight: call ids are per connection and direction, and wrap.
+func freeID[V any](inFlight map[uint32]V, last uint32) uint32 {
+	id := last + 1
+	for {
+		if id == 0 {
+			id = 1
+		}
+		if _, busy := inFlight[id]; !busy {
+			return id
+		}
+		id++
 	}
 }

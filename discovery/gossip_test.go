@@ -371,9 +371,6 @@ func TestGossipLifecycleErrors(t *testing.T) {
 }
 
 func TestGossipDeadMemberDisappears(t *testing.T) {
-	if testing.Short() {
-		t.Skip("failure detection takes seconds with the LAN profile")
-	}
 	awaitMemberlistExit(t)
 	gw1 := startNode(t, "gw1", RoleGateway, nil, nil)
 	join := []string{gw1.LocalAddr()}
@@ -399,9 +396,6 @@ func TestGossipDeadMemberDisappears(t *testing.T) {
 // again only at the next push/pull (measured: 32–60 s in all). joinLoop's
 // re-joins bring that down to failure detection plus about JoinRetry.
 func TestGossipCrashRestartOnNewPort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("failure detection takes seconds with the LAN profile")
-	}
 	awaitMemberlistExit(t)
 	seed := startNode(t, "px1", RoleProxy, nil, nil)
 	join := []string{seed.LocalAddr()}

@@ -89,21 +89,6 @@ func TestDemoInterrupted(t *testing.T) {
 	d.checkChildrenGone(t)
 }
 
-// TestDemoKilledLeavesNoChildren SIGKILLs the demo itself: its gateways
-// and proxy must not outlive it.
-func TestDemoKilledLeavesNoChildren(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("children of a killed demo are cleaned up by Pdeathsig, on Linux only")
-	}
-	d := startDemo(t, "--gateways", "3", "--duration", "10s")
-	d.waitFor(t, "[1/5]")
-	if err := d.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	d.wait(t, 10*time.Second)
-	d.checkChildrenGone(t)
-}
-
 // demoProc is a running `graftlb demo`.
 type demoProc struct {
 	cmd    *exec.Cmd
