@@ -118,6 +118,12 @@ func (c Config) withDefaults() Config {
 		c.Logger = &nop
 	}
 	c.Clock = clock.OrReal(c.Clock)
+	// Health rules run on the proxy's clock unless given their own.
+	for _, hc := range []*clock.Clock{&c.Health.Check.Clock, &c.Health.Outlier.Clock, &c.Health.Breaker.Clock} {
+		if *hc == nil {
+			*hc = c.Clock
+		}
+	}
 	c.Health = c.Health.WithDefaults()
 	return c
 }

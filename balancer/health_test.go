@@ -126,6 +126,9 @@ func TestEjectsFailingGateway(t *testing.T) {
 		runLoad(t, c, 8, 200, 5*time.Second, getOrderReq)
 		return poolMember(p, "gw2").Ejected
 	})
+	if m := poolMember(p, "gw2"); m.Health == nil || m.Health.Outlier == nil || m.Health.Outlier.Ejections < 1 {
+		t.Errorf("GET /pool does not count gw2's ejection: %+v", m.Health)
+	}
 	r := runLoad(t, c, 8, 4000, 5*time.Second, getOrderReq)
 	t.Logf("after ejection: %d ok, failed %v, served %v", r.ok, r.failed, r.served)
 	if rate := r.successRate(); rate < 0.995 {

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/health"
 )
 
 // PoolMember is one gateway as the proxy sees it, for the admin API's
@@ -29,6 +30,9 @@ type PoolMember struct {
 	Ejected   bool   `json:"ejected"`
 	Breaker   string `json:"breaker"`
 	LatencyUs int64  `json:"latency_us"`
+	// Health has the details: the active checks' counts and last error,
+	// outlier detection's ejection count and time, the breaker's counts.
+	Health *health.TargetStatus `json:"health,omitempty"`
 }
 
 // Stats are the proxy's counters.
@@ -54,6 +58,16 @@ func (p *Proxy) Pool() []PoolMember {
 	}
 	p.mu.Unlock()
 	out := make([]PoolMember, 0, len(bs))
+	breakers := make(map[string]*health.Breaker, len(bs))
+	for _, b := range bs {
+		if b.breaker != nil {
+			breakers[b.name] = b.breaker
+		}
+	}
+	details := map[string]health.TargetStatus{}
+	for _, st := range health.Snapshot(p.checker, p.detector, breakers) {
+		details[st.Name] = st
+	}
 	for _, b := range bs {
 		b.mu.Lock()
 		m := b.member
@@ -79,6 +93,9 @@ func (p *Proxy) Pool() []PoolMember {
 			Sessions: b.sessions.Load(), Served: b.served.Load(),
 			Check: check, Ejected: b.ejected.Load(), Breaker: br, LatencyUs: b.ewma.Load() / 1000,
 		})
+		if st, ok := details[b.name]; ok {
+			out[len(out)-1].Health = &st
+		}
 	}
 	slices.SortFunc(out, func(a, b PoolMember) int { return cmp.Compare(a.Name, b.Name) })
 	return out
