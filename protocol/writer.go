@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrSlowPeer is returned by a non-blocking Writer when the peer does not
@@ -33,6 +34,9 @@ type Writer struct {
 	block      bool
 	done       chan struct{}
 
+	// backlog mirrors len(pending) for lock-free readers (Backlog).
+	backlog atomic.Int64
+
 	mu      sync.Mutex
 	cond    sync.Cond
 	pending []byte // length-prefixed frames waiting to be written
@@ -58,6 +62,7 @@ func (w *Writer) WriteFrame(b []byte) error {
 	}
 	w.pending = binary.BigEndian.AppendUint32(w.pending, uint32(len(b)))
 	w.pending = append(w.pending, b...)
+	w.backlog.Store(int64(len(w.pending)))
 	w.mu.Unlock()
 	w.cond.Broadcast()
 	return nil
@@ -78,6 +83,7 @@ func (w *Writer) Send(f *Frame) error {
 	if err != nil {
 		w.pending = w.pending[:start]
 	}
+	w.backlog.Store(int64(len(w.pending)))
 	w.mu.Unlock()
 	if err == nil {
 		w.cond.Broadcast()
@@ -108,11 +114,7 @@ func (w *Writer) reserveLocked(n int) error {
 
 // Pending returns the number of bytes queued and not yet handed to the
 // socket.
-func (w *Writer) Pending() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.pending)
-}
+func (w *Writer) Pending() int { return int(w.backlog.Load()) }
 
 // Close writes what is queued (each write bounded by the write timeout),
 // stops the writer goroutine and waits for it. It returns the first write
@@ -160,6 +162,7 @@ func (w *Writer) run() {
 		}
 		batch := w.pending
 		w.pending, w.spare = w.spare[:0], nil
+		w.backlog.Store(0)
 		w.cond.Broadcast() // room for blocked senders
 		w.mu.Unlock()
 		err := w.sink.writeBatch(batch)
