@@ -155,6 +155,7 @@ func (d *downstream) handle(raw []byte) bool {
 	case protocol.TypeCallbackResult, protocol.TypeError:
 		d.callbackReply(f.CallID, raw)
 	case protocol.TypePing:
+		d.keepalive(f.Session)
 		f.Type = protocol.TypePong
 		_ = d.pc.Send(f)
 	case protocol.TypePong:
@@ -211,6 +212,30 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		d.p.routeStateful(pd, f.Module, raw, &d.scratch)
 	}
 	return true
+}
+
+// keepalive passes a client's PING on to the gateway that holds the
+// session it names (zero: the connection's), so that a session whose
+// client is connected but quiet does not expire on its gateway (SPEC.md
+// section 7: a PING with a session id keeps that session alive). One PING
+// in, one PING out: no amplification.
+func (d *downstream) keepalive(id protocol.SessionID) {
+	s := d.sess
+	if !id.IsZero() {
+		if s = d.p.sessions.lookup(id); s == nil {
+			return
+		}
+	}
+	s.lastUsed.Store(d.p.now())
+	s.mu.Lock()
+	b, ok := s.owner, s.confirmed && !s.lost
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	if u := b.pickConn(); u != nil {
+		_ = u.pc.Send(&protocol.Frame{Type: protocol.TypePing, Session: s.id})
+	}
 }
 
 // finish forgets a call id once the call is answered.

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/gateway"
+	"github.com/graftlb/graftlb/gateway/gatewaytest"
 	"github.com/graftlb/graftlb/gateway/modules/orders"
 	"github.com/graftlb/graftlb/gateway/modules/ticker"
+	"github.com/graftlb/graftlb/internal/clock"
 	"github.com/graftlb/graftlb/internal/testgw"
 	"github.com/graftlb/graftlb/protocol"
 )
@@ -195,5 +199,40 @@ func TestProxyErrors(t *testing.T) {
 	defer cancel()
 	if _, err := s.CallStateless(short, "chaos@1.Chaos.Sleep", 3000); !errors.Is(err, protocol.ErrDeadlineExceeded) {
 		t.Errorf("deadline: %v", err)
+	}
+}
+
+// TestKeepaliveThroughProxy: a client that only PINGs keeps its session
+// alive on the gateway behind the proxy; one that is silent loses it after
+// the gateway's session TTL.
+func TestKeepaliveThroughProxy(t *testing.T) {
+	clk := clock.NewFake()
+	gs := startGateways(t, 1, func(c *gateway.Config) { c.Clock, c.SessionTTL = clk, time.Minute })
+	p := startProxy(t, gs, nil)
+	for _, ping := range []bool{true, false} {
+		a := gatewaytest.Dial(t, "tcp", p.Addrs().TCP, gatewaytest.Options{})
+		a.Hello(0, protocol.SessionID{})
+		f := a.Call(gatewaytest.Call{Target: "cart@1.Cart.$new"})
+		gatewaytest.Result(t, f, nil)
+		obj := f.Object
+		for i := 0; i < 4; i++ { // 4 × 40 s: well past the 1 min TTL
+			if ping {
+				_ = a.Send(&protocol.Frame{Type: protocol.TypePing, CallID: uint32(100 + i)})
+				if pong := a.Next(); pong == nil || pong.Type != protocol.TypePong {
+					t.Fatalf("PING answered %s", gatewaytest.Describe(pong))
+				}
+				// A stateless call behind it on the same gateway connection
+				// returns after the gateway has handled the PING.
+				gatewaytest.Result(t, a.Call(getOrderCall), nil)
+			}
+			clk.Advance(40 * time.Second)
+		}
+		f = a.Call(gatewaytest.Call{Target: "cart@1.Cart.Total", Object: obj})
+		if ping {
+			gatewaytest.Result(t, f, nil)
+		} else {
+			gatewaytest.ExpectError(t, f, protocol.CodeSessionLost)
+		}
+		a.Close()
 	}
 }
