@@ -45,6 +45,12 @@ type Config struct {
 	// makes no call (default 15m, longer than the gateways' session TTL so
 	// that the proxy never forgets a session a gateway still holds).
 	SessionIdle time.Duration `json:"session_idle" yaml:"session_idle"`
+	// CallTimeout is the deadline the proxy gives a call that carries none
+	// (0, the default: none, as the protocol allows; Envoy's route timeout
+	// is 15s). It protects clients that send no deadline from a gateway that
+	// hangs: the call fails with DEADLINE_EXCEEDED, and the gateway is told
+	// the deadline in the forwarded header.
+	CallTimeout time.Duration `json:"call_timeout" yaml:"call_timeout"`
 	// SweepInterval is how often deadlines and idle sessions are checked
 	// (default 10ms): the resolution of proxy-enforced deadlines.
 	SweepInterval time.Duration `json:"sweep_interval" yaml:"sweep_interval"`

@@ -201,8 +201,12 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	}
 	s.lastUsed.Store(d.p.now())
 	var deadline int64
-	if f.Deadline > 0 {
+	switch {
+	case f.Deadline > 0:
 		deadline = d.p.now() + int64(f.Deadline)*int64(time.Millisecond)
+	case d.p.cfg.CallTimeout > 0:
+		deadline = d.p.now() + int64(d.p.cfg.CallTimeout)
+		protocol.SetDeadline(raw, uint32(d.p.cfg.CallTimeout/time.Millisecond))
 	}
 	pd := pending{down: d, clientID: f.CallID, deadline: deadline, flags: f.Flags}
 	if f.Flags.Has(protocol.FlagStateless) {

@@ -236,3 +236,22 @@ func TestKeepaliveThroughProxy(t *testing.T) {
 		a.Close()
 	}
 }
+
+// TestCallTimeout: with CallTimeout, a call that carries no deadline fails
+// with DEADLINE_EXCEEDED instead of waiting for a gateway forever.
+func TestCallTimeout(t *testing.T) {
+	gs := startGateways(t, 1, nil)
+	p := startProxy(t, gs, func(c *Config) { c.CallTimeout = 200 * time.Millisecond })
+	s := dialProxy(t, proxyTargets(p)["tcp"]).Session()
+	begin := time.Now()
+	_, err := s.CallStateless(context.Background(), "chaos@1.Chaos.Sleep", 5000) // no deadline
+	if !errors.Is(err, protocol.ErrDeadlineExceeded) {
+		t.Fatalf("a 5 s call with a 200 ms call timeout: %v", err)
+	}
+	if d := time.Since(begin); d > 4*time.Second {
+		t.Fatalf("it failed after %v", d)
+	}
+	if _, err := s.CallStateless(context.Background(), "chaos@1.Chaos.Sleep", 10); err != nil {
+		t.Fatalf("a short call: %v", err)
+	}
+}

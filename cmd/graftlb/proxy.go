@@ -33,6 +33,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.BackendConns, "backend-conns", balancer.DefaultBackendConns, "multiplexed connections per gateway")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", balancer.DefaultDialTimeout, "gateway dial and handshake timeout")
 	fs.Float64Var(&cfg.RetryBudget, "retry-budget", balancer.DefaultRetryBudget, "share of active calls that may be retries")
+	fs.DurationVar(&cfg.CallTimeout, "call-timeout", 0, "deadline given to calls that carry none (0: none)")
 	hc := &cfg.Health
 	fs.DurationVar(&hc.Check.Interval, "check-interval", time.Second, "active check (PING; pass-through: GET /status) interval")
 	fs.DurationVar(&hc.Check.Timeout, "check-timeout", time.Second, "active check timeout")
