@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
+	"github.com/graftlb/graftlb/internal/clock"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/rs/zerolog"
 )
@@ -192,12 +193,15 @@ func TestProxyBadInput(t *testing.T) {
 	}
 }
 
-// TestProxyLimits: connections and calls in flight beyond the limits get
-// OVERLOADED; the proxy keeps serving.
+// TestProxyLimits: connections, calls in flight and sessions per
+// connection beyond the limits get OVERLOADED; the proxy keeps serving.
 func TestProxyLimits(t *testing.T) {
 	gs := startGateways(t, 1, nil)
+	clk := clock.NewFake()
 	p := startProxy(t, gs, func(c *Config) {
+		c.Clock = clk
 		c.MaxConns = 2
+		c.MaxSessionsPerConn = 2
 		c.Limits = protocol.Limits{MaxInflight: 4}
 	})
 	a := gatewaytest.Dial(t, "tcp", p.Addrs().TCP, gatewaytest.Options{})
@@ -216,6 +220,21 @@ func TestProxyLimits(t *testing.T) {
 	if over != 1 {
 		t.Errorf("%d of 5 calls got OVERLOADED with max 4 in flight, want 1", over)
 	}
+	// Sessions per connection: the third new one is refused.
+	for i := 0; i < 3; i++ {
+		f := a.Call(gatewaytest.Call{Target: "orders@1.Orders.GetOrder", Args: []any{"o-1"}, Flags: protocol.FlagStateless,
+			Session: protocol.NewSessionID()})
+		if i < 2 {
+			gatewaytest.Result(t, f, nil)
+		} else {
+			gatewaytest.ExpectError(t, f, protocol.CodeOverloaded)
+		}
+	}
+	// Once the table forgets them (idle), the connection may bring others.
+	clk.Advance(DefaultSessionIdle + 2*time.Second)
+	waitFor(t, 5*time.Second, "idle sessions forgotten", func() bool { return p.sessions.len() <= 2 })
+	gatewaytest.Result(t, a.Call(gatewaytest.Call{Target: "orders@1.Orders.GetOrder", Args: []any{"o-1"},
+		Flags: protocol.FlagStateless, Session: protocol.NewSessionID()}), nil)
 	b := gatewaytest.Dial(t, "tcp", p.Addrs().TCP, gatewaytest.Options{})
 	b.Hello(0, protocol.SessionID{})
 	c := gatewaytest.Dial(t, "tcp", p.Addrs().TCP, gatewaytest.Options{})

@@ -26,6 +26,11 @@ type Config struct {
 	// MaxConns caps client connections (default 10000); more are refused
 	// with OVERLOADED.
 	MaxConns int `json:"max_conns" yaml:"max_conns"`
+	// MaxSessionsPerConn caps the sessions one client connection may bring
+	// to the proxy's session table besides its own, among those the table
+	// still holds (default 100000); calls of more get OVERLOADED, so that a
+	// client cannot fill the table.
+	MaxSessionsPerConn int `json:"max_sessions_per_conn" yaml:"max_sessions_per_conn"`
 	// BackendConns is the number of multiplexed connections per gateway
 	// (default 2).
 	BackendConns int `json:"backend_conns" yaml:"backend_conns"`
@@ -42,8 +47,9 @@ type Config struct {
 	// proxy walks to place a new session or find a resumed one (default 8).
 	MaxOwnerProbes int `json:"max_owner_probes" yaml:"max_owner_probes"`
 	// SessionIdle is how long the proxy keeps the binding of a session that
-	// makes no call (default 15m, longer than the gateways' session TTL so
-	// that the proxy never forgets a session a gateway still holds).
+	// makes no call and sends no PING (default 5m). Forgetting is safe: a
+	// later call of the session finds its gateway again by the NOT_OWNER
+	// walk; it only costs that walk.
 	SessionIdle time.Duration `json:"session_idle" yaml:"session_idle"`
 	// CallTimeout is the deadline the proxy gives a call that carries none
 	// (0, the default: none, as the protocol allows; Envoy's route timeout
@@ -70,15 +76,16 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultMaxConns       = 10000
-	DefaultBackendConns   = 2
-	DefaultDialTimeout    = 2 * time.Second
-	DefaultRetryBudget    = 0.2
-	DefaultRetryMin       = 3
-	DefaultMaxAttempts    = 3
-	DefaultMaxOwnerProbes = 8
-	DefaultSessionIdle    = 15 * time.Minute
-	DefaultSweepInterval  = 10 * time.Millisecond
+	DefaultMaxConns           = 10000
+	DefaultBackendConns       = 2
+	DefaultMaxSessionsPerConn = 100000
+	DefaultDialTimeout        = 2 * time.Second
+	DefaultRetryBudget        = 0.2
+	DefaultRetryMin           = 3
+	DefaultMaxAttempts        = 3
+	DefaultMaxOwnerProbes     = 8
+	DefaultSessionIdle        = 15 * time.Minute
+	DefaultSweepInterval      = 10 * time.Millisecond
 )
 
 // DefaultConfig returns a Config with every default filled in and the
@@ -94,6 +101,9 @@ func (c Config) withDefaults() Config {
 	c.Limits = c.Limits.WithDefaults()
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxSessionsPerConn <= 0 {
+		c.MaxSessionsPerConn = DefaultMaxSessionsPerConn
 	}
 	if c.BackendConns <= 0 {
 		c.BackendConns = DefaultBackendConns

@@ -23,6 +23,9 @@ type downstream struct {
 
 	inflight atomic.Int32
 	closed   atomic.Bool
+	// sessionsLive counts the sessions this connection brought to the
+	// table that the table still holds.
+	sessionsLive atomic.Int32
 
 	// Owned by the reader goroutine.
 	f        protocol.Frame
@@ -192,7 +195,18 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	}
 	s := d.sess
 	if !f.Session.IsZero() && f.Session != s.id {
-		s = d.p.sessions.get(f.Session, f.Flags.Has(protocol.FlagNewSession), d.p.now())
+		if s = d.p.sessions.lookup(f.Session); s == nil {
+			// A session this proxy has not seen: each connection may bring
+			// only so many, so that a client cannot fill the table.
+			if int(d.sessionsLive.Load()) >= d.p.cfg.MaxSessionsPerConn {
+				if !oneway {
+					d.finish(f.CallID)
+					d.sendError(f.CallID, protocol.CodeOverloaded, "too many sessions on this connection")
+				}
+				return true
+			}
+			s = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), d.p.now(), d)
+		}
 		if s.client.Load() != d {
 			s.client.Store(d)
 		}

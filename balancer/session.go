@@ -23,6 +23,7 @@ type session struct {
 
 	client   atomic.Pointer[downstream] // the connection that used it last
 	lastUsed atomic.Int64               // unix nanoseconds
+	creator  *downstream                // the connection that brought it, for its session cap
 
 	// mu guards the binding.
 	mu        sync.Mutex
@@ -57,13 +58,21 @@ func (t *sessionTable) shard(id protocol.SessionID) int { return int(id[0]) % se
 
 // get returns the session id, creating it (fresh as given) if unknown.
 func (t *sessionTable) get(id protocol.SessionID, fresh bool, now int64) *session {
+	return t.getFor(id, fresh, now, nil)
+}
+
+// getFor is get that charges a session it creates to connection d's cap.
+func (t *sessionTable) getFor(id protocol.SessionID, fresh bool, now int64, d *downstream) *session {
 	sh := &t.shards[t.shard(id)]
 	sh.mu.Lock()
 	s, ok := sh.m[id]
 	if !ok {
-		s = &session{id: id, key: affinity.HashSession(id), fresh: fresh}
+		s = &session{id: id, key: affinity.HashSession(id), fresh: fresh, creator: d}
 		s.lastUsed.Store(now)
 		sh.m[id] = s
+		if d != nil {
+			d.sessionsLive.Add(1)
+		}
 	}
 	sh.mu.Unlock()
 	return s
@@ -86,9 +95,15 @@ func (t *sessionTable) expire(cutoff int64) int {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		for id, s := range sh.m {
+			if c := s.client.Load(); c != nil && c.sess == s && !c.closed.Load() {
+				continue // the own session of an open connection stays
+			}
 			if s.lastUsed.Load() < cutoff {
 				delete(sh.m, id)
 				s.unbind()
+				if s.creator != nil {
+					s.creator.sessionsLive.Add(-1)
+				}
 				n++
 			}
 		}
