@@ -188,16 +188,21 @@ func decayed(e, idle int64) int64 {
 	return int64(float64(e) * math.Exp2(-float64(idle)/float64(latencyHalfLife)))
 }
 
+// latencyFloor is added to every estimate: differences of a fraction of a
+// millisecond (a GC pause, a cold connection) are noise that must not starve
+// a gateway, while a gateway that is really slow stays far costlier.
+const latencyFloor = time.Millisecond
+
 // cost is the expected wait of a new call on b: its decayed latency
-// estimate times the calls it has in flight plus one, divided by its
-// weight.
+// estimate (plus latencyFloor) times the calls it has in flight plus one,
+// divided by its weight.
 func (b *backend) cost(now int64) float64 {
 	e := decayed(b.ewma.Load(), now-b.lastSample.Load())
 	w := b.weight.Load()
 	if w <= 0 {
 		w = 1
 	}
-	return float64(e+int64(time.Microsecond)) * float64(b.outstanding.Load()+1) / float64(w)
+	return float64(e+int64(latencyFloor)) * float64(b.outstanding.Load()+1) / float64(w)
 }
 
 // healthy says whether b takes new work outside panic mode.
