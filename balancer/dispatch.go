@@ -95,27 +95,32 @@ func (p *Proxy) event(f *protocol.Frame, raw []byte) {
 // lost. Idempotent stateless calls are retried elsewhere within the budget;
 // other calls may have run, so they fail with UNAVAILABLE.
 func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
+	// Retries first: the budget is a share of the calls in flight, and
+	// failing the others first would shrink it.
+	for id, pd := range calls {
+		if pd.sess == nil && pd.kept != nil && pd.flags.Has(protocol.FlagIdempotent) {
+			delete(calls, id)
+			p.endRetry(&pd)
+			b.outcome(&pd, false, 0)
+			p.retryStateless(pd, b)
+		}
+	}
 	for _, pd := range calls {
 		p.endRetry(&pd)
 		b.outcome(&pd, false, 0)
-		switch {
-		case pd.sess != nil && dead:
+		pd.kept.release()
+		if pd.sess != nil && dead {
 			s := pd.sess
 			s.mu.Lock()
-			mine := s.owner == b
-			if mine && s.confirmed {
+			if s.owner == b && s.confirmed {
 				p.loseLocked(s)
 			}
 			s.mu.Unlock()
-			pd.kept.release()
 			pd.down.failCall(pd.clientID, protocol.CodeSessionLost, "gateway "+b.name+" died holding the session")
-		case pd.sess == nil && pd.kept != nil && pd.flags.Has(protocol.FlagIdempotent):
-			p.retryStateless(pd, b)
-		default:
-			pd.kept.release()
-			pd.down.failCall(pd.clientID, protocol.CodeUnavailable,
-				"connection to gateway "+b.name+" broke with the call in flight; it may have run")
+			continue
 		}
+		pd.down.failCall(pd.clientID, protocol.CodeUnavailable,
+			"connection to gateway "+b.name+" broke with the call in flight; it may have run")
 	}
 }
 

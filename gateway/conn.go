@@ -212,6 +212,13 @@ func (c *conn) hello(f *protocol.Frame) (ending, bool) {
 	}
 	c.ownNew = !resume
 	c.proxy = f.Flags.Has(protocol.FlagProxy)
+	if c.proxy {
+		// A proxy carries many clients' sessions on this connection: when
+		// it falls behind, calls and events wait for room (bounded by the
+		// write timeout) instead of the connection being cut under all of
+		// them. A direct client that stops reading is still cut off.
+		c.pc.SetBlockWhenFull(true)
+	}
 	c.peerMax = protocol.DefaultMaxFrame
 	if h.MaxFrame >= protocol.HeaderSize {
 		c.peerMax = int(h.MaxFrame)

@@ -31,7 +31,6 @@ type batchSink interface {
 type Writer struct {
 	sink       batchSink
 	maxPending int
-	block      bool
 	done       chan struct{}
 
 	// backlog mirrors len(pending) for lock-free readers (Backlog).
@@ -39,6 +38,7 @@ type Writer struct {
 
 	mu      sync.Mutex
 	cond    sync.Cond
+	block   bool   // senders wait for room instead of failing
 	pending []byte // length-prefixed frames waiting to be written
 	spare   []byte // the buffer of the batch being written, reused
 	closing bool
@@ -110,6 +110,17 @@ func (w *Writer) reserveLocked(n int) error {
 		}
 		w.cond.Wait()
 	}
+}
+
+// SetBlockWhenFull switches between the two policies for a full queue (see
+// Writer): a server that learns from HELLO that its peer is a proxy makes
+// that connection's senders wait rather than cut a connection many
+// clients share.
+func (w *Writer) SetBlockWhenFull(block bool) {
+	w.mu.Lock()
+	w.block = block
+	w.mu.Unlock()
+	w.cond.Broadcast()
 }
 
 // Pending returns the number of bytes queued and not yet handed to the
