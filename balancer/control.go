@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/protocol"
 	"github.com/rs/zerolog"
 )
 
@@ -157,7 +158,7 @@ func (p *Proxy) expired(pd pending) {
 	p.stats.deadlinesExceeded.Add(1)
 	p.endRetry(&pd)
 	pd.kept.release()
-	pd.down.failCall(pd.clientID, protocolDeadline, "deadline exceeded (enforced by the proxy)")
+	pd.down.failCall(pd.clientID, protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
 }
 
 // fasthttpLogger routes fasthttp's messages to zerolog.

@@ -4,8 +4,6 @@ import (
 	"github.com/graftlb/graftlb/protocol"
 )
 
-const protocolDeadline = protocol.CodeDeadlineExceeded
-
 // reply routes a gateway's RESULT or ERROR for upstream call id to the
 // client that made the call. A refusal during placement (NOT_OWNER, or
 // DRAINING/OVERLOADED for a new session) re-routes the kept frame instead.
