@@ -6,12 +6,15 @@
 set -eu
 need=""
 for entry in $(cat "$(dirname "$0")/deps.txt" 2>/dev/null); do
+	cmd=${entry%%:*}
 	pkg=${entry#*:}
-	# dpkg, not the PATH: haproxy and nginx live in /usr/sbin, which is not
-	# on every user's PATH.
-	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-		need="$need $pkg"
+	# Present on the PATH, in /usr/sbin (haproxy and nginx live there, off
+	# an ordinary user's PATH), or installed as far as dpkg knows.
+	if command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] ||
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+		continue
 	fi
+	need="$need $pkg"
 done
 if [ -n "$need" ]; then
 	echo "deps: installing$need"
