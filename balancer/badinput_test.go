@@ -3,6 +3,7 @@ package balancer
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/graftlb/graftlb/internal/proctest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,9 +129,9 @@ var abuses = []abuse{
 		_ = a.Send(&protocol.Frame{Type: protocol.TypeHello, Body: body})
 		sub := gatewaytest.Call{Target: "ticker@1.Ticker.Subscribe", Args: []any{"flood", 200000}}
 		_ = a.Send(a.Frame(sub))
-		waitFor(t, 5*time.Second, "the abuser to be connected", func() bool { return p.conns.Load() == 2 })
+		proctest.Eventually(t, 5*time.Second, "the abuser to be connected", func() bool { return p.conns.Load() == 2 })
 		// The proxy cuts the connection once its write queue is full.
-		waitFor(t, 20*time.Second, "the proxy to cut the non-reading client", func() bool {
+		proctest.Eventually(t, 20*time.Second, "the proxy to cut the non-reading client", func() bool {
 			return p.conns.Load() == 1 // only the healthy client is left
 		})
 	}},
@@ -176,11 +177,11 @@ func TestProxyBadInput(t *testing.T) {
 					abuser := gatewaytest.Dial(t, binding, addr, gatewaytest.Options{NoReader: ab.noReader})
 					before := served.Load()
 					ab.run(t, p, abuser)
-					waitFor(t, 10*time.Second, "healthy calls during the abuse", func() bool { return served.Load() > before+10 })
+					proctest.Eventually(t, 10*time.Second, "healthy calls during the abuse", func() bool { return served.Load() > before+10 })
 					close(stop)
 					wg.Wait()
 					abuser.Abort()
-					waitFor(t, 5*time.Second, "the abuser's connection to end", func() bool { return p.conns.Load() <= 1 })
+					proctest.Eventually(t, 5*time.Second, "the abuser's connection to end", func() bool { return p.conns.Load() <= 1 })
 					if lines := sink.about(abuser.LocalAddr()); len(lines) != 1 {
 						t.Errorf("abuse logged %d times, want once: %q\n%s", len(lines), lines, sink.b.String())
 					}
@@ -232,7 +233,7 @@ func TestProxyLimits(t *testing.T) {
 	}
 	// Once the table forgets them (idle), the connection may bring others.
 	clk.Advance(DefaultSessionIdle + 2*time.Second)
-	waitFor(t, 5*time.Second, "idle sessions forgotten", func() bool { return p.sessions.len() <= 2 })
+	proctest.Eventually(t, 5*time.Second, "idle sessions forgotten", func() bool { return p.sessions.len() <= 2 })
 	gatewaytest.Result(t, a.Call(gatewaytest.Call{Target: "orders@1.Orders.GetOrder", Args: []any{"o-1"},
 		Flags: protocol.FlagStateless, Session: protocol.NewSessionID()}), nil)
 	b := gatewaytest.Dial(t, "tcp", p.Addrs().TCP, gatewaytest.Options{})

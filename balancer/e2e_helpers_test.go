@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"context"
+	"github.com/graftlb/graftlb/internal/proctest"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func startProxy(t *testing.T, gs []*gateway.Gateway, mutate func(*Config)) *Prox
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	waitFor(t, 10*time.Second, "proxy connected to every gateway", func() bool {
+	proctest.Eventually(t, 10*time.Second, "proxy connected to every gateway", func() bool {
 		pool := p.Pool()
 		if len(pool) != len(gs) {
 			return false
@@ -93,15 +94,4 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -122,7 +122,7 @@ func TestEjectsFailingGateway(t *testing.T) {
 	// breaker has its own test).
 	p := startProxy(t, gs, func(c *Config) { c.Health.Breaker = health.Settings{FailureRate: 1} })
 	c := dialProxy(t, proxyTargets(p)["tcp"])
-	waitFor(t, 20*time.Second, "gw2 to be ejected", func() bool {
+	proctest.Eventually(t, 20*time.Second, "gw2 to be ejected", func() bool {
 		runLoad(t, c, 8, 200, 5*time.Second, getOrderReq)
 		return poolMember(p, "gw2").Ejected
 	})
@@ -215,7 +215,7 @@ func TestHungGatewayMarkedDown(t *testing.T) {
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	bg := make(chan *loadResult, 1)
 	go func() { bg <- runLoadCtx(bgCtx, c, 4, 1<<30, 2*time.Second, getOrderReq) }()
-	waitFor(t, 10*time.Second, "gw2 marked down", func() bool { return poolMember(p, "gw2").Check == "down" })
+	proctest.Eventually(t, 10*time.Second, "gw2 marked down", func() bool { return poolMember(p, "gw2").Check == "down" })
 	took := time.Since(stopped)
 	bound := fall*interval + timeout
 	t.Logf("SIGSTOP to down: %v (bound fall×interval+timeout = %v)", took.Round(time.Millisecond), bound)
@@ -233,9 +233,9 @@ func TestHungGatewayMarkedDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed := time.Now()
-	waitFor(t, 10*time.Second, "gw2 back up", func() bool { return poolMember(p, "gw2").Check == "up" })
+	proctest.Eventually(t, 10*time.Second, "gw2 back up", func() bool { return poolMember(p, "gw2").Check == "up" })
 	t.Logf("SIGCONT to up: %v (rise %d × interval %v)", time.Since(resumed).Round(time.Millisecond), rise, interval)
-	waitFor(t, 10*time.Second, "gw2 to serve again", func() bool {
+	proctest.Eventually(t, 10*time.Second, "gw2 to serve again", func() bool {
 		return runLoad(t, c, 8, 300, 2*time.Second, getOrderReq).served["gw2"] > 0
 	})
 }
@@ -284,9 +284,9 @@ func TestBreakerEndToEnd(t *testing.T) {
 		t.Errorf("stateless calls with one breaker open: %v", r.failed)
 	}
 	_ = owner.Faults().SetFailRate(0)
-	waitFor(t, 5*time.Second, "half-open", func() bool { return poolMember(p, owner.Name()).Breaker == "half-open" })
+	proctest.Eventually(t, 5*time.Second, "half-open", func() bool { return poolMember(p, owner.Name()).Breaker == "half-open" })
 	states = append(states, "half-open")
-	waitFor(t, 5*time.Second, "closed", func() bool {
+	proctest.Eventually(t, 5*time.Second, "closed", func() bool {
 		_, _ = obj.Call(testCtx(t), "Total")
 		return poolMember(p, owner.Name()).Breaker == "closed"
 	})
@@ -312,11 +312,11 @@ func TestPanicMode(t *testing.T) {
 		c.Health.Breaker = health.Settings{FailureRate: 1} // isolate ejection
 	})
 	c := dialProxy(t, proxyTargets(p)["tcp"])
-	waitFor(t, 20*time.Second, "gw1 and gw2 ejected", func() bool {
+	proctest.Eventually(t, 20*time.Second, "gw1 and gw2 ejected", func() bool {
 		runLoad(t, c, 4, 100, 5*time.Second, getOrderReq)
 		return poolMember(p, "gw1").Ejected && poolMember(p, "gw2").Ejected
 	})
-	waitFor(t, 5*time.Second, "panic mode", func() bool { return p.Stats().Panic })
+	proctest.Eventually(t, 5*time.Second, "panic mode", func() bool { return p.Stats().Panic })
 	before := map[string]uint64{}
 	for _, m := range p.Pool() {
 		before[m.Name] = m.Served

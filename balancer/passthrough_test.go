@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"fmt"
+	"github.com/graftlb/graftlb/internal/proctest"
 	"net/http"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func startPassthrough(t *testing.T, gs []*gateway.Gateway, key string) *Passthro
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pt.Close() })
-	waitFor(t, 5*time.Second, "pass-through table", func() bool {
+	proctest.Eventually(t, 5*time.Second, "pass-through table", func() bool {
 		pk := pt.snap.Load()
 		n := 0
 		for _, a := range pk.alive {
@@ -116,7 +117,7 @@ func TestPassthroughWebSocketAffinity(t *testing.T) {
 	if _, err := open.Session().CallStateless(testCtx(t), "orders@1.Orders.GetOrder", "o-1"); err == nil {
 		t.Fatal("a call on a connection to the dead backend succeeded")
 	}
-	waitFor(t, 5*time.Second, "the dead backend marked down", func() bool {
+	proctest.Eventually(t, 5*time.Second, "the dead backend marked down", func() bool {
 		st, _ := pt.checker.State(victim.Name())
 		return st == health.Down
 	})
@@ -137,7 +138,7 @@ func TestPassthroughWebSocketAffinity(t *testing.T) {
 	for _, g := range gs {
 		_ = g.Close()
 	}
-	waitFor(t, 5*time.Second, "every backend down", func() bool {
+	proctest.Eventually(t, 5*time.Second, "every backend down", func() bool {
 		for _, g := range gs {
 			if st, _ := pt.checker.State(g.Name()); st != health.Down {
 				return false
