@@ -67,7 +67,7 @@ func startHAProxy(ctx context.Context, bin, dir string, gws []*Proc) (*Proc, err
 		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(haproxyConfig, addr, servers.String())), 0o600); err != nil {
 			return nil, err
 		}
-		p, err := startProc("haproxy", bin, []string{"-db", "-f", cfg}, nil)
+		p, err := startProc("haproxy", bin, []string{"-db", "-f", cfg})
 		if err != nil {
 			return nil, err
 		}

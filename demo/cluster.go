@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -10,14 +9,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/internal/child"
 )
 
 const (
@@ -35,67 +33,8 @@ const (
 	gossipLabel = "graftlb-demo"
 )
 
-// listening is the JSON line a graftlb server prints on stdout at start
-// (DESIGN.md section 6).
-type listening struct {
-	Event  string `json:"event"`
-	Name   string `json:"name"`
-	TCP    string `json:"tcp"`
-	HTTP   string `json:"http"`
-	Admin  string `json:"admin"`
-	Gossip string `json:"gossip"`
-}
-
 // proc is one child process: the proxy or a gateway.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	addr listening
-	logs *tailBuffer
-	done chan struct{} // closed once the process has exited and been reaped
-	// forced is set when stop had to SIGKILL it; read it after done.
-	forced bool
-}
-
-// exitCode is the child's exit code, -1 if a signal ended it. Call it
-// after done is closed.
-func (p *proc) exitCode() int { return p.cmd.ProcessState.ExitCode() }
-
-// exited reports whether the process has exited.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// signal sends sig unless the process has exited already.
-func (p *proc) signal(sig syscall.Signal) error {
-	if p.exited() {
-		return nil
-	}
-	return p.cmd.Process.Signal(sig)
-}
-
-// stop ends the process: SIGTERM (a gateway drains, the proxy closes),
-// then SIGKILL once grace has passed. It returns when the process is reaped.
-func (p *proc) stop(grace time.Duration) {
-	if p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-p.done:
-	case <-t.C:
-		p.forced = true
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+type proc = child.Proc
 
 // cluster is the demo's pool: a proxy and gateways, each a child process of
 // this one, in one gossip cluster with a key made up for the run.
@@ -166,7 +105,7 @@ func startCluster(ctx context.Context, bin string, n int) (_ *cluster, err error
 // It does not wait for the proxy to see it.
 func (c *cluster) addGateway(ctx context.Context, name string) (*proc, error) {
 	p, err := c.spawn(ctx, name, "gateway", "--name", name, "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0",
-		"--http", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--join", c.proxy.addr.Gossip,
+		"--http", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--join", c.proxy.Addr.Gossip,
 		"--gossip-label", gossipLabel, "--modules", "orders,cart", "--drain-grace", "10s", "--log-level", "warn")
 	if err != nil {
 		return nil, err
@@ -181,38 +120,7 @@ func (c *cluster) addGateway(ctx context.Context, name string) (*proc, error) {
 
 // spawn starts `graftlb args...` and waits for its listening line.
 func (c *cluster) spawn(ctx context.Context, name string, args ...string) (*proc, error) {
-	cmd := exec.Command(c.bin, args...)
-	cmd.Env = c.env
-	cmd.SysProcAttr = sysProcAttr()
-	line := &firstLine{ch: make(chan []byte, 1)}
-	p := &proc{name: name, cmd: cmd, logs: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
-	cmd.Stdout = line
-	cmd.Stderr = p.logs
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t := time.NewTimer(listenTimeout)
-	defer t.Stop()
-	select {
-	case b := <-line.ch:
-		if err := json.Unmarshal(b, &p.addr); err != nil || p.addr.Event != "listening" {
-			p.stop(0)
-			return nil, fmt.Errorf("%s printed %q, not its listening line", name, b)
-		}
-		return p, nil
-	case <-p.done:
-		return nil, fmt.Errorf("%s exited with code %d before listening:\n%s", name, p.exitCode(), p.logs.tail(10))
-	case <-t.C:
-		p.stop(0)
-		return nil, fmt.Errorf("%s printed no listening line within %v", name, listenTimeout)
-	case <-ctx.Done():
-		p.stop(0)
-		return nil, ctx.Err()
-	}
+	return child.Start(ctx, name, c.bin, args, child.Options{Env: c.env, OwnGroup: true, ListenTimeout: listenTimeout})
 }
 
 // gateway returns the gateway process name, or nil.
@@ -228,7 +136,7 @@ func (c *cluster) live() []string {
 	defer c.mu.Unlock()
 	var out []string
 	for _, name := range c.order {
-		if !c.gws[name].exited() {
+		if !c.gws[name].Exited() {
 			out = append(out, name)
 		}
 	}
@@ -258,12 +166,12 @@ func (c *cluster) close() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.stop(stopGrace)
+			p.Stop(stopGrace)
 		}()
 	}
 	wg.Wait()
 	if ps[0] != nil {
-		ps[0].stop(stopGrace)
+		ps[0].Stop(stopGrace)
 	}
 }
 
@@ -283,7 +191,7 @@ type proxyStats struct {
 	Retries      int64 `json:"retries"`
 }
 
-func (c *cluster) adminURL(path string) string { return "http://" + c.proxy.addr.Admin + path }
+func (c *cluster) adminURL(path string) string { return "http://" + c.proxy.Addr.Admin + path }
 
 func (c *cluster) getJSON(ctx context.Context, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.adminURL(path), nil)
@@ -344,53 +252,4 @@ func (c *cluster) waitPool(ctx context.Context, within time.Duration, cond func(
 		case <-t.C:
 		}
 	}
-}
-
-// firstLine is a child's stdout: it hands over the first line (the
-// listening JSON) and discards the rest. Only exec's copying goroutine
-// writes to it.
-type firstLine struct {
-	buf  []byte
-	ch   chan []byte
-	sent bool
-}
-
-func (w *firstLine) Write(p []byte) (int, error) {
-	if !w.sent {
-		w.buf = append(w.buf, p...)
-		if i := bytes.IndexByte(w.buf, '\n'); i >= 0 {
-			w.ch <- w.buf[:i]
-			w.sent, w.buf = true, nil
-		}
-	}
-	return len(p), nil
-}
-
-// tailBuffer keeps the last max bytes a child wrote to stderr, to show
-// when something goes wrong.
-type tailBuffer struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-// tail returns the last n complete lines.
-func (t *tailBuffer) tail(n int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(string(t.b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

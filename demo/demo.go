@@ -128,14 +128,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer cl.close()
 	p.event("cluster up: the proxy routes to %s", joinNames(cl.live()))
-	p.line("  %-6s pid %-7d tcp %-21s admin %s", "proxy", cl.proxy.cmd.Process.Pid, cl.proxy.addr.TCP,
+	p.line("  %-6s pid %-7d tcp %-21s admin %s", "proxy", cl.proxy.PID(), cl.proxy.Addr.TCP,
 		p.bold(cl.adminURL("/pool")))
 	for _, g := range cl.procs()[1:] {
-		p.line("  %-6s pid %-7d tcp %-21s http %s", g.name, g.cmd.Process.Pid, g.addr.TCP, g.addr.HTTP)
+		p.line("  %-6s pid %-7d tcp %-21s http %s", g.Name, g.PID(), g.Addr.TCP, g.Addr.HTTP)
 	}
 	p.say("Look at %s (and /stats) while it runs; Ctrl-C stops the demo cleanly.", cl.adminURL("/pool"))
 
-	ld, err := newLoad(ctx, "tcp://"+cl.proxy.addr.TCP)
+	ld, err := newLoad(ctx, "tcp://"+cl.proxy.Addr.TCP)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{Interrupted: true}, nil
@@ -179,12 +179,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	p.event("stopped: %s", exits(cl.procs()))
 	if !res.Passed && !res.Interrupted {
 		for _, pr := range cl.procs() {
-			if t := pr.logs.tail(5); t != "" {
-				p.line("  last log lines of %s:\n%s", pr.name, indent(t, "    "))
+			if t := pr.StderrTail(5); t != "" {
+				p.line("  last log lines of %s:\n%s", pr.Name, indent(t, "    "))
 			}
 		}
 	}
-	p.summary(res, cl.proxy.addr.Admin)
+	p.summary(res, cl.proxy.Addr.Admin)
 	return res, nil
 }
 
@@ -192,13 +192,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 func exits(ps []*proc) string {
 	parts := make([]string, len(ps))
 	for i, p := range ps {
-		switch code := p.exitCode(); {
-		case p.forced:
-			parts[i] = fmt.Sprintf("%s SIGKILLed (still running %v after SIGTERM)", p.name, stopGrace)
+		switch code := p.ExitCode(); {
+		case p.Forced():
+			parts[i] = fmt.Sprintf("%s SIGKILLed (still running %v after SIGTERM)", p.Name, stopGrace)
 		case code >= 0:
-			parts[i] = fmt.Sprintf("%s exit %d", p.name, code)
+			parts[i] = fmt.Sprintf("%s exit %d", p.Name, code)
 		default:
-			parts[i] = p.name + " killed"
+			parts[i] = p.Name + " killed"
 		}
 	}
 	return strings.Join(parts, ", ")

@@ -204,7 +204,7 @@ func (d *demo) join(ctx context.Context, s *stepRun) {
 		s.check(false, name+" joins the pool", "%v", err)
 		return
 	}
-	d.p.event("started %s (pid %d); it joins the cluster through the proxy's gossip address", name, pr.cmd.Process.Pid)
+	d.p.event("started %s (pid %d); it joins the cluster through the proxy's gossip address", name, pr.PID())
 	_, err = d.cl.waitPool(ctx, 15*time.Second, func(pool map[string]poolMember) bool { return pool[name].State == "ready" })
 	if ctx.Err() != nil {
 		return
@@ -246,7 +246,7 @@ func (d *demo) drain(ctx context.Context, s *stepRun) {
 			target, len(held), plural(d.load.inProgress(target), "shopper session"), num(pool[target].Sessions))
 	}
 	start := time.Now()
-	if err := pr.signal(syscall.SIGTERM); err != nil {
+	if err := pr.Signal(syscall.SIGTERM); err != nil {
 		s.check(false, "drain "+target, "SIGTERM: %v", err)
 		return
 	}
@@ -279,8 +279,8 @@ func (d *demo) drain(ctx context.Context, s *stepRun) {
 	code, exited := -1, false
 	t := time.NewTimer(15 * time.Second)
 	select {
-	case <-pr.done:
-		code, exited = pr.exitCode(), true
+	case <-pr.Done():
+		code, exited = pr.ExitCode(), true
 		d.p.event("%s exited with code %d, %.1fs after SIGTERM", target, code, time.Since(start).Seconds())
 	case <-t.C:
 	case <-ctx.Done():
@@ -318,7 +318,7 @@ func (d *demo) kill(ctx context.Context, s *stepRun) {
 		victim, len(held), len(d.residents), plural(d.load.inProgress(victim), "shopper session"))
 	pr := d.cl.gateway(victim)
 	start := time.Now()
-	if err := pr.signal(syscall.SIGKILL); err != nil {
+	if err := pr.Signal(syscall.SIGKILL); err != nil {
 		s.check(false, "kill "+victim, "SIGKILL: %v", err)
 		return
 	}

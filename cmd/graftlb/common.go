@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graftlb/graftlb/internal/child"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
@@ -16,15 +17,7 @@ import (
 
 // listening is the one JSON line a long-running command prints on stdout
 // at start (DESIGN.md section 6), so that scripts find port-0 listeners.
-type listening struct {
-	Event  string `json:"event"`
-	Name   string `json:"name,omitempty"`
-	TCP    string `json:"tcp,omitempty"`
-	WS     string `json:"ws,omitempty"`
-	HTTP   string `json:"http,omitempty"`
-	Admin  string `json:"admin,omitempty"`
-	Gossip string `json:"gossip,omitempty"`
-}
+type listening = child.Listening
 
 func printListening(w io.Writer, l listening) {
 	l.Event = "listening"
