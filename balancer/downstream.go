@@ -193,6 +193,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 			return true
 		}
 	}
+	now := d.p.now() // read once: the forwarding path reads no other clock
 	s := d.sess
 	if !f.Session.IsZero() && f.Session != s.id {
 		if s = d.p.sessions.lookup(f.Session); s == nil {
@@ -205,7 +206,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 				}
 				return true
 			}
-			s = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), d.p.now(), d)
+			s = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), now, d)
 		}
 		if s.client.Load() != d {
 			s.client.Store(d)
@@ -213,16 +214,16 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	} else {
 		protocol.SetSession(raw, s.id)
 	}
-	s.lastUsed.Store(d.p.now())
+	s.lastUsed.Store(now)
 	var deadline int64
 	switch {
 	case f.Deadline > 0:
-		deadline = d.p.now() + int64(f.Deadline)*int64(time.Millisecond)
+		deadline = now + int64(f.Deadline)*int64(time.Millisecond)
 	case d.p.cfg.CallTimeout > 0:
-		deadline = d.p.now() + int64(d.p.cfg.CallTimeout)
+		deadline = now + int64(d.p.cfg.CallTimeout)
 		protocol.SetDeadline(raw, uint32(d.p.cfg.CallTimeout/time.Millisecond))
 	}
-	pd := pending{down: d, clientID: f.CallID, deadline: deadline, flags: f.Flags}
+	pd := pending{down: d, clientID: f.CallID, deadline: deadline, flags: f.Flags, start: now}
 	if f.Flags.Has(protocol.FlagStateless) {
 		d.p.routeStateless(pd, f.Module, raw, nil)
 	} else {

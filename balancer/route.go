@@ -18,7 +18,10 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 		return
 	}
 	pk := p.picker.Load()
-	now := p.now()
+	now := pd.start // when the client's frame arrived
+	if pd.attempts > 0 {
+		now = p.now() // a retry: its own latency sample starts now
+	}
 	circuitOpen := false
 	for try := 0; try < p.cfg.MaxAttempts; try++ {
 		b := pk.pickStateless(module, skip, now)
@@ -101,7 +104,7 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 			continue // a new session goes to the next gateway
 		}
 		pd.attempts = 1
-		pd.ticket, pd.start = t, p.now()
+		pd.ticket = t
 		if u := b.pickConn(); u != nil && u.forward(raw, pd) == nil {
 			return
 		}
