@@ -21,8 +21,7 @@ type downstream struct {
 	pc   *protocol.Conn
 	sess *session // the connection's session
 
-	inflight atomic.Int32
-	closed   atomic.Bool
+	closed atomic.Bool
 	// sessionsLive counts the sessions this connection brought to the
 	// table that the table still holds.
 	sessionsLive atomic.Int32
@@ -176,7 +175,8 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	if !oneway {
 		d.mu.Lock()
 		_, dup := d.ids[f.CallID]
-		if !dup {
+		full := len(d.ids) >= d.p.cfg.Limits.MaxInflight
+		if !dup && !full {
 			d.ids[f.CallID] = struct{}{}
 		}
 		d.mu.Unlock()
@@ -186,12 +186,11 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 			d.sendError(0, pe.Code, pe.Message)
 			return false
 		}
-		d.p.active.Add(1)
-		if int(d.inflight.Add(1)) > d.p.cfg.Limits.MaxInflight {
-			d.finish(f.CallID)
+		if full {
 			d.sendError(f.CallID, protocol.CodeOverloaded, "too many calls in flight on this connection")
 			return true
 		}
+		d.p.active.Add(1)
 	}
 	now := d.p.now() // read once: the forwarding path reads no other clock
 	s := d.sess
@@ -262,7 +261,6 @@ func (d *downstream) finish(id uint32) {
 	d.mu.Lock()
 	delete(d.ids, id)
 	d.mu.Unlock()
-	d.inflight.Add(-1)
 	d.p.active.Add(-1)
 }
 
