@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/graftlb/graftlb/internal/child"
@@ -85,6 +87,36 @@ func (l *listFlag) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// serverSignals starts catching the signals a long-running command handles,
+// before it binds anything, so that a SIGTERM that arrives as soon as the
+// listening line is out drains rather than kills. SIGHUP is caught too: a
+// process manager sends it to ask for a reload, and it must never kill.
+func serverSignals() (chan os.Signal, func()) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	return sigs, func() { signal.Stop(sigs) }
+}
+
+// hangup reports whether sig is a SIGHUP, which is logged and otherwise
+// ignored (there is no configuration to reload yet): callers wait on.
+func hangup(sig os.Signal, log *zerolog.Logger) bool {
+	if sig != syscall.SIGHUP {
+		return false
+	}
+	log.Info().Msg("SIGHUP: nothing to reload; still running")
+	return true
+}
+
+// awaitStop returns the first signal that asks the process to stop.
+func awaitStop(sigs <-chan os.Signal, log *zerolog.Logger) os.Signal {
+	for sig := range sigs {
+		if !hangup(sig, log) {
+			return sig
 		}
 	}
 	return nil

@@ -5,12 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/graftlb/graftlb/discovery"
@@ -55,6 +52,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	sigs, stopSignals := serverSignals()
+	defer stopSignals()
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "graftlb gateway: unexpected argument %q\n", fs.Arg(0))
 		return 2
@@ -127,28 +126,36 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	printListening(stdout, l)
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	select {
-	case <-g.Done():
-		return 1
-	case sig := <-sigs:
-		log.Info().Stringer("signal", sig).Msg("draining")
+	for waiting := true; waiting; {
+		select {
+		case <-g.Done():
+			return 1
+		case sig := <-sigs:
+			if !hangup(sig, &log) {
+				log.Info().Stringer("signal", sig).Msg("draining")
+				waiting = false
+			}
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainGrace+5*time.Second)
 	defer cancel()
 	drained := make(chan error, 1)
 	go func() { drained <- g.Drain(ctx) }()
-	select {
-	case err := <-drained:
-		if err != nil {
-			log.Warn().Err(err).Msg("drain ended early")
+	for waiting := true; waiting; {
+		select {
+		case err := <-drained:
+			if err != nil {
+				log.Warn().Err(err).Msg("drain ended early")
+			}
+			waiting = false
+		case sig := <-sigs:
+			if !hangup(sig, &log) {
+				log.Warn().Stringer("signal", sig).Msg("second signal: stopping now")
+				_ = g.Close()
+				<-drained
+				waiting = false
+			}
 		}
-	case sig := <-sigs:
-		log.Warn().Stringer("signal", sig).Msg("second signal: stopping now")
-		_ = g.Close()
-		<-drained
 	}
 	log.Info().Msg("stopped")
 	return 0

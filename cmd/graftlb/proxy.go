@@ -4,9 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/graftlb/graftlb/admin"
@@ -55,6 +52,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	sigs, stopSignals := serverSignals()
+	defer stopSignals()
 	log, err := lf.logger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "graftlb proxy:", err)
@@ -154,10 +153,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	printListening(stdout, l)
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	sig := <-sigs
+	sig := awaitStop(sigs, &log)
 	log.Info().Stringer("signal", sig).Msg("stopping")
 	if gs != nil {
 		// Leave before closing so peers see the departure at once; the
