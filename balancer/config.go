@@ -26,11 +26,17 @@ type Config struct {
 	// MaxConns caps client connections (default 10000); more are refused
 	// with OVERLOADED.
 	MaxConns int `json:"max_conns" yaml:"max_conns"`
-	// MaxSessionsPerConn caps the sessions one client connection may bring
-	// to the proxy's session table besides its own, among those the table
-	// still holds (default 100000); calls of more get OVERLOADED, so that a
-	// client cannot fill the table.
-	MaxSessionsPerConn int `json:"max_sessions_per_conn" yaml:"max_sessions_per_conn"`
+	// MaxSessions caps the proxy's session table as a whole (default
+	// 1000000, about 250 MB at most); MaxSessionsPerSource caps the sessions
+	// one source address may bring to it (default 250000), and
+	// MaxSessionsPerConn those one client connection may bring besides its
+	// own (default 100000). A call that would add a session past a cap gets
+	// OVERLOADED, naming the cap. A connection's own session (its HELLO's)
+	// is never refused; sessions that never held an object leave the table
+	// with their connection, the others after SessionIdle.
+	MaxSessions          int `json:"max_sessions" yaml:"max_sessions"`
+	MaxSessionsPerSource int `json:"max_sessions_per_source" yaml:"max_sessions_per_source"`
+	MaxSessionsPerConn   int `json:"max_sessions_per_conn" yaml:"max_sessions_per_conn"`
 	// BackendConns is the number of multiplexed connections per gateway
 	// (default 2).
 	BackendConns int `json:"backend_conns" yaml:"backend_conns"`
@@ -47,9 +53,10 @@ type Config struct {
 	// proxy walks to place a new session or find a resumed one (default 8).
 	MaxOwnerProbes int `json:"max_owner_probes" yaml:"max_owner_probes"`
 	// SessionIdle is how long the proxy keeps the binding of a session that
-	// makes no call and sends no PING (default 5m). Forgetting is safe: a
-	// later call of the session finds its gateway again by the NOT_OWNER
-	// walk; it only costs that walk.
+	// makes no call and sends no PING (default 5m; the gateways keep its
+	// objects for their own --session-ttl, 10m by default). Forgetting is
+	// safe: a later call of the session finds its gateway again by the
+	// NOT_OWNER walk; it only costs that walk.
 	SessionIdle time.Duration `json:"session_idle" yaml:"session_idle"`
 	// CallTimeout is the deadline the proxy gives a call that carries none
 	// (0, the default: none, as the protocol allows; Envoy's route timeout
@@ -78,13 +85,15 @@ type Config struct {
 const (
 	DefaultMaxConns           = 10000
 	DefaultBackendConns       = 2
+	DefaultMaxSessions        = 1000000
+	DefaultMaxSessionsSource  = 250000
 	DefaultMaxSessionsPerConn = 100000
 	DefaultDialTimeout        = 2 * time.Second
 	DefaultRetryBudget        = 0.2
 	DefaultRetryMin           = 3
 	DefaultMaxAttempts        = 3
 	DefaultMaxOwnerProbes     = 8
-	DefaultSessionIdle        = 15 * time.Minute
+	DefaultSessionIdle        = 5 * time.Minute
 	DefaultSweepInterval      = 10 * time.Millisecond
 )
 
@@ -101,6 +110,12 @@ func (c Config) withDefaults() Config {
 	c.Limits = c.Limits.WithDefaults()
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.MaxSessionsPerSource <= 0 {
+		c.MaxSessionsPerSource = DefaultMaxSessionsSource
 	}
 	if c.MaxSessionsPerConn <= 0 {
 		c.MaxSessionsPerConn = DefaultMaxSessionsPerConn

@@ -156,9 +156,7 @@ func (p *Proxy) expireDeadlines(now int64) {
 
 func (p *Proxy) expired(pd pending) {
 	p.stats.deadlinesExceeded.Add(1)
-	p.endRetry(&pd)
-	pd.kept.release()
-	pd.down.failCall(pd.clientID, protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
+	p.fail(&pd, protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
 }
 
 // fasthttpLogger routes fasthttp's messages to zerolog.

@@ -38,24 +38,21 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 			s.mu.Lock()
 			p.loseLocked(s)
 			s.mu.Unlock()
-			pd.kept.release()
-			pd.down.failCall(pd.clientID, protocol.CodeSessionLost, "gateway "+b.name+" no longer holds the session")
+			p.fail(&pd, protocol.CodeSessionLost, "gateway "+b.name+" no longer holds the session")
 			return
 		}
 		if !refusal {
 			p.confirm(s, b)
 		}
 	}
-	pd.kept.release()
-	pd.down.deliver(pd.clientID, raw)
+	p.deliver(&pd, raw)
 }
 
 // reroute sends a kept stateful frame again, to the session's next owner.
 func (p *Proxy) reroute(pd pending) {
 	var f protocol.Frame
 	if protocol.Decode(pd.kept.b, &f) != nil {
-		pd.kept.release()
-		pd.down.failCall(pd.clientID, protocol.CodeInternal, "kept frame does not decode")
+		p.fail(&pd, protocol.CodeInternal, "kept frame does not decode")
 		return
 	}
 	var scratch []int
@@ -66,7 +63,7 @@ func (p *Proxy) reroute(pd pending) {
 // session; with no such client the gateway's call gets UNAVAILABLE.
 func (p *Proxy) callback(u *upstream, f *protocol.Frame, raw []byte) {
 	if s := p.sessions.lookup(f.Session); s != nil {
-		if d := s.client.Load(); d != nil && d.forwardCallback(u, f.CallID, raw) {
+		if d := s.client.Load().get(); d != nil && d.forwardCallback(u, f.CallID, raw) {
 			return
 		}
 	}
@@ -79,7 +76,7 @@ func (p *Proxy) callback(u *upstream, f *protocol.Frame, raw []byte) {
 // or drops it (counted).
 func (p *Proxy) event(f *protocol.Frame, raw []byte) {
 	if s := p.sessions.lookup(f.Session); s != nil {
-		if d := s.client.Load(); d != nil && !d.closed.Load() {
+		if d := s.client.Load().get(); d != nil {
 			d.write(raw)
 			return
 		}
@@ -104,9 +101,7 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
 		}
 	}
 	for _, pd := range calls {
-		p.endRetry(&pd)
 		b.outcome(&pd, false, 0)
-		pd.kept.release()
 		if pd.sess != nil && dead {
 			s := pd.sess
 			s.mu.Lock()
@@ -114,11 +109,10 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
 				p.loseLocked(s)
 			}
 			s.mu.Unlock()
-			pd.down.failCall(pd.clientID, protocol.CodeSessionLost, "gateway "+b.name+" died holding the session")
+			p.fail(&pd, protocol.CodeSessionLost, "gateway "+b.name+" died holding the session")
 			continue
 		}
-		pd.down.failCall(pd.clientID, protocol.CodeUnavailable,
-			"connection to gateway "+b.name+" broke with the call in flight; it may have run")
+		p.fail(&pd, protocol.CodeUnavailable, "connection to gateway "+b.name+" broke with the call in flight; it may have run")
 	}
 }
 
@@ -127,8 +121,7 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
 func (p *Proxy) retryStateless(pd pending, from *backend) {
 	var f protocol.Frame
 	if protocol.Decode(pd.kept.b, &f) != nil {
-		pd.kept.release()
-		pd.down.failCall(pd.clientID, protocol.CodeInternal, "kept frame does not decode")
+		p.fail(&pd, protocol.CodeInternal, "kept frame does not decode")
 		return
 	}
 	p.routeStateless(pd, f.Module, pd.kept.b, from)

@@ -19,7 +19,9 @@ type downstream struct {
 	// Immutable after the handshake.
 	p    *Proxy
 	pc   *protocol.Conn
-	sess *session // the connection's session
+	sess *session   // the connection's session
+	ref  *clientRef // what sessions point at: this connection, weakly
+	src  *sourceQuota
 
 	closed atomic.Bool
 	// sessionsLive counts the sessions this connection brought to the
@@ -31,11 +33,14 @@ type downstream struct {
 	scratch  []int
 	deadline time.Time // read deadline currently set
 
-	// mu guards the call ids in flight and the callback routes.
-	mu     sync.Mutex
-	ids    map[uint32]struct{}
-	cbs    map[uint32]cbRoute
-	nextCb uint32
+	// mu guards the calls in flight, the callback routes and the sessions
+	// this connection brought.
+	mu      sync.Mutex
+	ids     map[uint32]struct{} // client call ids of calls in flight
+	oneways int                 // ONEWAY calls in flight (their ids need not be unique)
+	cbs     map[uint32]cbRoute
+	nextCb  uint32
+	brought []*session
 }
 
 // lingerTime bounds how long a closing client connection waits for the
@@ -50,7 +55,23 @@ type cbRoute struct {
 }
 
 func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
-	return &downstream{p: p, pc: pc, ids: make(map[uint32]struct{}, 64), cbs: make(map[uint32]cbRoute)}
+	d := &downstream{p: p, pc: pc, ids: make(map[uint32]struct{}, 64), cbs: make(map[uint32]cbRoute)}
+	d.ref = newClientRef(d)
+	d.src = p.sessions.openSource(sourceKey(pc.RemoteAddr()))
+	return d
+}
+
+// sourceKey is the source address a connection's quotas are counted by:
+// the peer's IP (a later PROXY protocol listener would give the client's).
+func sourceKey(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
 }
 
 // serve runs the connection until it ends.
@@ -126,8 +147,8 @@ func (d *downstream) handshake() bool {
 	if id.IsZero() {
 		id, fresh = protocol.NewSessionID(), true
 	}
-	d.sess = d.p.sessions.get(id, fresh, d.p.now())
-	d.sess.client.Store(d)
+	d.sess = d.p.sessions.own(id, fresh, d.p.now(), d)
+	d.sess.client.Store(d.ref)
 	body, _ := protocol.Marshal(protocol.Welcome{
 		Server:        d.p.cfg.Name,
 		MaxFrame:      uint32(lim.MaxFrame),
@@ -169,60 +190,63 @@ func (d *downstream) handle(raw []byte) bool {
 	return true
 }
 
-// call routes a CALL.
+// call routes a CALL. Every call, ONEWAY included, takes a slot of the
+// connection's MaxInflight until it is settled (for ONEWAY: until its
+// gateway says it ran; SPEC.md section 3), and the proxy never answers a
+// ONEWAY call, not even with an error.
 func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	oneway := f.Flags.Has(protocol.FlagOneway)
-	if !oneway {
-		d.mu.Lock()
-		_, dup := d.ids[f.CallID]
-		full := len(d.ids) >= d.p.cfg.Limits.MaxInflight
-		if !dup && !full {
-			d.ids[f.CallID] = struct{}{}
-		}
-		d.mu.Unlock()
-		if dup {
-			pe := protocol.Errorf(protocol.CodeBadFrame, "call id %d reused while in flight", f.CallID)
-			d.p.logBad(d, pe)
-			d.sendError(0, pe.Code, pe.Message)
-			return false
-		}
-		if full {
-			d.sendError(f.CallID, protocol.CodeOverloaded, "too many calls in flight on this connection")
-			return true
-		}
-		d.p.active.Add(1)
+	d.mu.Lock()
+	_, dup := d.ids[f.CallID]
+	dup = dup && !oneway
+	full := len(d.ids)+d.oneways >= d.p.cfg.Limits.MaxInflight
+	switch {
+	case dup, full:
+	case oneway:
+		d.oneways++
+	default:
+		d.ids[f.CallID] = struct{}{}
 	}
+	d.mu.Unlock()
+	if dup {
+		pe := protocol.Errorf(protocol.CodeBadFrame, "call id %d reused while in flight", f.CallID)
+		d.p.logBad(d, pe)
+		d.sendError(0, pe.Code, pe.Message)
+		return false
+	}
+	if full {
+		if !oneway {
+			d.sendError(f.CallID, protocol.CodeOverloaded, "too many calls in flight on this connection")
+		}
+		return true
+	}
+	d.p.active.Add(1)
 	now := d.p.now() // read once: the forwarding path reads no other clock
+	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now}
 	s := d.sess
 	if !f.Session.IsZero() && f.Session != s.id {
 		if s = d.p.sessions.lookup(f.Session); s == nil {
-			// A session this proxy has not seen: each connection may bring
-			// only so many, so that a client cannot fill the table.
-			if int(d.sessionsLive.Load()) >= d.p.cfg.MaxSessionsPerConn {
-				if !oneway {
-					d.finish(f.CallID)
-					d.sendError(f.CallID, protocol.CodeOverloaded, "too many sessions on this connection")
-				}
+			var why tableRefusal
+			if s, why = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), now, d, true); s == nil {
+				d.p.fail(&pd, protocol.CodeOverloaded, why.String())
 				return true
 			}
-			s = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), now, d)
+			d.bring(s)
 		}
-		if s.client.Load() != d {
-			s.client.Store(d)
+		if s.client.Load() != d.ref {
+			s.client.Store(d.ref)
 		}
 	} else {
 		protocol.SetSession(raw, s.id)
 	}
 	s.lastUsed.Store(now)
-	var deadline int64
 	switch {
 	case f.Deadline > 0:
-		deadline = now + int64(f.Deadline)*int64(time.Millisecond)
+		pd.deadline = now + int64(f.Deadline)*int64(time.Millisecond)
 	case d.p.cfg.CallTimeout > 0:
-		deadline = now + int64(d.p.cfg.CallTimeout)
+		pd.deadline = now + int64(d.p.cfg.CallTimeout)
 		protocol.SetDeadline(raw, uint32(d.p.cfg.CallTimeout/time.Millisecond))
 	}
-	pd := pending{down: d, clientID: f.CallID, deadline: deadline, flags: f.Flags, start: now}
 	if f.Flags.Has(protocol.FlagStateless) {
 		d.p.routeStateless(pd, f.Module, raw, nil)
 	} else {
@@ -230,6 +254,25 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		d.p.routeStateful(pd, f.Module, raw, &d.scratch)
 	}
 	return true
+}
+
+// bring remembers a session this connection added to the table, so that
+// close can forget it if it never held an object. Sessions the table forgot
+// meanwhile are dropped from the list as it grows.
+func (d *downstream) bring(s *session) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.brought) >= 2*int(d.sessionsLive.Load())+64 {
+		kept := d.brought[:0]
+		for _, b := range d.brought {
+			if !b.gone.Load() {
+				kept = append(kept, b)
+			}
+		}
+		clear(d.brought[len(kept):])
+		d.brought = kept
+	}
+	d.brought = append(d.brought, s)
 }
 
 // keepalive passes a client's PING on to the gateway that holds the
@@ -256,19 +299,37 @@ func (d *downstream) keepalive(id protocol.SessionID) {
 	}
 }
 
-// finish forgets a call id once the call is answered.
-func (d *downstream) finish(id uint32) {
+// finish frees the slot of a settled call: its call id (or its ONEWAY
+// count) and its share of the proxy's active calls.
+func (d *downstream) finish(pd *pending) {
 	d.mu.Lock()
-	delete(d.ids, id)
+	if pd.flags.Has(protocol.FlagOneway) {
+		d.oneways--
+	} else {
+		delete(d.ids, pd.clientID)
+	}
 	d.mu.Unlock()
 	d.p.active.Add(-1)
 }
 
-// deliver sends a gateway's reply to the client under the client's call id.
-func (d *downstream) deliver(clientID uint32, raw []byte) {
-	d.finish(clientID)
-	protocol.SetCallID(raw, clientID)
+// deliver sends a gateway's reply to the client under the client's call
+// id; the gateway's acknowledgement of a ONEWAY call goes no further.
+func (d *downstream) deliver(pd *pending, raw []byte) {
+	d.finish(pd)
+	if pd.flags.Has(protocol.FlagOneway) {
+		return
+	}
+	protocol.SetCallID(raw, pd.clientID)
 	d.write(raw)
+}
+
+// failCall answers a forwarded call with a proxy-made error (none for a
+// ONEWAY call).
+func (d *downstream) failCall(pd *pending, code protocol.Code, msg string) {
+	d.finish(pd)
+	if !pd.flags.Has(protocol.FlagOneway) {
+		d.sendError(pd.clientID, code, msg)
+	}
 }
 
 // write queues a frame for the client; a client that does not read is cut
@@ -284,12 +345,6 @@ func (d *downstream) write(raw []byte) {
 func (d *downstream) sendError(id uint32, code protocol.Code, msg string) {
 	_ = d.pc.Send(&protocol.Frame{Type: protocol.TypeError, CallID: id,
 		Body: protocol.AppendErrorBody(nil, code, msg, "")})
-}
-
-// failCall answers a forwarded call with a proxy-made error.
-func (d *downstream) failCall(id uint32, code protocol.Code, msg string) {
-	d.finish(id)
-	d.sendError(id, code, msg)
 }
 
 // forwardCallback sends a gateway's CALLBACK to the client under a call id
@@ -324,18 +379,30 @@ func (d *downstream) callbackReply(id uint32, raw []byte) {
 }
 
 // close ends the connection. Callbacks waiting for this client are answered
-// with UNAVAILABLE so the gateway's call does not hang.
+// with UNAVAILABLE so the gateway's call does not hang. The sessions it
+// brought that never held an object are forgotten with it; the others stay
+// in the table (a client may resume them elsewhere) without a reference to
+// this connection.
 func (d *downstream) close() {
 	d.closed.Store(true)
 	d.pc.Linger(lingerTime)
 	d.mu.Lock()
 	cbs := d.cbs
 	d.cbs = make(map[uint32]cbRoute)
+	brought := d.brought
+	d.brought = nil
 	d.mu.Unlock()
 	for _, r := range cbs {
 		_ = r.u.pc.Send(&protocol.Frame{Type: protocol.TypeError, CallID: r.id,
 			Body: protocol.AppendErrorBody(nil, protocol.CodeUnavailable, "client connection closed", "")})
 	}
+	for _, s := range append(brought, d.sess) {
+		if s == nil || !s.client.CompareAndSwap(d.ref, nil) {
+			continue // another connection uses it now
+		}
+		d.p.sessions.forgetIfEmpty(s)
+	}
+	d.p.sessions.closeSource(d.src)
 	d.p.conns.Add(-1)
 	d.p.dropConn(d)
 }

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -126,7 +127,9 @@ func (pk *picker) servesFlags(module []byte) []bool {
 // pickStateless chooses a backend for a stateless call of module by the
 // power of two choices (Mitzenmacher) over the expected wait: latency
 // estimate × (calls in flight + 1) / weight, so a slow gateway is avoided
-// as soon as its calls come back slowly, not only once they pile up.
+// as soon as its calls come back slowly, not only once they pile up. Two
+// costs less than latencyFloor apart are a tie, broken at random by
+// weight, so that an idle pool spreads calls made one at a time.
 // It avoids skip when another backend exists; nil when none can take it.
 func (pk *picker) pickStateless(module []byte, skip *backend, now int64) *backend {
 	cands, ok := pk.stateless[string(module)]
@@ -158,7 +161,19 @@ func (pk *picker) pickStateless(module []byte, skip *backend, now int64) *backen
 	if b == skip {
 		return a
 	}
-	if a.cost(now) <= b.cost(now) {
+	ca, cb := a.cost(now), b.cost(now)
+	if math.Abs(ca-cb) < float64(latencyFloor) {
+		// A near tie: the difference is noise (an idle pool, a GC pause
+		// in one sample), and taking the lower every time would send a
+		// sequential caller's every call to one gateway. Choose at random,
+		// in proportion to weight.
+		wa, wb := max(a.weight.Load(), 1), max(b.weight.Load(), 1)
+		if int64(pk.randN(int(wa+wb))) < wa {
+			return a
+		}
+		return b
+	}
+	if ca < cb {
 		return a
 	}
 	return b

@@ -99,7 +99,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	p := &Proxy{
 		cfg:      cfg,
 		src:      src,
-		sessions: newSessionTable(),
+		sessions: newSessionTable(cfg.MaxSessions, cfg.MaxSessionsPerSource, cfg.MaxSessionsPerConn),
 		stop:     make(chan struct{}),
 		kickCh:   make(chan struct{}, 1),
 		done:     make(chan struct{}),

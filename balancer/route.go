@@ -13,8 +13,7 @@ import (
 // a gateway to avoid.
 func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 	if pd.attempts > 0 && !p.takeRetry(&pd) {
-		pd.kept.release()
-		pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "gateway failed with the call in flight and the retry budget is spent")
+		p.fail(&pd, protocol.CodeUnavailable, "gateway failed with the call in flight and the retry budget is spent")
 		return
 	}
 	pk := p.picker.Load()
@@ -50,15 +49,13 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 		b.breaker.Cancel(t)
 		pd.attempts--
 	}
-	p.endRetry(&pd)
-	pd.kept.release()
 	switch {
 	case !pk.knows(module):
-		pd.down.failCall(pd.clientID, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
+		p.fail(&pd, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
 	case circuitOpen:
-		pd.down.failCall(pd.clientID, protocol.CodeCircuitOpen, "the circuit breakers of the gateways for "+string(module)+" are open")
+		p.fail(&pd, protocol.CodeCircuitOpen, "the circuit breakers of the gateways for "+string(module)+" are open")
 	default:
-		pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
+		p.fail(&pd, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
 	}
 }
 
@@ -70,32 +67,33 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 	s := pd.sess
 	for probe := 0; probe <= p.cfg.MaxOwnerProbes; probe++ {
-		b, confirmed, fresh, code, msg := p.owner(s, module, scratch)
+		pl := p.owner(s, module, pd.flags.Has(protocol.FlagNewSession), scratch)
+		b := pl.b
 		if b == nil {
-			pd.kept.release()
-			pd.down.failCall(pd.clientID, code, msg)
+			p.fail(&pd, pl.code, pl.msg)
+			if pl.code == protocol.CodeSessionLost {
+				p.sessions.forgetIfEmpty(s) // a resumed session nobody holds
+			}
 			return
 		}
 		flags := pd.flags &^ protocol.FlagNewSession
-		if fresh && !confirmed {
+		if pl.fresh && !pl.confirmed {
 			flags |= protocol.FlagNewSession
 		}
 		protocol.SetFlags(raw, flags)
 		pd.flags = flags
-		if !confirmed && pd.kept == nil {
+		if !pl.confirmed && pd.kept == nil {
 			pd.kept = keepFrame(raw)
 			raw = pd.kept.b
 		}
-		if confirmed && !b.checkUp.Load() {
-			pd.kept.release()
-			pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
+		if pl.confirmed && !b.checkUp.Load() {
+			p.fail(&pd, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
 			return
 		}
 		t, err := b.breaker.Allow()
 		if err != nil {
-			if confirmed {
-				pd.kept.release()
-				pd.down.failCall(pd.clientID, protocol.CodeCircuitOpen, "the circuit breaker of gateway "+b.name+", which holds the session, is open")
+			if pl.confirmed {
+				p.fail(&pd, protocol.CodeCircuitOpen, "the circuit breaker of gateway "+b.name+", which holds the session, is open")
 				return
 			}
 			if !p.refused(s, b) {
@@ -109,34 +107,46 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 			return
 		}
 		b.breaker.Cancel(t)
-		if confirmed && b.awaitVerdict(p.cfg.DialTimeout) {
+		if pl.confirmed && b.awaitVerdict(p.cfg.DialTimeout) {
 			// Its connection just broke: once the redial tells whether the
 			// gateway lives, route again (SESSION_LOST if it died).
 			continue
 		}
 		// Not sent: a tentative owner is skipped; a confirmed one is down.
-		if confirmed || !p.refused(s, b) {
-			pd.kept.release()
-			pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "gateway "+b.name+" holding the session is unreachable")
+		if pl.confirmed || !p.refused(s, b) {
+			p.fail(&pd, protocol.CodeUnavailable, "gateway "+b.name+" holding the session is unreachable")
 			return
 		}
 	}
-	pd.kept.release()
-	pd.down.failCall(pd.clientID, protocol.CodeUnavailable, "no gateway took the session")
+	p.fail(&pd, protocol.CodeUnavailable, "no gateway took the session")
+}
+
+// placement is where owner says a session's call goes: a gateway, or the
+// error the client gets.
+type placement struct {
+	b                *backend
+	confirmed, fresh bool
+	code             protocol.Code
+	msg              string
 }
 
 // owner returns the session's gateway, binding it tentatively when unbound.
-// When there is none it returns the error code and message for the client.
-func (p *Proxy) owner(s *session, module []byte, scratch *[]int) (b *backend, confirmed, fresh bool, code protocol.Code, msg string) {
+// newSession says the call carries NEW_SESSION: a session the proxy first
+// saw in a stateless call (so it could not know) may then be created.
+func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *[]int) placement {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lost {
-		return nil, false, false, protocol.CodeSessionLost, "the session's gateway is gone"
+		return placement{code: protocol.CodeSessionLost, msg: "the session's gateway is gone"}
 	}
-	if b = s.owner; b != nil && !b.holds(s.epoch) {
+	if newSession && !s.confirmed {
+		s.fresh = true
+	}
+	b := s.owner
+	if b != nil && !b.holds(s.epoch) {
 		if s.confirmed {
 			p.loseLocked(s)
-			return nil, false, false, protocol.CodeSessionLost, "gateway " + b.name + " that held the session is gone"
+			return placement{code: protocol.CodeSessionLost, msg: "gateway " + b.name + " that held the session is gone"}
 		}
 		s.tried = append(s.tried, b)
 		s.owner, b = nil, nil
@@ -146,22 +156,22 @@ func (p *Proxy) owner(s *session, module []byte, scratch *[]int) (b *backend, co
 		b, *scratch = pk.nextOwner(s.key, module, s.fresh, s.tried, p.cfg.MaxOwnerProbes, *scratch)
 		if b == nil {
 			if !pk.knows(module) {
-				return nil, false, false, protocol.CodeNotFound, "no gateway in the pool serves " + string(module)
+				return placement{code: protocol.CodeNotFound, msg: "no gateway in the pool serves " + string(module)}
 			}
 			if s.fresh {
-				return nil, false, false, protocol.CodeUnavailable, "no gateway admits new sessions for " + string(module)
+				return placement{code: protocol.CodeUnavailable, msg: "no gateway admits new sessions for " + string(module)}
 			}
 			if pk.unreachable(module, s.tried) {
 				// The holder may be a gateway that is not connected now.
 				s.tried = nil
-				return nil, false, false, protocol.CodeUnavailable, "the session's gateway is not reachable now"
+				return placement{code: protocol.CodeUnavailable, msg: "the session's gateway is not reachable now"}
 			}
 			p.loseLocked(s)
-			return nil, false, false, protocol.CodeSessionLost, "no gateway holds the session"
+			return placement{code: protocol.CodeSessionLost, msg: "no gateway holds the session"}
 		}
 		s.owner, s.epoch = b, b.epoch.Load()
 	}
-	return b, s.confirmed, s.fresh, 0, ""
+	return placement{b: b, confirmed: s.confirmed, fresh: s.fresh}
 }
 
 // refused records that b did not take session s (it refused, or could not
@@ -191,6 +201,25 @@ func (p *Proxy) confirm(s *session, b *backend) {
 		b.sessions.Add(1)
 	}
 	s.mu.Unlock()
+}
+
+// fail settles a call that no gateway answers: the proxy answers it (a
+// ONEWAY call gets nothing), returns its retry to the budget, releases its
+// kept frame and frees its slot on the client connection. Every such exit
+// goes through here; a call a gateway answered settles in deliver.
+func (p *Proxy) fail(pd *pending, code protocol.Code, msg string) {
+	p.endRetry(pd)
+	pd.kept.release()
+	pd.kept = nil
+	pd.down.failCall(pd, code, msg)
+}
+
+// deliver settles a call its gateway answered, passing the reply on.
+func (p *Proxy) deliver(pd *pending, raw []byte) {
+	p.endRetry(pd)
+	pd.kept.release()
+	pd.kept = nil
+	pd.down.deliver(pd, raw)
 }
 
 // loseLocked marks s lost. Caller must hold s.mu.

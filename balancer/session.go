@@ -3,6 +3,7 @@ package balancer
 import (
 	"sync"
 	"sync/atomic"
+	"weak"
 
 	"github.com/graftlb/graftlb/affinity"
 	"github.com/graftlb/graftlb/protocol"
@@ -17,13 +18,21 @@ import (
 // OVERLOADED) or a resumed one that its first choice does not hold
 // (NOT_OWNER) moves down its preference list. Once confirmed it never
 // moves: if the owner dies the session is lost.
+//
+// A session refers to client connections only weakly (clientRef), and to
+// the quotas it is charged to: a session that outlives its connection
+// keeps nothing of that connection reachable.
 type session struct {
 	id  protocol.SessionID
 	key uint64 // affinity hash of id
 
-	client   atomic.Pointer[downstream] // the connection that used it last
-	lastUsed atomic.Int64               // unix nanoseconds
-	creator  *downstream                // the connection that brought it, for its session cap
+	client   atomic.Pointer[clientRef] // the connection that used it last
+	lastUsed atomic.Int64              // unix nanoseconds
+	gone     atomic.Bool               // forgotten by the table
+	// Immutable after the session enters the table: the quotas it counts
+	// against (the connection that brought it, and its source address).
+	connQuota *atomic.Int32
+	srcQuota  *sourceQuota
 
 	// mu guards the binding.
 	mu        sync.Mutex
@@ -35,19 +44,82 @@ type session struct {
 	tried     []*backend // refused this session during placement
 }
 
+// heldObjects reports whether the session may hold objects on a gateway:
+// a gateway answered one of its stateful calls. Caller must hold s.mu.
+func (s *session) heldObjectsLocked() bool { return s.confirmed && !s.lost }
+
+// clientRef names a client connection without keeping it alive. Each
+// downstream makes one when it starts; sessions point at it.
+type clientRef struct{ wp weak.Pointer[downstream] }
+
+func newClientRef(d *downstream) *clientRef { return &clientRef{wp: weak.Make(d)} }
+
+// get returns the connection if it is still open, else nil.
+func (r *clientRef) get() *downstream {
+	if r == nil {
+		return nil
+	}
+	d := r.wp.Value()
+	if d == nil || d.closed.Load() {
+		return nil
+	}
+	return d
+}
+
+// sourceQuota counts the sessions in the table brought by one source
+// address, and its open connections (a quota with either is kept).
+type sourceQuota struct {
+	key   string
+	n     atomic.Int64 // sessions
+	conns atomic.Int64 // open client connections
+}
+
 // sessionShards spreads the session table over independent locks.
 const sessionShards = 64
 
-// sessionTable maps session ids to sessions.
+// sessionTable maps session ids to sessions, within three bounds: the
+// table as a whole (max), each source address (maxPerSource) and each
+// client connection (maxPerConn). A connection's own session (from its
+// HELLO) is counted but never refused: connections are bounded by
+// MaxConns.
 type sessionTable struct {
 	shards [sessionShards]struct {
 		mu sync.Mutex
 		m  map[protocol.SessionID]*session
 	}
+	count                         atomic.Int64
+	max, maxPerSource, maxPerConn int64
+
+	// srcMu guards bySource.
+	srcMu    sync.Mutex
+	bySource map[string]*sourceQuota
 }
 
-func newSessionTable() *sessionTable {
-	t := &sessionTable{}
+// tableRefusal says why the table did not take a session.
+type tableRefusal uint8
+
+const (
+	tableOK tableRefusal = iota
+	tableFull
+	sourceFull
+	connFull
+)
+
+func (r tableRefusal) String() string {
+	switch r {
+	case tableFull:
+		return "the proxy's session table is full"
+	case sourceFull:
+		return "too many sessions from this source address"
+	case connFull:
+		return "too many sessions on this connection"
+	}
+	return "ok"
+}
+
+func newSessionTable(max, maxPerSource, maxPerConn int) *sessionTable {
+	t := &sessionTable{max: int64(max), maxPerSource: int64(maxPerSource), maxPerConn: int64(maxPerConn),
+		bySource: make(map[string]*sourceQuota)}
 	for i := range t.shards {
 		t.shards[i].m = make(map[protocol.SessionID]*session)
 	}
@@ -56,26 +128,55 @@ func newSessionTable() *sessionTable {
 
 func (t *sessionTable) shard(id protocol.SessionID) int { return int(id[0]) % sessionShards }
 
-// get returns the session id, creating it (fresh as given) if unknown.
-func (t *sessionTable) get(id protocol.SessionID, fresh bool, now int64) *session {
-	return t.getFor(id, fresh, now, nil)
+// openSource returns the quota of source address key for a new
+// connection, creating it; closeSource gives the connection's share back.
+func (t *sessionTable) openSource(key string) *sourceQuota {
+	t.srcMu.Lock()
+	defer t.srcMu.Unlock()
+	q := t.bySource[key]
+	if q == nil {
+		q = &sourceQuota{key: key}
+		t.bySource[key] = q
+	}
+	q.conns.Add(1)
+	return q
 }
 
-// getFor is get that charges a session it creates to connection d's cap.
-func (t *sessionTable) getFor(id protocol.SessionID, fresh bool, now int64, d *downstream) *session {
+func (t *sessionTable) closeSource(q *sourceQuota) { q.conns.Add(-1) }
+
+// own returns a connection's own session, creating it (fresh as given) if
+// unknown; it is never refused.
+func (t *sessionTable) own(id protocol.SessionID, fresh bool, now int64, d *downstream) *session {
+	s, _ := t.getFor(id, fresh, now, d, false)
+	return s
+}
+
+// getFor returns session id, creating it (fresh as given) if unknown and
+// charging it to connection d's quotas; limit makes the quotas refuse it.
+func (t *sessionTable) getFor(id protocol.SessionID, fresh bool, now int64, d *downstream, limit bool) (*session, tableRefusal) {
 	sh := &t.shards[t.shard(id)]
 	sh.mu.Lock()
-	s, ok := sh.m[id]
-	if !ok {
-		s = &session{id: id, key: affinity.HashSession(id), fresh: fresh, creator: d}
-		s.lastUsed.Store(now)
-		sh.m[id] = s
-		if d != nil {
-			d.sessionsLive.Add(1)
+	defer sh.mu.Unlock()
+	if s, ok := sh.m[id]; ok {
+		return s, tableOK
+	}
+	if limit {
+		switch {
+		case t.count.Load() >= t.max:
+			return nil, tableFull
+		case d.src.n.Load() >= t.maxPerSource:
+			return nil, sourceFull
+		case int64(d.sessionsLive.Load()) > t.maxPerConn: // its own is counted too
+			return nil, connFull
 		}
 	}
-	sh.mu.Unlock()
-	return s
+	s := &session{id: id, key: affinity.HashSession(id), fresh: fresh, connQuota: &d.sessionsLive, srcQuota: d.src}
+	s.lastUsed.Store(now)
+	sh.m[id] = s
+	t.count.Add(1)
+	d.src.n.Add(1)
+	d.sessionsLive.Add(1)
+	return s, tableOK
 }
 
 // lookup returns the session id, or nil.
@@ -87,6 +188,38 @@ func (t *sessionTable) lookup(id protocol.SessionID) *session {
 	return s
 }
 
+// removeLocked forgets s. Caller must hold its shard's lock.
+func (t *sessionTable) removeLocked(m map[protocol.SessionID]*session, s *session) {
+	if m[s.id] != s {
+		return
+	}
+	delete(m, s.id)
+	s.gone.Store(true)
+	t.count.Add(-1)
+	s.srcQuota.n.Add(-1)
+	s.connQuota.Add(-1)
+	s.unbind()
+}
+
+// forgetIfEmpty forgets s unless it may hold objects on a gateway or a
+// placement of it is under way; it reports whether it forgot s. A session
+// that never held an object has nothing to come back to: keeping it would
+// only cost memory (a closed connection's sessions, a resumed session that
+// no gateway holds).
+func (t *sessionTable) forgetIfEmpty(s *session) bool {
+	sh := &t.shards[t.shard(s.id)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s.mu.Lock()
+	keep := s.heldObjectsLocked() || (s.owner != nil && !s.lost)
+	s.mu.Unlock()
+	if keep {
+		return false
+	}
+	t.removeLocked(sh.m, s)
+	return true
+}
+
 // expire forgets sessions unused since before cutoff and returns how many
 // it forgot.
 func (t *sessionTable) expire(cutoff int64) int {
@@ -94,43 +227,38 @@ func (t *sessionTable) expire(cutoff int64) int {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		for id, s := range sh.m {
-			if c := s.client.Load(); c != nil && c.sess == s && !c.closed.Load() {
+		for _, s := range sh.m {
+			if c := s.client.Load().get(); c != nil && c.sess == s {
 				continue // the own session of an open connection stays
 			}
 			if s.lastUsed.Load() < cutoff {
-				delete(sh.m, id)
-				s.unbind()
-				if s.creator != nil {
-					s.creator.sessionsLive.Add(-1)
-				}
+				t.removeLocked(sh.m, s)
 				n++
 			}
 		}
 		sh.mu.Unlock()
 	}
+	t.srcMu.Lock()
+	for k, q := range t.bySource {
+		if q.n.Load() == 0 && q.conns.Load() == 0 {
+			delete(t.bySource, k)
+		}
+	}
+	t.srcMu.Unlock()
 	return n
 }
 
 // len returns the number of sessions known.
-func (t *sessionTable) len() int {
-	n := 0
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (t *sessionTable) len() int { return int(t.count.Load()) }
 
 // unbind drops the session's binding (when it is forgotten).
 func (s *session) unbind() {
 	s.mu.Lock()
-	if s.owner != nil && s.confirmed {
+	if s.owner != nil && s.confirmed && !s.lost {
 		s.owner.sessions.Add(-1)
 	}
 	s.owner = nil
+	s.tried = nil
 	s.mu.Unlock()
 }
 

@@ -50,17 +50,11 @@ func newUpstream(b *backend, pc *protocol.Conn) *upstream {
 
 // forward sends raw (a CALL frame, patched in place with the upstream call
 // id) and records pd to route the reply. It fails only when the frame
-// provably did not leave: the connection was already closed.
+// provably did not leave: the connection was already closed. A ONEWAY call
+// is recorded like any other: a gateway acknowledges the ONEWAY calls a
+// proxy sends under a non-zero id once they ran (SPEC.md section 3), which
+// settles them, so they hold their slots and breaker tickets until then.
 func (u *upstream) forward(raw []byte, pd pending) error {
-	if pd.flags.Has(protocol.FlagOneway) {
-		// No reply will come: nothing to route back.
-		protocol.SetCallID(raw, 0)
-		if err := u.pc.WriteFrame(raw); err != nil {
-			return errUpstreamClosed
-		}
-		pd.kept.release()
-		return nil
-	}
 	u.mu.Lock()
 	if u.closed {
 		u.mu.Unlock()

@@ -13,12 +13,12 @@ import (
 // deterministic (a NEW_SESSION call creates the session before the next
 // frame is read).
 func (c *conn) admit(f *protocol.Frame) (ending, bool) {
-	oneway := f.Flags.Has(protocol.FlagOneway)
+	answered := c.answers(f.Flags, f.CallID)
 	c.mu.Lock()
 	_, dup := c.calls[f.CallID]
 	full := c.inflight >= c.g.cfg.Limits.MaxInflight
 	c.mu.Unlock()
-	if dup && !oneway {
+	if dup && answered {
 		// SPEC section 5: a protocol error that ends the connection.
 		c.sendError(0, protocol.SessionID{}, 0, protocol.Errorf(protocol.CodeBadFrame, "call id %d reused while in flight", f.CallID))
 		return ending{level: zerolog.WarnLevel, msg: "call id reused while in flight", linger: true}, true
@@ -44,7 +44,7 @@ func (c *conn) admit(f *protocol.Frame) (ending, bool) {
 		call.trace = string(f.Trace)
 	}
 	c.mu.Lock()
-	if !oneway {
+	if answered {
 		c.calls[call.id] = call
 	}
 	c.inflight++
@@ -134,10 +134,18 @@ func (c *conn) resolve(call *Call, f *protocol.Frame) *protocol.Error {
 	return nil
 }
 
+// answers reports whether a call with these flags and id gets a RESULT or
+// ERROR: every call but a ONEWAY one, and a ONEWAY one too when a proxy
+// sent it under a non-zero id (SPEC.md section 3), so that the proxy can
+// count it against its limits until it ran.
+func (c *conn) answers(flags protocol.Flags, id uint32) bool {
+	return !flags.Has(protocol.FlagOneway) || (c.proxy && id != 0)
+}
+
 // refuse answers a call that was not admitted.
 func (c *conn) refuse(call *Call, f *protocol.Frame, e *protocol.Error) {
 	c.logCallError(e, f.Module, f.TypeName, f.Method)
-	if !call.flags.Has(protocol.FlagOneway) {
+	if c.answers(call.flags, call.id) {
 		c.sendError(call.id, call.sessionHdr, call.object, e)
 	}
 }

@@ -194,6 +194,9 @@ func (c *Call) bindCallback(ref protocol.CallbackRef) Callback { return Callback
 var errEncodeResult = &protocol.Error{Code: protocol.CodeInternal, Message: "result cannot be encoded as CBOR"}
 
 func (c *Call) replyResult(res any) {
+	if c.flags.Has(protocol.FlagOneway) {
+		res = nil // a proxy's acknowledgement needs no result
+	}
 	body, err := protocol.Marshal(res)
 	if err != nil {
 		c.conn.log.Error().Err(err).Str("target", c.Info().Target.String()).Msg("result cannot be encoded")
@@ -244,5 +247,5 @@ func (c *Call) end(failed bool) bool {
 			ms.served.Add(1)
 		}
 	}
-	return !c.flags.Has(protocol.FlagOneway) && !cn.ending.Load()
+	return cn.answers(c.flags, c.id) && !cn.ending.Load()
 }
