@@ -35,8 +35,8 @@ type backend struct {
 	member discovery.Member
 
 	// Data-path state, atomics only.
-	weight      atomic.Int64  // the member's weight, for least-outstanding picking
-	outstanding atomic.Int64  // calls in flight (for least-outstanding picking)
+	weight      atomic.Int64  // the member's weight, for picking
+	outstanding atomic.Int64  // calls in flight, for picking
 	served      atomic.Uint64 // replies received
 	sessions    atomic.Int64  // sessions bound here by this proxy
 	draining    atomic.Bool   // the member says draining, or the gateway sent GOAWAY
@@ -139,7 +139,7 @@ func (b *backend) pickConn() *upstream {
 	return cs[int(b.rr.Add(1))%len(cs)]
 }
 
-// alive reports whether the backend may hold sessions: in the pool, and
+// holds reports whether the backend may hold sessions: in the pool, and
 // not found dead since epoch.
 func (b *backend) holds(epoch uint64) bool {
 	return !b.removed.Load() && b.epoch.Load() == epoch

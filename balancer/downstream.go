@@ -25,8 +25,10 @@ type downstream struct {
 
 	closed atomic.Bool
 	// sessionsLive counts the sessions this connection brought to the
-	// table that the table still holds.
-	sessionsLive atomic.Int32
+	// table that the table still holds. It is an allocation of its own,
+	// since sessions point at it: a pointer into the downstream would keep
+	// all of it alive.
+	sessionsLive *atomic.Int32
 
 	// Owned by the reader goroutine.
 	f        protocol.Frame
@@ -55,7 +57,8 @@ type cbRoute struct {
 }
 
 func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
-	d := &downstream{p: p, pc: pc, ids: make(map[uint32]struct{}, 64), cbs: make(map[uint32]cbRoute)}
+	d := &downstream{p: p, pc: pc, ids: make(map[uint32]struct{}, 64), cbs: make(map[uint32]cbRoute),
+		sessionsLive: new(atomic.Int32)}
 	d.ref = newClientRef(d)
 	d.src = p.sessions.openSource(sourceKey(pc.RemoteAddr()))
 	return d

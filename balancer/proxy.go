@@ -3,8 +3,9 @@
 // and routes every frame by its header alone:
 //
 //   - stateless calls go, call by call, to the gateway chosen by the power of
-//     two choices over least outstanding calls, so one client connection
-//     spreads over the whole pool;
+//     two choices over the expected wait (latency estimate × calls in
+//     flight, near ties broken at random), so one client connection spreads
+//     over the whole pool;
 //   - stateful calls go to their session's owner: the first gateway in the
 //     session id's Maglev preference list that serves the module and admits
 //     new sessions. Each proxy binds the sessions it sees; a gateway asked

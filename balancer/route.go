@@ -70,10 +70,10 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 		pl := p.owner(s, module, pd.flags.Has(protocol.FlagNewSession), scratch)
 		b := pl.b
 		if b == nil {
-			p.fail(&pd, pl.code, pl.msg)
 			if pl.code == protocol.CodeSessionLost {
 				p.sessions.forgetIfEmpty(s) // a resumed session nobody holds
 			}
+			p.fail(&pd, pl.code, pl.msg)
 			return
 		}
 		flags := pd.flags &^ protocol.FlagNewSession

@@ -170,7 +170,7 @@ func (t *sessionTable) getFor(id protocol.SessionID, fresh bool, now int64, d *d
 			return nil, connFull
 		}
 	}
-	s := &session{id: id, key: affinity.HashSession(id), fresh: fresh, connQuota: &d.sessionsLive, srcQuota: d.src}
+	s := &session{id: id, key: affinity.HashSession(id), fresh: fresh, connQuota: d.sessionsLive, srcQuota: d.src}
 	s.lastUsed.Store(now)
 	sh.m[id] = s
 	t.count.Add(1)

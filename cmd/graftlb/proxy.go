@@ -31,6 +31,10 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", balancer.DefaultDialTimeout, "gateway dial and handshake timeout")
 	fs.Float64Var(&cfg.RetryBudget, "retry-budget", balancer.DefaultRetryBudget, "share of active calls that may be retries")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", 0, "deadline given to calls that carry none (0: none)")
+	fs.IntVar(&cfg.MaxSessions, "max-sessions", balancer.DefaultMaxSessions, "sessions in the proxy's table, in all")
+	fs.IntVar(&cfg.MaxSessionsPerSource, "max-sessions-per-source", balancer.DefaultMaxSessionsSource, "sessions one source address may bring to the table")
+	fs.IntVar(&cfg.MaxSessionsPerConn, "max-sessions-per-conn", balancer.DefaultMaxSessionsPerConn, "sessions one client connection may bring to the table")
+	fs.DurationVar(&cfg.SessionIdle, "session-idle", balancer.DefaultSessionIdle, "forget the binding of a session unused this long")
 	hc := &cfg.Health
 	fs.DurationVar(&hc.Check.Interval, "check-interval", time.Second, "active check (PING; pass-through: GET /status) interval")
 	fs.DurationVar(&hc.Check.Timeout, "check-timeout", time.Second, "active check timeout")
