@@ -164,9 +164,10 @@ func (b *backend) setSlot(i int, u *upstream) {
 
 // markDead records that the gateway is gone: its sessions are lost.
 func (b *backend) markDead() {
-	b.epoch.Add(1)
+	dead := b.epoch.Add(1) - 1
 	b.p.cfg.Logger.Warn().Str("gateway", b.name).Str("addr", b.addr).Msg("gateway unreachable; its sessions are lost")
 	b.p.kick()
+	b.p.loseAllOn(b, dead, "gateway "+b.name+" died holding the session")
 }
 
 // maintain keeps slot i connected until the backend stops. When an upstream

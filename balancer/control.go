@@ -85,6 +85,7 @@ func (p *Proxy) apply(snap discovery.Snapshot) {
 		p.cfg.Logger.Info().Str("gateway", b.name).Msg("gateway left the pool")
 		p.removeHealth(b)
 		b.close()
+		p.loseAllOn(b, anyEpoch, "gateway "+b.name+" that held the session left the pool")
 	}
 	for _, b := range added {
 		p.cfg.Logger.Info().Str("gateway", b.name).Str("addr", b.addr).Strs("modules", b.member.Modules).Msg("gateway joined the pool")

@@ -35,9 +35,7 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 		}
 		if code == protocol.CodeNotOwner {
 			// The owner no longer holds the session (its TTL passed): lost.
-			s.mu.Lock()
-			p.loseLocked(s)
-			s.mu.Unlock()
+			p.lose(s, b, anyEpoch, "gateway "+b.name+" no longer holds the session")
 			p.fail(&pd, protocol.CodeSessionLost, "gateway "+b.name+" no longer holds the session")
 			return
 		}
@@ -103,12 +101,7 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
 	for _, pd := range calls {
 		b.outcome(&pd, false, 0)
 		if pd.sess != nil && dead {
-			s := pd.sess
-			s.mu.Lock()
-			if s.owner == b && s.confirmed {
-				p.loseLocked(s)
-			}
-			s.mu.Unlock()
+			p.lose(pd.sess, b, anyEpoch, "gateway "+b.name+" died holding the session")
 			p.fail(&pd, protocol.CodeSessionLost, "gateway "+b.name+" died holding the session")
 			continue
 		}

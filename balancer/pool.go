@@ -47,6 +47,8 @@ type Stats struct {
 	CallbacksDropped  int64 `json:"callbacks_dropped"`
 	EventsDropped     int64 `json:"events_dropped"`
 	DeadlinesExceeded int64 `json:"deadlines_exceeded"`
+	// LostNotices counts the $session_lost EVENTs sent to clients.
+	LostNotices int64 `json:"lost_notices"`
 }
 
 // Pool returns the gateways the proxy routes to, sorted by name.
@@ -114,5 +116,6 @@ func (p *Proxy) Stats() Stats {
 		CallbacksDropped:  p.stats.callbacksDropped.Load(),
 		EventsDropped:     p.stats.eventsDropped.Load(),
 		DeadlinesExceeded: p.stats.deadlinesExceeded.Load(),
+		LostNotices:       p.stats.lostNotices.Load(),
 	}
 }

@@ -88,6 +88,7 @@ type stats struct {
 	callbacksDropped  atomic.Int64
 	eventsDropped     atomic.Int64
 	deadlinesExceeded atomic.Int64
+	lostNotices       atomic.Int64
 }
 
 // New returns a proxy for the pool src describes. It owns src from then on

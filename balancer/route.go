@@ -145,6 +145,7 @@ func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *[]int
 	b := s.owner
 	if b != nil && !b.holds(s.epoch) {
 		if s.confirmed {
+			// Its clients were told when b was found dead.
 			p.loseLocked(s)
 			return placement{code: protocol.CodeSessionLost, msg: "gateway " + b.name + " that held the session is gone"}
 		}
@@ -222,16 +223,65 @@ func (p *Proxy) deliver(pd *pending, raw []byte) {
 	pd.down.deliver(pd, raw)
 }
 
-// loseLocked marks s lost. Caller must hold s.mu.
-func (p *Proxy) loseLocked(s *session) {
+// loseLocked marks s lost. Caller must hold s.mu. It reports whether a
+// confirmed session was lost just now: the caller then tells its client
+// (noticeLost) once it has let go of s.mu.
+func (p *Proxy) loseLocked(s *session) bool {
 	if s.lost {
-		return
+		return false
 	}
 	s.lost = true
+	p.stats.sessionsLost.Add(1)
 	if s.owner != nil && s.confirmed {
 		s.owner.sessions.Add(-1)
+		return true
 	}
-	p.stats.sessionsLost.Add(1)
+	return false
+}
+
+// anyEpoch makes lose take a session of b bound in any epoch.
+const anyEpoch = ^uint64(0)
+
+// lose marks s lost if it is confirmed on b, bound in epoch upTo or
+// before, and tells its client.
+func (p *Proxy) lose(s *session, b *backend, upTo uint64, why string) {
+	s.mu.Lock()
+	lost := s.owner == b && s.confirmed && s.epoch <= upTo && p.loseLocked(s)
+	s.mu.Unlock()
+	if lost {
+		p.noticeLost(s, why)
+	}
+}
+
+// noticeLost tells the client connection bound to s that its session is
+// lost (SPEC.md section 7: an EVENT "$session_lost"), so that a client
+// waiting for events learns it without making a call.
+func (p *Proxy) noticeLost(s *session, why string) {
+	d := s.client.Load().get()
+	if d == nil {
+		return
+	}
+	p.stats.lostNotices.Add(1)
+	_ = d.pc.Send(&protocol.Frame{Type: protocol.TypeEvent, Session: s.id,
+		Method: []byte(protocol.EventSessionLost), Body: protocol.AppendErrorBody(nil, protocol.CodeSessionLost, why, "")})
+}
+
+// loseAllOn marks lost every confirmed session bound to b in epoch upTo
+// or before, and tells their clients: b died or left the pool. It walks
+// the whole table, off the data path (a gateway's death is rare).
+func (p *Proxy) loseAllOn(b *backend, upTo uint64, why string) {
+	var held []*session
+	p.sessions.each(func(s *session) {
+		if s.bound(b) {
+			held = append(held, s)
+		}
+	})
+	for _, s := range held {
+		p.lose(s, b, upTo, why)
+	}
+	if len(held) > 0 {
+		p.cfg.Logger.Warn().Str("gateway", b.name).Int("sessions", len(held)).Msg("sessions lost with their gateway; clients told")
+	}
 }
 
 // takeRetry reserves a retry from the budget: retries in flight may not

@@ -248,6 +248,26 @@ func (t *sessionTable) expire(cutoff int64) int {
 	return n
 }
 
+// each calls fn for every session, one shard locked at a time; fn must
+// not take a shard lock.
+func (t *sessionTable) each(fn func(*session)) {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.m {
+			fn(s)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// bound reports whether s is confirmed on b and not lost.
+func (s *session) bound(b *backend) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owner == b && s.confirmed && !s.lost
+}
+
 // len returns the number of sessions known.
 func (t *sessionTable) len() int { return int(t.count.Load()) }
 
