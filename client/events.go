@@ -39,22 +39,22 @@ func (e Event) Topic() (topic string, ok bool) {
 // DefaultEventBuffer is the buffer of a stream that Events(0) returns.
 const DefaultEventBuffer = 256
 
-// An event reaches every stream of its session (Events), then, in this
-// order, the handler of its object and name, the handler of its object for
-// every name, the session's handler of its name and the session's
-// catch-all handler, each that is set. Handlers run on the
-// connection's reader goroutine, one event at a time in arrival order:
-// while one runs, no reply or event of that connection is read, so a
-// handler must return quickly and must not wait for a call of the same
-// connection. Hand slow work to a goroutine, or use a stream.
-
 // OnEvent sets the session's catch-all handler, which receives every event
-// of the session (nil removes it). It is Handle("", fn).
+// of the session (nil removes it), as Handle describes. It is Handle("", fn).
 func (s *Session) OnEvent(fn func(Event)) { s.Handle("", fn) }
 
 // Handle sets the session's handler for events named name, whichever
 // module, object or topic sends them; name "" is the catch-all of OnEvent.
-// nil removes the handler. A later Handle of the same name replaces it.
+// nil removes the handler; a later Handle of the same name replaces it.
+//
+// An event reaches every stream of its session (Events), then, in this
+// order, each of these that is set: the handler of its object and name and
+// that of its object for every name (Object.OnEvent), the session's handler
+// of its name, and the catch-all. Handlers run on the connection's reader
+// goroutine, one event at a time in arrival order: while one runs, no reply
+// or event of that connection is read, so a handler must return quickly and
+// must not wait for a call of the same connection. Hand slow work to a
+// goroutine, or use a stream.
 func (s *Session) Handle(name string, fn func(Event)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -75,7 +75,8 @@ type objectEvent struct {
 
 // OnEvent sets the handler for the events named name that the object's
 // methods emit; name "" receives all of them. nil removes the handler;
-// Release removes all of the object's handlers.
+// Release removes all of the object's handlers. Handlers run as
+// Session.Handle describes.
 func (o *Object) OnEvent(name string, fn func(Event)) {
 	s := o.s
 	k := objectEvent{o.id, name}
@@ -126,7 +127,13 @@ func (s *Session) Events(buffer int) *EventStream {
 	es := &EventStream{C: ch, s: s, ch: ch}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.streamsClosed {
+	closed := s.streamsClosed
+	select {
+	case <-s.c.done: // Conn.Close may have passed this session by
+		closed = true
+	default:
+	}
+	if closed {
 		es.closeLocked()
 		return es
 	}

@@ -165,6 +165,9 @@ func TestBlockedEventStreamDoesNotStallCalls(t *testing.T) {
 		if got != n {
 			t.Errorf("full stream delivered %d, want %d", got, n)
 		}
+		if _, open := <-s.Events(1).C; open {
+			t.Error("a stream opened after Close is open")
+		}
 	})
 }
 
