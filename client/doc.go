@@ -14,8 +14,8 @@
 // Calls name their method as a string, "module@version.Type.Method", and
 // take any Go values as arguments, encoded as CBOR (see the README's Go type
 // ↔ CBOR table). The generic helpers Call, CallStatic and CallStateless
-// decode the result into a type; Session.Call, Object.Call and Session.Do
-// return the raw *Result. Malformed names are refused before anything is
+// decode the result into a T of your choosing; Session.Call, Object.Call
+// and Session.Do return the raw *Result. Malformed names are refused before anything is
 // sent (ErrBadTarget).
 //
 // Events reach the session that a method emitted them to, or, for a topic
