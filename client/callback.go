@@ -73,36 +73,3 @@ func (c *Conn) runCallback(pc *protocol.Conn, f *protocol.Frame) {
 		_ = pc.Send(&reply)
 	}()
 }
-
-// Event is an EVENT pushed by a gateway to a session.
-type Event struct {
-	Module string
-	Type   string
-	Name   string
-	Object uint64
-	// Payload is the event's CBOR data item; it belongs to the receiver.
-	Payload []byte
-}
-
-// Decode decodes the payload into v.
-func (e Event) Decode(v any) error { return protocol.Unmarshal(e.Payload, v) }
-
-func (c *Conn) dispatchEvent(f *protocol.Frame) {
-	s := c.sessionFor(f.Session)
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	fn := s.onEvent
-	s.mu.Unlock()
-	if fn == nil {
-		return
-	}
-	fn(Event{
-		Module:  string(f.Module),
-		Type:    string(f.TypeName),
-		Name:    string(f.Method),
-		Object:  f.Object,
-		Payload: append([]byte(nil), f.Body...),
-	})
-}

@@ -140,7 +140,8 @@ func (c *Conn) Err() error {
 }
 
 // Close closes the connection, fails the calls in flight with
-// ErrConnectionLost and waits for the connection's goroutines.
+// ErrConnectionLost, waits for the connection's goroutines (running
+// callbacks and OnLost handlers) and closes the sessions' event streams.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -157,6 +158,15 @@ func (c *Conn) Close() error {
 		_ = pc.Close()
 	}
 	c.wg.Wait()
+	c.mu.Lock()
+	sessions := make([]*Session, 0, len(c.sessions))
+	for _, s := range c.sessions {
+		sessions = append(sessions, s)
+	}
+	c.mu.Unlock()
+	for _, s := range sessions {
+		s.closeStreams()
+	}
 	return nil
 }
 
@@ -195,6 +205,8 @@ func (c *Conn) run(pc *protocol.Conn) {
 			}
 			pc = npc
 			backoff = 50 * time.Millisecond
+			c.wg.Add(1)
+			go c.resubscribe()
 			break
 		}
 	}

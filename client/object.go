@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 
 	"github.com/graftlb/graftlb/protocol"
 )
@@ -25,9 +26,13 @@ func (o *Object) Call(ctx context.Context, method string, args ...any) (*Result,
 	return o.s.Do(ctx, Request{Target: protocol.Target{Module: o.module, Type: o.typ, Method: method}, Object: o.id, Args: args})
 }
 
-// Release frees the instance on its gateway.
+// Release frees the instance on its gateway and removes the object's event
+// handlers (once the gateway answered, or said it has no such object).
 func (o *Object) Release(ctx context.Context) error {
 	_, err := o.Call(ctx, protocol.MethodRelease)
+	if err == nil || errors.Is(err, protocol.ErrNotFound) {
+		o.s.forgetObject(o.id)
+	}
 	return err
 }
 

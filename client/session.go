@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -17,10 +19,20 @@ type Session struct {
 	// stateful calls carry NEW_SESSION until one of them is answered.
 	fresh atomic.Bool
 
+	// lost is set once the session is known lost: the error its stateful
+	// calls return at once.
+	lost atomic.Pointer[protocol.Error]
+
 	mu        sync.Mutex
 	callbacks map[uint64]CallbackFunc
 	nextRef   uint64
-	onEvent   func(Event)
+	// Event handlers and streams (events.go).
+	byName        map[string]func(Event)
+	byObject      map[objectEvent]func(Event)
+	streams       []*EventStream
+	streamsClosed bool
+	onLost        []func(error)
+	topics        map[string]struct{} // subscribed, renewed on reconnect
 }
 
 func (c *Conn) addSession(id protocol.SessionID, fresh bool) *Session {
@@ -48,13 +60,19 @@ func (c *Conn) ResumeSession(id protocol.SessionID) *Session {
 	return c.addSession(id, false)
 }
 
-// ForgetSession stops routing callbacks and events to s on this connection.
+// ForgetSession stops routing callbacks and events to s on this connection
+// and closes its event streams. The connection's own session is never
+// forgotten.
 func (c *Conn) ForgetSession(s *Session) {
 	c.mu.Lock()
-	if c.sessions[s.id] == s && s != c.session {
+	forget := c.sessions[s.id] == s && s != c.session
+	if forget {
 		delete(c.sessions, s.id)
 	}
 	c.mu.Unlock()
+	if forget {
+		s.closeStreams()
+	}
 }
 
 func (c *Conn) sessionFor(id protocol.SessionID) *Session {
@@ -88,8 +106,24 @@ type Request struct {
 }
 
 // Do sends r in this session and waits for its result. The context's
-// deadline travels in the frame header, and the call gives up at it.
-func (s *Session) Do(ctx context.Context, r Request) (*Result, error) {
+// deadline travels in the frame header, and the call gives up at it. A
+// malformed target is refused before anything is sent (ErrBadTarget); a
+// stateful call of a session known lost fails at once with SESSION_LOST.
+func (s *Session) Do(ctx context.Context, r Request) (*Result, error) { return s.do(ctx, r, false) }
+
+// do is Do; local says the call is answered by whoever terminates the
+// connection (a proxy or the gateway), never by the session's owner, so
+// its answer does not show that the session exists there. A local call
+// names the session by its id even for the connection's session.
+func (s *Session) do(ctx context.Context, r Request, local bool) (*Result, error) {
+	if err := checkTarget(r.Target); err != nil {
+		return nil, err
+	}
+	if !r.Stateless {
+		if err := s.lost.Load(); err != nil {
+			return nil, err
+		}
+	}
 	body, err := protocol.MarshalArgs(r.Args...)
 	if err != nil {
 		return nil, protocol.Errorf(protocol.CodeBadArgs, "encode arguments: %v", err)
@@ -104,7 +138,7 @@ func (s *Session) Do(ctx context.Context, r Request) (*Result, error) {
 		Trace:    []byte(r.Trace),
 		Body:     body,
 	}
-	if s == s.c.session {
+	if s == s.c.session && !local {
 		f.Session = protocol.SessionID{} // the connection's session
 	}
 	if r.Stateless {
@@ -121,10 +155,14 @@ func (s *Session) Do(ctx context.Context, r Request) (*Result, error) {
 		f.Flags |= protocol.FlagNewSession
 	}
 	rep, err := s.c.roundTrip(ctx, &f)
-	if fresh && (err == nil || isAnswered(err)) {
+	if fresh && !local && (err == nil || isAnswered(err)) {
 		s.fresh.Store(false)
 	}
 	if err != nil {
+		var pe *protocol.Error
+		if !r.Stateless && errors.As(err, &pe) && pe.Code == protocol.CodeSessionLost {
+			s.lose(pe)
+		}
 		return nil, err
 	}
 	return &Result{Object: rep.object, Body: rep.body}, nil
@@ -147,7 +185,7 @@ func isAnswered(err error) bool {
 // Call calls a static method, statefully (it goes to the session's owner):
 // target is "module@version.Type.Method".
 func (s *Session) Call(ctx context.Context, target string, args ...any) (*Result, error) {
-	t, err := protocol.ParseTarget(target)
+	t, err := parseTarget(target)
 	if err != nil {
 		return nil, err
 	}
@@ -156,14 +194,16 @@ func (s *Session) Call(ctx context.Context, target string, args ...any) (*Result
 
 // CallStateless calls a static method that any gateway may serve.
 func (s *Session) CallStateless(ctx context.Context, target string, args ...any) (*Result, error) {
-	t, err := protocol.ParseTarget(target)
+	t, err := parseTarget(target)
 	if err != nil {
 		return nil, err
 	}
 	return s.Do(ctx, Request{Target: t, Args: args, Stateless: true})
 }
 
-// New creates an instance of module's type typ in this session.
+// New creates an instance of module's type typ in this session; module is
+// module@version ("cart@1"). A malformed module or type name is refused
+// before anything is sent, with an error wrapping ErrBadTarget.
 func (s *Session) New(ctx context.Context, module, typ string, args ...any) (*Object, error) {
 	r, err := s.Do(ctx, Request{Target: protocol.Target{Module: module, Type: typ, Method: protocol.MethodNew}, Args: args})
 	if err != nil {
@@ -180,10 +220,10 @@ func (s *Session) Object(module, typ string, id uint64) *Object {
 	return &Object{s: s, module: module, typ: typ, id: id}
 }
 
-// OnEvent sets the function that receives the session's events. It runs on
-// the connection's reader goroutine, in order: it must not block.
-func (s *Session) OnEvent(fn func(Event)) {
-	s.mu.Lock()
-	s.onEvent = fn
-	s.mu.Unlock()
+func parseTarget(target string) (protocol.Target, error) {
+	t, err := protocol.ParseTarget(target)
+	if err != nil {
+		return t, fmt.Errorf("%w %q: %v", ErrBadTarget, target, err)
+	}
+	return t, nil
 }
