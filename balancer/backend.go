@@ -297,7 +297,7 @@ func (b *backend) dial() (*upstream, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: b.p.upLimits, BlockWhenFull: true})
-	if err := greet(pc, b.p.cfg.DialTimeout); err != nil {
+	if err := greet(pc, b.p.instance, b.p.cfg.DialTimeout); err != nil {
 		pc.Abort()
 		return nil, err
 	}
@@ -307,9 +307,9 @@ func (b *backend) dial() (*upstream, error) {
 	return newUpstream(b, pc), nil
 }
 
-// greet says HELLO as a proxy and waits for WELCOME.
-func greet(pc *protocol.Conn, timeout time.Duration) error {
-	body, _ := protocol.Marshal(protocol.Hello{Client: "graftlb-proxy/1"})
+// greet says HELLO as proxy instance and waits for WELCOME.
+func greet(pc *protocol.Conn, instance string, timeout time.Duration) error {
+	body, _ := protocol.Marshal(protocol.Hello{Client: "graftlb-proxy/1", Instance: instance})
 	if err := pc.Send(&protocol.Frame{Type: protocol.TypeHello, Flags: protocol.FlagProxy,
 		Session: protocol.NewSessionID(), Body: body}); err != nil {
 		return err

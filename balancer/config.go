@@ -37,6 +37,9 @@ type Config struct {
 	MaxSessions          int `json:"max_sessions" yaml:"max_sessions"`
 	MaxSessionsPerSource int `json:"max_sessions_per_source" yaml:"max_sessions_per_source"`
 	MaxSessionsPerConn   int `json:"max_sessions_per_conn" yaml:"max_sessions_per_conn"`
+	// MaxSubscriptions caps the topic subscriptions of one client
+	// connection (default 1024); more get OVERLOADED.
+	MaxSubscriptions int `json:"max_subscriptions" yaml:"max_subscriptions"`
 	// BackendConns is the number of multiplexed connections per gateway
 	// (default 2).
 	BackendConns int `json:"backend_conns" yaml:"backend_conns"`
@@ -88,6 +91,7 @@ const (
 	DefaultMaxSessions        = 1000000
 	DefaultMaxSessionsSource  = 250000
 	DefaultMaxSessionsPerConn = 100000
+	DefaultMaxSubscriptions   = 1024
 	DefaultDialTimeout        = 2 * time.Second
 	DefaultRetryBudget        = 0.2
 	DefaultRetryMin           = 3
@@ -116,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSessionsPerSource <= 0 {
 		c.MaxSessionsPerSource = DefaultMaxSessionsSource
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	if c.MaxSessionsPerConn <= 0 {
 		c.MaxSessionsPerConn = DefaultMaxSessionsPerConn

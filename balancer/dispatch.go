@@ -71,8 +71,12 @@ func (p *Proxy) callback(u *upstream, f *protocol.Frame, raw []byte) {
 }
 
 // event routes a gateway's EVENT to the client connection of its session,
-// or drops it (counted).
+// or drops it (counted). A topic EVENT goes to the topic's subscribers.
 func (p *Proxy) event(f *protocol.Frame, raw []byte) {
+	if f.Session.IsZero() && string(f.Module) == protocol.TopicModule {
+		p.stats.topicDeliveries.Add(int64(p.topics.publish(f.TypeName, raw)))
+		return
+	}
 	if s := p.sessions.lookup(f.Session); s != nil {
 		if d := s.client.Load().get(); d != nil {
 			d.write(raw)

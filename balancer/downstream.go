@@ -43,6 +43,7 @@ type downstream struct {
 	cbs     map[uint32]cbRoute
 	nextCb  uint32
 	brought []*session
+	subs    map[topicKey]struct{} // topic subscriptions (topic.go)
 }
 
 // lingerTime bounds how long a closing client connection waits for the
@@ -177,6 +178,10 @@ func (d *downstream) handle(raw []byte) bool {
 	}
 	switch f.Type {
 	case protocol.TypeCall:
+		if string(f.Module) == protocol.TopicModule {
+			d.topicCall(f) // the proxy's own: never forwarded
+			return true
+		}
 		return d.call(f, raw)
 	case protocol.TypeCallbackResult, protocol.TypeError:
 		d.callbackReply(f.CallID, raw)
@@ -388,6 +393,7 @@ func (d *downstream) callbackReply(id uint32, raw []byte) {
 // this connection.
 func (d *downstream) close() {
 	d.closed.Store(true)
+	d.unsubscribe(protocol.SessionID{})
 	d.pc.Linger(lingerTime)
 	d.mu.Lock()
 	cbs := d.cbs

@@ -49,6 +49,8 @@ type Stats struct {
 	DeadlinesExceeded int64 `json:"deadlines_exceeded"`
 	// LostNotices counts the $session_lost EVENTs sent to clients.
 	LostNotices int64 `json:"lost_notices"`
+	// TopicDeliveries counts topic events delivered to subscribed sessions.
+	TopicDeliveries int64 `json:"topic_deliveries"`
 }
 
 // Pool returns the gateways the proxy routes to, sorted by name.
@@ -117,5 +119,6 @@ func (p *Proxy) Stats() Stats {
 		EventsDropped:     p.stats.eventsDropped.Load(),
 		DeadlinesExceeded: p.stats.deadlinesExceeded.Load(),
 		LostNotices:       p.stats.lostNotices.Load(),
+		TopicDeliveries:   p.stats.topicDeliveries.Load(),
 	}
 }

@@ -48,6 +48,8 @@ type Proxy struct {
 	src      discovery.Source
 	upLimits protocol.Limits
 	sessions *sessionTable
+	topics   topicTable
+	instance string // random per process: gateways send topic EVENTs once per proxy
 	stop     chan struct{}
 	kickCh   chan struct{}
 	done     chan struct{}
@@ -89,6 +91,7 @@ type stats struct {
 	eventsDropped     atomic.Int64
 	deadlinesExceeded atomic.Int64
 	lostNotices       atomic.Int64
+	topicDeliveries   atomic.Int64
 }
 
 // New returns a proxy for the pool src describes. It owns src from then on
@@ -102,6 +105,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		cfg:      cfg,
 		src:      src,
 		sessions: newSessionTable(cfg.MaxSessions, cfg.MaxSessionsPerSource, cfg.MaxSessionsPerConn),
+		instance: protocol.NewSessionID().String(),
 		stop:     make(chan struct{}),
 		kickCh:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
