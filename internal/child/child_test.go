@@ -11,7 +11,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.Cleanup(proctest.Cleanup)) }
 
 func TestStartReadsListeningAndStops(t *testing.T) {
 	bin := proctest.Binary(t)

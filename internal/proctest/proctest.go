@@ -49,6 +49,16 @@ func Binary(tb testing.TB) string {
 	return binPath
 }
 
+// Cleanup removes the binary Binary built and exits with code: pass it to
+// goleak.VerifyTestMain as goleak.Cleanup(proctest.Cleanup), so that test
+// runs leave no 30 MB binaries behind in the temporary directory.
+func Cleanup(code int) {
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
