@@ -61,11 +61,12 @@ type Proxy struct {
 	checker  *health.Checker
 	detector *health.Detector
 
-	picker  atomic.Pointer[picker]
-	conns   atomic.Int64 // client connections
-	active  atomic.Int64 // client calls in flight
-	retries atomic.Int64 // retries in flight
-	stats   stats
+	picker   atomic.Pointer[picker]
+	draining atomic.Bool  // Drain was called: not ready, GOAWAY to clients
+	conns    atomic.Int64 // client connections
+	active   atomic.Int64 // client calls in flight
+	retries  atomic.Int64 // retries in flight
+	stats    stats
 
 	// wg counts the goroutines the proxy owns: the control loop, the
 	// accept loops, the WebSocket server and client connections.

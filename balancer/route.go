@@ -50,6 +50,8 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 		pd.attempts--
 	}
 	switch {
+	case pk.connected == 0:
+		p.fail(&pd, protocol.CodeUnavailable, errEmptyPool)
 	case !pk.knows(module):
 		p.fail(&pd, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
 	case circuitOpen:
@@ -121,6 +123,11 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 	p.fail(&pd, protocol.CodeUnavailable, "no gateway took the session")
 }
 
+// errEmptyPool is what calls get while no gateway of the pool is connected:
+// UNAVAILABLE (try again), not NOT_FOUND (a mistake in the call), since a
+// proxy that just started or lost its pool does not know what it serves.
+const errEmptyPool = "no gateway of the pool is up"
+
 // placement is where owner says a session's call goes: a gateway, or the
 // error the client gets.
 type placement struct {
@@ -156,6 +163,9 @@ func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *[]int
 		pk := p.picker.Load()
 		b, *scratch = pk.nextOwner(s.key, module, s.fresh, s.tried, p.cfg.MaxOwnerProbes, *scratch)
 		if b == nil {
+			if pk.connected == 0 {
+				return placement{code: protocol.CodeUnavailable, msg: errEmptyPool}
+			}
 			if !pk.knows(module) {
 				return placement{code: protocol.CodeNotFound, msg: "no gateway in the pool serves " + string(module)}
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/graftlb/graftlb/affinity"
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/valyala/fasthttp"
 )
 
 func runProxy(args []string, stdout, stderr io.Writer) int {
@@ -84,6 +85,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	type server interface {
 		Start() error
 		Addrs() balancer.Addrs
+		Ready() error
 		Close() error
 	}
 	var srv server
@@ -139,6 +141,13 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		adm.HandleJSON("/stats", func() any { return p.Stats() })
 		srv = p
 	}
+	adm.Handle("/readyz", func(ctx *fasthttp.RequestCtx) {
+		if err := srv.Ready(); err != nil {
+			ctx.Error("not ready: "+err.Error(), fasthttp.StatusServiceUnavailable)
+			return
+		}
+		ctx.SetBodyString("ready")
+	})
 	if err := srv.Start(); err != nil {
 		_ = srv.Close()
 		return fail(1, err)

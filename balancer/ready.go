@@ -1,0 +1,46 @@
+package balancer
+
+import (
+	"errors"
+	"slices"
+)
+
+// Errors Ready returns.
+var (
+	ErrNotStarted = errors.New("balancer: not started")
+	ErrNoGateway  = errors.New("balancer: no gateway in the pool can take calls")
+	ErrDraining   = errors.New("balancer: draining")
+)
+
+// Ready reports whether the proxy should get new clients: it is started,
+// not draining, and at least one gateway of its pool takes new work. An
+// L4 balancer in front (HAProxy's httpchk, a Kubernetes readiness probe)
+// reads it through the admin API's /readyz, so that a proxy with an empty
+// or dead pool takes no traffic while /healthz (liveness) stays OK.
+func (p *Proxy) Ready() error {
+	p.mu.Lock()
+	started, closed := p.started, p.closed
+	p.mu.Unlock()
+	switch {
+	case !started || closed:
+		return ErrNotStarted
+	case p.draining.Load():
+		return ErrDraining
+	}
+	if !slices.Contains(p.picker.Load().admit, true) {
+		return ErrNoGateway
+	}
+	return nil
+}
+
+// Ready reports whether the pass-through proxy has a live backend.
+func (pt *Passthrough) Ready() error {
+	pk := pt.snap.Load()
+	if pk == nil {
+		return ErrNotStarted
+	}
+	if !slices.Contains(pk.alive, true) {
+		return ErrNoGateway
+	}
+	return nil
+}
