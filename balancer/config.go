@@ -67,6 +67,10 @@ type Config struct {
 	// hangs: the call fails with DEADLINE_EXCEEDED, and the gateway is told
 	// the deadline in the forwarded header.
 	CallTimeout time.Duration `json:"call_timeout" yaml:"call_timeout"`
+	// DrainDelay is how long Drain keeps the listeners open after Ready
+	// starts failing, so that the balancer in front (its health checks, a
+	// Kubernetes endpoint update) stops sending first (default 1s).
+	DrainDelay time.Duration `json:"drain_delay" yaml:"drain_delay"`
 	// SweepInterval is how often deadlines and idle sessions are checked
 	// (default 10ms): the resolution of proxy-enforced deadlines.
 	SweepInterval time.Duration `json:"sweep_interval" yaml:"sweep_interval"`
@@ -99,6 +103,7 @@ const (
 	DefaultMaxOwnerProbes     = 8
 	DefaultSessionIdle        = 5 * time.Minute
 	DefaultSweepInterval      = 10 * time.Millisecond
+	DefaultDrainDelay         = time.Second
 )
 
 // DefaultConfig returns a Config with every default filled in and the
@@ -147,6 +152,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionIdle <= 0 {
 		c.SessionIdle = DefaultSessionIdle
+	}
+	if c.DrainDelay == 0 {
+		c.DrainDelay = DefaultDrainDelay
+	}
+	if c.DrainDelay < 0 {
+		c.DrainDelay = 0 // explicitly none
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = DefaultSweepInterval

@@ -42,12 +42,14 @@ type Conn struct {
 	sessions map[protocol.SessionID]*Session
 	goaway   *protocol.Error
 	goawayCh chan struct{}
+	moving   bool // a draining proxy asked to reconnect; the new connection is being dialed
 	closed   bool
 	lastErr  error // why the transport last broke
 }
 
 type call struct {
 	ch chan reply
+	pc *protocol.Conn // the connection it was sent on
 }
 
 type reply struct {
@@ -179,16 +181,24 @@ func (c *Conn) run(pc *protocol.Conn) {
 		err := c.readLoop(pc)
 		pc.Abort()
 		c.mu.Lock()
-		c.pc = nil
-		c.lastErr = err
-		lost := c.pending
-		c.pending = make(map[uint32]*call)
+		moved := c.pc != pc // a draining proxy's connection, replaced by move
+		if !moved {
+			c.pc = nil
+			c.lastErr = err
+		}
+		var lost []*call
+		for id, cl := range c.pending {
+			if cl.pc == pc {
+				lost = append(lost, cl)
+				delete(c.pending, id)
+			}
+		}
 		closed := c.closed
 		c.mu.Unlock()
 		for _, cl := range lost {
 			cl.ch <- reply{err: ErrConnectionLost}
 		}
-		if closed || !c.opts.AutoReconnect {
+		if moved || closed || !c.opts.AutoReconnect {
 			return
 		}
 		for {
@@ -210,6 +220,104 @@ func (c *Conn) run(pc *protocol.Conn) {
 			break
 		}
 	}
+}
+
+// startMove answers a GOAWAY with RECONNECT from a draining proxy on old:
+// the Conn dials a new connection to the same target (a balancer in front
+// picks another proxy), resumes its session there and sends every new
+// call on it, while the calls in flight on old finish; then it closes old.
+// Calls never fail for the move: until the new connection is up they go
+// on old, which the proxy still serves.
+func (c *Conn) startMove(old *protocol.Conn) {
+	c.mu.Lock()
+	if c.moving || c.closed || c.pc != old {
+		c.mu.Unlock()
+		return
+	}
+	c.moving = true
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go c.move(old)
+}
+
+func (c *Conn) move(old *protocol.Conn) {
+	defer c.wg.Done()
+	backoff := 50 * time.Millisecond
+	for {
+		npc, w, err := c.dialResumed()
+		if err == nil {
+			c.mu.Lock()
+			if c.closed || c.pc != old {
+				// Closed, or old broke meanwhile and run reconnects.
+				c.moving = false
+				c.mu.Unlock()
+				npc.Abort()
+				return
+			}
+			c.pc, c.welcome = npc, w
+			c.moving = false
+			c.mu.Unlock()
+			c.opts.Logger.Info().Str("target", c.target.String()).Msg("moved to a new connection: the proxy is draining")
+			c.wg.Add(2)
+			go c.run(npc)
+			go c.resubscribe()
+			break
+		}
+		c.opts.Logger.Debug().Err(err).Str("target", c.target.String()).Msg("moving off a draining proxy: dial failed")
+		select {
+		case <-c.done:
+		case <-old.Done(): // old broke first: run's reconnect takes over
+		case <-time.After(backoff):
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		c.mu.Lock()
+		c.moving = false
+		c.mu.Unlock()
+		return
+	}
+	// Let the calls in flight on old finish, then close it.
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for c.inflightOn(old) > 0 {
+		select {
+		case <-c.done:
+			return
+		case <-old.Done():
+			return
+		case <-t.C:
+		}
+	}
+	_ = old.Close()
+}
+
+// inflightOn counts the calls in flight on pc.
+func (c *Conn) inflightOn(pc *protocol.Conn) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, cl := range c.pending {
+		if cl.pc == pc {
+			n++
+		}
+	}
+	return n
+}
+
+// dialResumed dials the target and resumes the connection's session.
+func (c *Conn) dialResumed() (*protocol.Conn, protocol.Welcome, error) {
+	ctx, cancel := context.WithTimeout(c.cbCtx, c.opts.DialTimeout)
+	defer cancel()
+	pc, err := dialTransport(ctx, c.target, c.opts)
+	if err != nil {
+		return nil, protocol.Welcome{}, err
+	}
+	_, w, err := handshake(pc, c.opts, c.session.id, true)
+	if err != nil {
+		pc.Abort()
+		return nil, w, err
+	}
+	return pc, w, nil
 }
 
 func (c *Conn) redial() (*protocol.Conn, error) {
@@ -266,6 +374,10 @@ func (c *Conn) readLoop(pc *protocol.Conn) error {
 			_ = pc.Send(&f)
 		case protocol.TypePong:
 		case protocol.TypeGoaway:
+			if f.Flags.Has(protocol.FlagReconnect) {
+				c.startMove(pc)
+				continue
+			}
 			perr := protocol.ErrorFromBody(f.Body)
 			c.mu.Lock()
 			if c.goaway == nil {
@@ -352,6 +464,7 @@ func (c *Conn) roundTrip(ctx context.Context, f *protocol.Frame) (reply, error) 
 	}
 	if !oneway {
 		f.CallID = c.allocIDLocked()
+		cl.pc = pc
 		c.pending[f.CallID] = cl
 	}
 	c.mu.Unlock()

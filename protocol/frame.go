@@ -96,6 +96,10 @@ const (
 	// FlagProxy on a HELLO says the peer is a graftlb proxy that carries
 	// many clients' sessions on one connection.
 	FlagProxy Flags = 1 << 5
+	// FlagReconnect on a GOAWAY says the server (a draining proxy) will
+	// close the connection: the client should move to a new connection to
+	// the same target and resume its sessions there (SPEC.md section 4).
+	FlagReconnect Flags = 1 << 6
 )
 
 // Has reports whether all bits of g are set in f.

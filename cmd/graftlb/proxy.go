@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +33,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", balancer.DefaultDialTimeout, "gateway dial and handshake timeout")
 	fs.Float64Var(&cfg.RetryBudget, "retry-budget", balancer.DefaultRetryBudget, "share of active calls that may be retries")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", 0, "deadline given to calls that carry none (0: none)")
+	drainGrace := fs.Duration("drain-grace", 30*time.Second, "longest a drain (SIGTERM) waits for clients to move to another proxy")
+	drainDelay := fs.Duration("drain-delay", balancer.DefaultDrainDelay, "on SIGTERM, how long /readyz fails before the listeners close (0: none)")
 	fs.IntVar(&cfg.MaxSessions, "max-sessions", balancer.DefaultMaxSessions, "sessions in the proxy's table, in all")
 	fs.IntVar(&cfg.MaxSessionsPerSource, "max-sessions-per-source", balancer.DefaultMaxSessionsSource, "sessions one source address may bring to the table")
 	fs.IntVar(&cfg.MaxSessionsPerConn, "max-sessions-per-conn", balancer.DefaultMaxSessionsPerConn, "sessions one client connection may bring to the table")
@@ -59,6 +62,10 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	sigs, stopSignals := serverSignals()
 	defer stopSignals()
+	cfg.DrainDelay = *drainDelay
+	if cfg.DrainDelay == 0 {
+		cfg.DrainDelay = -1 // none (a zero Config field means the default)
+	}
 	log, err := lf.logger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "graftlb proxy:", err)
@@ -167,7 +174,27 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	printListening(stdout, l)
 
 	sig := awaitStop(sigs, &log)
-	log.Info().Stringer("signal", sig).Msg("stopping")
+	log.Info().Stringer("signal", sig).Msg("draining")
+	if d, ok := srv.(interface{ Drain(context.Context) error }); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), *drainGrace)
+		drained := make(chan error, 1)
+		go func() { drained <- d.Drain(ctx) }()
+		for waiting := true; waiting; {
+			select {
+			case <-drained:
+				waiting = false
+			case sig := <-sigs:
+				if !hangup(sig, &log) {
+					log.Warn().Stringer("signal", sig).Msg("second signal: stopping now")
+					cancel()
+					<-drained
+					waiting = false
+				}
+			}
+		}
+		cancel()
+	}
+	log.Info().Msg("stopping")
 	if gs != nil {
 		// Leave before closing so peers see the departure at once; the
 		// proxy's Close then shuts the source down.
