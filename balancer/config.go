@@ -71,6 +71,9 @@ type Config struct {
 	// starts failing, so that the balancer in front (its health checks, a
 	// Kubernetes endpoint update) stops sending first (default 1s).
 	DrainDelay time.Duration `json:"drain_delay" yaml:"drain_delay"`
+	// ProxyProtocol reads the client's address from a PROXY protocol
+	// header on the client listeners (off by default).
+	ProxyProtocol ProxyProtocol `json:"proxy_protocol" yaml:"proxy_protocol"`
 	// SweepInterval is how often deadlines and idle sessions are checked
 	// (default 10ms): the resolution of proxy-enforced deadlines.
 	SweepInterval time.Duration `json:"sweep_interval" yaml:"sweep_interval"`
@@ -166,6 +169,7 @@ func (c Config) withDefaults() Config {
 		nop := zerolog.Nop()
 		c.Logger = &nop
 	}
+	c.ProxyProtocol = c.ProxyProtocol.withDefaults()
 	c.Clock = clock.OrReal(c.Clock)
 	// Health rules run on the proxy's clock unless given their own.
 	for _, hc := range []*clock.Clock{&c.Health.Check.Clock, &c.Health.Outlier.Clock, &c.Health.Breaker.Clock} {
@@ -184,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryBudget > 1 {
 		return fmt.Errorf("balancer: config: retry_budget %v must be in (0, 1]", c.RetryBudget)
+	}
+	if err := c.ProxyProtocol.Validate(); err != nil {
+		return fmt.Errorf("balancer: config: %w", err)
 	}
 	if err := c.Health.Validate(); err != nil {
 		return fmt.Errorf("balancer: config: %w", err)

@@ -46,6 +46,10 @@ type PassthroughConfig struct {
 	// Check configures the liveness checks: GET /status on each member's
 	// HTTP address (a TCP connect to its data address when it has none).
 	Check health.CheckerConfig `json:"check" yaml:"check"`
+	// ProxyProtocol reads the client's address from a PROXY protocol
+	// header (off by default), so that the addr key sees the client behind
+	// a balancer or NAT rather than the balancer.
+	ProxyProtocol ProxyProtocol `json:"proxy_protocol" yaml:"proxy_protocol"`
 	// Logger receives logs (default: none).
 	Logger *zerolog.Logger `json:"-" yaml:"-"`
 }
@@ -71,6 +75,7 @@ func (c PassthroughConfig) withDefaults() PassthroughConfig {
 		c.MaxConns = DefaultMaxConns
 	}
 	c.Check = c.Check.WithDefaults()
+	c.ProxyProtocol = c.ProxyProtocol.withDefaults()
 	if c.Logger == nil {
 		nop := zerolog.Nop()
 		c.Logger = &nop
@@ -90,7 +95,9 @@ type Passthrough struct {
 	warm    chan struct{} // closed once the first snapshot is applied
 	wg      sync.WaitGroup
 	snap    atomic.Pointer[passPicker]
-	conns   atomic.Int64
+	// perBackend maps a backend name to its open forwarded connections
+	// (*atomic.Int64).
+	perBackend sync.Map
 
 	mu      sync.Mutex
 	tcpLn   net.Listener
@@ -115,6 +122,9 @@ func NewPassthrough(cfg PassthroughConfig, src discovery.Source) (*Passthrough, 
 		return nil, errors.New("balancer: passthrough: no listener")
 	}
 	if err := cfg.Key.Validate(); err != nil {
+		return nil, fmt.Errorf("balancer: passthrough: %w", err)
+	}
+	if err := cfg.ProxyProtocol.Validate(); err != nil {
 		return nil, fmt.Errorf("balancer: passthrough: %w", err)
 	}
 	p := &Passthrough{cfg: cfg, src: src, stop: make(chan struct{}), kick: make(chan struct{}, 1), warm: make(chan struct{}),
@@ -154,7 +164,7 @@ func (p *Passthrough) Start() error {
 		if addr == "" {
 			return nil, nil
 		}
-		return net.Listen("tcp", addr)
+		return listen(addr, p.cfg.ProxyProtocol, p.cfg.HeadTimeout)
 	}
 	var err error
 	if p.tcpLn, err = listen(p.cfg.TCP); err != nil {
@@ -357,7 +367,7 @@ func (p *Passthrough) dial(key []byte, ws bool) (name string, conn net.Conn, ok 
 		}
 		c, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
 		if err == nil {
-			return m.Name, c, true
+			return m.Name, &countedConn{Conn: c, n: p.forwarded(m.Name)}, true
 		}
 		p.cfg.Logger.Warn().Err(err).Str("backend", m.Name).Msg("pass-through: dial failed; trying the next backend")
 		if tries++; tries == maxRedispatch {

@@ -159,14 +159,14 @@ func (p *Proxy) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cfg.TCP != "" {
-		ln, err := net.Listen("tcp", p.cfg.TCP)
+		ln, err := listen(p.cfg.TCP, p.cfg.ProxyProtocol, p.cfg.Limits.HelloTimeout)
 		if err != nil {
 			return fmt.Errorf("balancer: listen tcp %s: %w", p.cfg.TCP, err)
 		}
 		p.tcpLn = ln
 	}
 	if p.cfg.WS != "" {
-		ln, err := net.Listen("tcp", p.cfg.WS)
+		ln, err := listen(p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.Limits.HelloTimeout)
 		if err != nil {
 			if p.tcpLn != nil {
 				_ = p.tcpLn.Close()
@@ -235,17 +235,18 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrad
 func (p *Proxy) acceptTCP(ln net.Listener) {
 	defer p.wg.Done()
 	acceptLoop(ln, p.stop, p.cfg.Logger, func(nc net.Conn) {
-		if tc, ok := nc.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
-		pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: p.cfg.Limits})
-		if d := p.admit(pc); d != nil {
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			// Admission reads the client's address, which under the PROXY
+			// protocol waits for its header: on this goroutine, not the
+			// accept loop's.
+			noDelay(nc)
+			pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: p.cfg.Limits})
+			if d := p.admit(pc); d != nil {
 				d.serve()
-			}()
-		}
+			}
+		}()
 	})
 }
 

@@ -33,6 +33,9 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", balancer.DefaultDialTimeout, "gateway dial and handshake timeout")
 	fs.Float64Var(&cfg.RetryBudget, "retry-budget", balancer.DefaultRetryBudget, "share of active calls that may be retries")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", 0, "deadline given to calls that carry none (0: none)")
+	fs.BoolVar(&cfg.ProxyProtocol.Enabled, "proxy-protocol", false, "read each client's address from a PROXY protocol (v1/v2) header")
+	var ppFrom listFlag
+	fs.Var(&ppFrom, "proxy-protocol-from", "CIDRs allowed to send the PROXY header, comma-separated (default loopback); others are refused")
 	drainGrace := fs.Duration("drain-grace", 30*time.Second, "longest a drain (SIGTERM) waits for clients to move to another proxy")
 	drainDelay := fs.Duration("drain-delay", balancer.DefaultDrainDelay, "on SIGTERM, how long /readyz fails before the listeners close (0: none)")
 	fs.IntVar(&cfg.MaxSessions, "max-sessions", balancer.DefaultMaxSessions, "sessions in the proxy's table, in all")
@@ -62,6 +65,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	sigs, stopSignals := serverSignals()
 	defer stopSignals()
+	cfg.ProxyProtocol.From = ppFrom
 	cfg.DrainDelay = *drainDelay
 	if cfg.DrainDelay == 0 {
 		cfg.DrainDelay = -1 // none (a zero Config field means the default)
@@ -108,11 +112,26 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(2, err)
 		}
-		pt, err := balancer.NewPassthrough(balancer.PassthroughConfig{TCP: cfg.TCP, WS: cfg.WS, Key: key,
-			MaxConns: cfg.MaxConns, DialTimeout: cfg.DialTimeout, Check: hc.Check, Logger: &log}, discovery.NewStatic(ms))
+		// A listener only for the kinds of backend there are: a TCP
+		// listener with only WebSocket backends would close every
+		// connection it took.
+		tcp, ws := "", ""
+		for _, m := range ms {
+			if m.Addrs.TCP != "" {
+				tcp = cfg.TCP
+			}
+			if m.Addrs.WS != "" {
+				ws = cfg.WS
+			}
+		}
+		pt, err := balancer.NewPassthrough(balancer.PassthroughConfig{TCP: tcp, WS: ws, Key: key,
+			MaxConns: cfg.MaxConns, DialTimeout: cfg.DialTimeout, Check: hc.Check, ProxyProtocol: cfg.ProxyProtocol,
+			Logger: &log}, discovery.NewStatic(ms))
 		if err != nil {
 			return fail(2, err)
 		}
+		adm.HandleJSON("/pool", func() any { return pt.Pool() })
+		adm.HandleJSON("/stats", func() any { return pt.Stats() })
 		srv = pt
 	default:
 		var src discovery.Source

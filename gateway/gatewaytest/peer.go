@@ -62,8 +62,6 @@ type Peer struct {
 // /ws). The peer is closed when the test ends.
 func Dial(tb testing.TB, binding, addr string, opts Options) *Peer {
 	tb.Helper()
-	p := &Peer{tb: tb, Binding: binding, opts: opts, others: make(chan *protocol.Frame, 1<<16),
-		done: make(chan struct{}), waiters: map[uint32]chan *protocol.Frame{}}
 	nd := &net.Dialer{Timeout: Timeout}
 	if opts.LocalIP != "" {
 		nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(opts.LocalIP)}
@@ -74,16 +72,30 @@ func Dial(tb testing.TB, binding, addr string, opts Options) *Peer {
 		if err != nil {
 			tb.Fatalf("dial tcp %s: %v", addr, err)
 		}
-		p.Raw, p.Conn = nc, protocol.NewStreamConn(nc, protocol.ConnOptions{})
+		return Over(tb, nc, nil, opts)
 	case "ws":
 		d := websocket.Dialer{HandshakeTimeout: Timeout, NetDial: nd.Dial}
 		ws, _, err := d.Dial("ws://"+addr+protocol.WSPath, nil)
 		if err != nil {
 			tb.Fatalf("dial ws %s: %v", addr, err)
 		}
-		p.WS, p.Raw, p.Conn = ws, ws.NetConn(), protocol.NewWSConn(ws, protocol.ConnOptions{})
-	default:
-		tb.Fatalf("unknown binding %q", binding)
+		return Over(tb, nil, ws, opts)
+	}
+	tb.Fatalf("unknown binding %q", binding)
+	return nil
+}
+
+// Over makes a peer of an established connection: ws if it is not nil
+// (the WebSocket binding), else nc (the TCP binding). Tests that must
+// write something before the protocol starts (a PROXY protocol header)
+// dial themselves and hand the connection over.
+func Over(tb testing.TB, nc net.Conn, ws *websocket.Conn, opts Options) *Peer {
+	p := &Peer{tb: tb, Binding: "tcp", opts: opts, others: make(chan *protocol.Frame, 1<<16),
+		done: make(chan struct{}), waiters: map[uint32]chan *protocol.Frame{}}
+	if ws != nil {
+		p.Binding, p.WS, p.Raw, p.Conn = "ws", ws, ws.NetConn(), protocol.NewWSConn(ws, protocol.ConnOptions{})
+	} else {
+		p.Raw, p.Conn = nc, protocol.NewStreamConn(nc, protocol.ConnOptions{})
 	}
 	if !opts.NoReader {
 		go p.read()
