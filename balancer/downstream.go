@@ -337,5 +337,6 @@ func (d *downstream) close() {
 			Body: protocol.AppendErrorBody(nil, protocol.CodeUnavailable, "client connection closed", "")})
 	}
 	d.p.conns.Add(-1)
+	d.p.sources.release(d.pc.RemoteAddr())
 	d.p.dropConn(d)
 }

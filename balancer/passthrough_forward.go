@@ -130,6 +130,9 @@ func (p *Passthrough) splice(client, up net.Conn) {
 	go func() {
 		defer p.wg.Done()
 		cp(up, client)
+		// The client ended: so does the connection (closing up wakes the
+		// other direction, which would otherwise wait for the backend).
+		_ = up.Close()
 	}()
 	cp(client, up)
 	_ = client.Close()

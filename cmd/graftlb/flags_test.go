@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/gateway/gatewaytest"
+	"github.com/graftlb/graftlb/protocol"
 )
 
 // TestBackendFlagKeepsOptions (issue 9, defect 10): one --backend or
@@ -81,4 +83,18 @@ func TestBackendOptionsThroughProcess(t *testing.T) {
 	if c.Server() != "gw1" {
 		t.Errorf("pass-through reached %q, want gw1", c.Server())
 	}
+}
+
+// TestMaxConnsPerSourceFlag (issue 9, defect 7): --max-conns-per-source
+// reaches the proxy process: with 1, a second connection from the same
+// address gets OVERLOADED, one from another address is served.
+func TestMaxConnsPerSourceFlag(t *testing.T) {
+	g := startGW(t, "gw1")
+	p := startProxyProc(t, "--backend", fmt.Sprintf("tcp://%s#name=gw1", g.Addr.TCP), "--max-conns-per-source", "1")
+	a := gatewaytest.Dial(t, "tcp", p.Addr.TCP, gatewaytest.Options{LocalIP: "127.0.0.1"})
+	a.Hello(0, protocol.SessionID{})
+	b := gatewaytest.Dial(t, "tcp", p.Addr.TCP, gatewaytest.Options{LocalIP: "127.0.0.1"})
+	gatewaytest.ExpectError(t, b.Next(), protocol.CodeOverloaded)
+	c := gatewaytest.Dial(t, "ws", p.Addr.WS, gatewaytest.Options{LocalIP: "127.0.0.2"})
+	c.Hello(0, protocol.SessionID{})
 }

@@ -30,6 +30,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&passthrough, "passthrough", "pass-through backend (real GG): ws://host:port/ws[#http=:PORT] or tcp://host:port; repeat for more")
 	ptKey := fs.String("passthrough-key", "addr", "pass-through affinity key: query:NAME, header:NAME, cookie:NAME or addr")
 	fs.IntVar(&cfg.MaxConns, "max-conns", balancer.DefaultMaxConns, "client connections at once")
+	fs.IntVar(&cfg.MaxConnsPerSource, "max-conns-per-source", balancer.DefaultMaxConnsPerSource,
+		"client connections at once from one source address (IPv4 address, IPv6 /64); negative: no cap")
 	fs.IntVar(&cfg.BackendConns, "backend-conns", balancer.DefaultBackendConns, "multiplexed connections per gateway")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", balancer.DefaultDialTimeout, "gateway dial and handshake timeout")
 	fs.Float64Var(&cfg.RetryBudget, "retry-budget", balancer.DefaultRetryBudget, "share of active calls that may be retries")
@@ -97,7 +99,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			return fail(2, err)
 		}
 		pt, err := balancer.NewPassthrough(balancer.PassthroughConfig{TCP: cfg.TCP, WS: cfg.WS, Key: key,
-			MaxConns: cfg.MaxConns, DialTimeout: cfg.DialTimeout, Check: hc.Check, Logger: &log}, discovery.NewStatic(ms))
+			MaxConns: cfg.MaxConns, MaxConnsPerSource: cfg.MaxConnsPerSource, DialTimeout: cfg.DialTimeout, Check: hc.Check, Logger: &log}, discovery.NewStatic(ms))
 		if err != nil {
 			return fail(2, err)
 		}

@@ -31,6 +31,10 @@ type Options struct {
 	// CALLBACK_RESULT, or an error for an ERROR reply. Without it,
 	// callbacks are queued like events.
 	OnCallback func(f *protocol.Frame) (any, *protocol.Error)
+	// LocalIP, if set, is the source address to dial from (any of
+	// 127.0.0.0/8 works on Linux): a second client host, for tests of
+	// per-source limits.
+	LocalIP string
 }
 
 // Peer is one client connection. Replies (RESULT, and ERROR with a call
@@ -61,15 +65,19 @@ func Dial(tb testing.TB, binding, addr string, opts Options) *Peer {
 	tb.Helper()
 	p := &Peer{tb: tb, Binding: binding, opts: opts, others: make(chan *protocol.Frame, 1<<16),
 		done: make(chan struct{}), waiters: map[uint32]chan *protocol.Frame{}}
+	nd := &net.Dialer{Timeout: Timeout}
+	if opts.LocalIP != "" {
+		nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(opts.LocalIP)}
+	}
 	switch binding {
 	case "tcp":
-		nc, err := net.DialTimeout("tcp", addr, Timeout)
+		nc, err := nd.Dial("tcp", addr)
 		if err != nil {
 			tb.Fatalf("dial tcp %s: %v", addr, err)
 		}
 		p.Raw, p.Conn = nc, protocol.NewStreamConn(nc, protocol.ConnOptions{})
 	case "ws":
-		d := websocket.Dialer{HandshakeTimeout: Timeout}
+		d := websocket.Dialer{HandshakeTimeout: Timeout, NetDial: nd.Dial}
 		ws, _, err := d.Dial("ws://"+addr+protocol.WSPath, nil)
 		if err != nil {
 			tb.Fatalf("dial ws %s: %v", addr, err)
