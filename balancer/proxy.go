@@ -36,6 +36,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/health"
+	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/valyala/fasthttp"
 )
@@ -174,22 +175,14 @@ func (p *Proxy) Start() error {
 		p.wsLn = ln
 		up := websocket.FastHTTPUpgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10,
 			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
-		p.wsSrv = &fasthttp.Server{
-			Name:              "graftlb",
-			NoDefaultDate:     true,
-			ReadTimeout:       p.cfg.Limits.HelloTimeout,
-			CloseOnShutdown:   true,
-			KeepHijackedConns: true, // the handler owns and closes WebSocket connections
-			Handler:           func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up) },
-			Logger:            fasthttpLogger{p.cfg.Logger},
-			MaxConnsPerIP:     0,
-			Concurrency:       p.cfg.MaxConns + 16,
-			ReduceMemoryUsage: false,
-		}
+		// The upgrade request must arrive within the HELLO timeout.
+		p.wsSrv = httpserver.New("graftlb", func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up) },
+			httpserver.Limits{ReadTimeout: p.cfg.Limits.HelloTimeout, MaxConns: p.cfg.MaxConns + 16}, fasthttpLogger{p.cfg.Logger})
+		p.wsSrv.KeepHijackedConns = true // the handler owns and closes WebSocket connections
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			_ = p.wsSrv.Serve(ln)
+			_ = p.wsSrv.Serve(httpserver.Listen(ln))
 		}()
 	}
 	if p.tcpLn != nil {
@@ -220,6 +213,9 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrad
 	}
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
 		ctx.Error("WebSocket upgrade required", fasthttp.StatusUpgradeRequired)
+		return
+	}
+	if !httpserver.CheckUpgrade(ctx) {
 		return
 	}
 	_ = up.Upgrade(ctx, func(ws *websocket.Conn) {

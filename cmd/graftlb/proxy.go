@@ -13,6 +13,7 @@ import (
 	"github.com/graftlb/graftlb/affinity"
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/internal/httpserver"
 )
 
 func runProxy(args []string, stdout, stderr io.Writer) int {
@@ -23,6 +24,10 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.TCP, "tcp", "127.0.0.1:9990", "client TCP listener (empty: off)")
 	fs.StringVar(&cfg.WS, "ws", "127.0.0.1:9888", "client WebSocket listener, path /ws (empty: off)")
 	adminAddr := fs.String("admin", "127.0.0.1:9889", "admin HTTP listener: /pool, /stats, /healthz (empty: off)")
+	var adminLimits admin.Limits
+	fs.DurationVar(&adminLimits.ReadTimeout, "admin-read-timeout", httpserver.DefaultReadTimeout, "admin: time to send a whole request (408 after)")
+	fs.DurationVar(&adminLimits.IdleTimeout, "admin-idle-timeout", httpserver.DefaultIdleTimeout, "admin: close keep-alive connections idle this long")
+	fs.IntVar(&adminLimits.MaxConns, "admin-max-conns", httpserver.DefaultMaxConns, "admin: connections at once (503 beyond)")
 	var backends, passthrough repeatFlag
 	fs.Var(&backends, "backend", "static gateway tcp://host:port[#name=gw1,weight=2]; repeat for more gateways")
 	dnsTarget := fs.String("backend-dns", "", "gateways from DNS: name:port, re-resolved every --dns-interval")
@@ -87,7 +92,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	var srv server
 	var gs *discovery.Gossip
-	adm := admin.New(&log)
+	adm := admin.New(&log, adminLimits)
 	switch {
 	case len(passthrough) > 0:
 		ms, err := discovery.ParseBackends(passthrough)
