@@ -138,19 +138,27 @@ type conn struct {
 
 func (c *conn) Close() error {
 	if c.linger.CompareAndSwap(true, false) {
-		if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-			_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
-			buf := make([]byte, 32<<10)
-			for n := 0; n < lingerBytes; {
-				m, err := c.Conn.Read(buf)
-				n += m
-				if err != nil {
-					break
-				}
+		return LingerClose(c.Conn)
+	}
+	return c.Conn.Close()
+}
+
+// LingerClose closes c, an answered connection whose client may still be
+// sending, without a reset: it half-closes, reads and discards what comes
+// until the client closes, 1s passes or 4 MiB came, then closes.
+func LingerClose(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.SetReadDeadline(time.Now().Add(lingerTime))
+		buf := make([]byte, 32<<10)
+		for n := 0; n < lingerBytes; {
+			m, err := c.Read(buf)
+			n += m
+			if err != nil {
+				break
 			}
 		}
 	}
-	return c.Conn.Close()
+	return c.Close()
 }
 
 // CloseWrite half-closes the connection, as the socket under it does.
