@@ -12,13 +12,22 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
+// Limits bound the admin listener: ReadTimeout (default 10s) for a
+// request and its response, IdleTimeout (30s) between requests, MaxConns
+// (256) connections at once. An operator's tool needs little; a client
+// that opens many connections or never finishes its request must not hold
+// the process's sockets.
+type Limits = httpserver.Limits
+
 // Server serves the admin endpoints.
 type Server struct {
 	log    *zerolog.Logger
+	limits Limits
 	routes map[string]fasthttp.RequestHandler
 
 	mu      sync.Mutex
@@ -28,13 +37,14 @@ type Server struct {
 	started bool
 }
 
-// New returns a server with GET /healthz; add views with HandleJSON.
-func New(log *zerolog.Logger) *Server {
+// New returns a server with GET /healthz under l (zero fields take the
+// defaults); add views with HandleJSON.
+func New(log *zerolog.Logger, l Limits) *Server {
 	if log == nil {
 		nop := zerolog.Nop()
 		log = &nop
 	}
-	s := &Server{log: log, routes: map[string]fasthttp.RequestHandler{}}
+	s := &Server{log: log, limits: l.WithDefaults(), routes: map[string]fasthttp.RequestHandler{}}
 	s.Handle("/healthz", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("OK") })
 	return s
 }
@@ -67,11 +77,10 @@ func (s *Server) Start(addr string) error {
 		return fmt.Errorf("admin: listen %s: %w", addr, err)
 	}
 	s.started, s.ln, s.done = true, ln, make(chan struct{})
-	s.srv = &fasthttp.Server{Name: "graftlb-admin", Handler: s.serve, NoDefaultDate: true, CloseOnShutdown: true,
-		Logger: logAdapter{s.log}}
+	s.srv = httpserver.New("graftlb-admin", s.serve, s.limits, logAdapter{s.log})
 	go func() {
 		defer close(s.done)
-		_ = s.srv.Serve(ln)
+		_ = s.srv.Serve(httpserver.Listen(ln))
 	}()
 	return nil
 }

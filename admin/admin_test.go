@@ -28,7 +28,7 @@ func get(t *testing.T, url string) (int, []byte) {
 }
 
 func TestServer(t *testing.T) {
-	s := New(nil)
+	s := New(nil, Limits{})
 	s.HandleJSON("/pool", func() any { return []map[string]any{{"name": "gw1", "state": "ready"}} })
 	if err := s.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package balancer
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"github.com/graftlb/graftlb/internal/proctest"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
 	"github.com/graftlb/graftlb/internal/clock"
 	"github.com/graftlb/graftlb/protocol"
@@ -71,6 +73,17 @@ func expectClosedWith(t *testing.T, a *gatewaytest.Peer, code protocol.Code) {
 	a.WaitClosed()
 }
 
+// expectCloseCode waits until the WebSocket connection closes and checks
+// the close code the server sent.
+func expectCloseCode(t *testing.T, a *gatewaytest.Peer, code int) {
+	t.Helper()
+	err := a.WaitClosed()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != code {
+		t.Fatalf("connection ended with %v, want close %d", err, code)
+	}
+}
+
 var abuses = []abuse{
 	{name: "garbage", run: func(t *testing.T, p *Proxy, a *gatewaytest.Peer) {
 		if a.WS != nil {
@@ -86,6 +99,12 @@ var abuses = []abuse{
 		c := getOrderCall
 		c.Body = bytes.Repeat([]byte{0}, 70<<10)
 		_ = a.Send(a.Frame(c))
+		if a.WS != nil {
+			// Refused from the message header, before the payload, with
+			// close 1009; no ERROR can follow a close.
+			expectCloseCode(t, a, websocket.CloseMessageTooBig)
+			return
+		}
 		expectClosedWith(t, a, protocol.CodeTooLarge)
 	}},
 	{name: "unknown type stays open", run: func(t *testing.T, p *Proxy, a *gatewaytest.Peer) {

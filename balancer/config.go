@@ -89,7 +89,18 @@ type Config struct {
 	Logger *zerolog.Logger `json:"-" yaml:"-"`
 	// Clock is the time source of deadlines and sweeps (default: real).
 	Clock clock.Clock `json:"-" yaml:"-"`
+
+	// MaxConnsPerSource caps the client connections from one source
+	// address (an IPv4 address, an IPv6 /64) at once, so that one host
+	// cannot take all MaxConns (default DefaultMaxConnsPerSource;
+	// negative: no cap). More are refused with OVERLOADED.
+	MaxConnsPerSource int `json:"max_conns_per_source" yaml:"max_conns_per_source"`
 }
+
+// DefaultMaxConnsPerSource is a tenth of DefaultMaxConns: ten hosts are
+// needed to fill the proxy, and a host that opens a thousand connections
+// (a test, a bench, clients behind one NAT) still fits.
+const DefaultMaxConnsPerSource = 1000
 
 // Defaults of Config.
 const (
@@ -178,6 +189,9 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	c.Health = c.Health.WithDefaults()
+	if c.MaxConnsPerSource == 0 {
+		c.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
 	return c
 }
 

@@ -65,17 +65,14 @@ func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
 	return d
 }
 
-// sourceKey is the source address a connection's quotas are counted by:
-// the peer's IP (a later PROXY protocol listener would give the client's).
+// sourceKey is the source a connection's session quota is counted by:
+// the same as its connection limit's (sourceOf), or its address as a
+// string when it has no IP (a pipe).
 func sourceKey(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
+	if src, ok := sourceOf(a); ok {
+		return src.String()
 	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
+	return a.String()
 }
 
 // serve runs the connection until it ends.
@@ -413,5 +410,6 @@ func (d *downstream) close() {
 	}
 	d.p.sessions.closeSource(d.src)
 	d.p.conns.Add(-1)
+	d.p.sources.release(d.pc.RemoteAddr())
 	d.p.dropConn(d)
 }

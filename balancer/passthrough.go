@@ -43,6 +43,11 @@ type PassthroughConfig struct {
 	IdleTimeout time.Duration `json:"idle_timeout" yaml:"idle_timeout"`
 	// MaxConns caps client connections (default 10000).
 	MaxConns int `json:"max_conns" yaml:"max_conns"`
+	// MaxConnsPerSource caps the client connections from one source
+	// address, as Config.MaxConnsPerSource does (default 1000; negative:
+	// no cap). Connections over either cap are closed at once: this mode
+	// does not speak the protocol, so it cannot say why.
+	MaxConnsPerSource int `json:"max_conns_per_source" yaml:"max_conns_per_source"`
 	// Check configures the liveness checks: GET /status on each member's
 	// HTTP address (a TCP connect to its data address when it has none).
 	Check health.CheckerConfig `json:"check" yaml:"check"`
@@ -74,6 +79,9 @@ func (c PassthroughConfig) withDefaults() PassthroughConfig {
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
 	}
+	if c.MaxConnsPerSource == 0 {
+		c.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
 	c.Check = c.Check.WithDefaults()
 	c.ProxyProtocol = c.ProxyProtocol.withDefaults()
 	if c.Logger == nil {
@@ -98,11 +106,14 @@ type Passthrough struct {
 	// perBackend maps a backend name to its open forwarded connections
 	// (*atomic.Int64).
 	perBackend sync.Map
+	refused refusalLog // rate-limits the logs of refused connections
 
 	mu      sync.Mutex
 	tcpLn   net.Listener
 	wsLn    net.Listener
-	open    map[net.Conn]struct{}
+	open    map[net.Conn]struct{} // client and backend connections, closed by Close
+	clients int                   // the client connections in open
+	sources *sourceConns          // the client connections by source address
 	members map[string]discovery.Member
 	closed  bool
 }
@@ -128,7 +139,8 @@ func NewPassthrough(cfg PassthroughConfig, src discovery.Source) (*Passthrough, 
 		return nil, fmt.Errorf("balancer: passthrough: %w", err)
 	}
 	p := &Passthrough{cfg: cfg, src: src, stop: make(chan struct{}), kick: make(chan struct{}, 1), warm: make(chan struct{}),
-		open: make(map[net.Conn]struct{}), members: make(map[string]discovery.Member)}
+		open: make(map[net.Conn]struct{}), sources: newSourceConns(cfg.MaxConnsPerSource),
+		members: make(map[string]discovery.Member)}
 	cc := cfg.Check
 	cc.OnTransition = func(t health.Transition) {
 		ev := p.cfg.Logger.Info()
@@ -387,7 +399,7 @@ func (p *Passthrough) accept(ln net.Listener, ws bool) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			defer p.untrack(c)
+			defer p.untrackClient(c)
 			if ws {
 				p.serveWS(c)
 			} else {
@@ -397,16 +409,46 @@ func (p *Passthrough) accept(ln net.Listener, ws bool) {
 	})
 }
 
+// track admits a client connection unless the proxy is closing or full,
+// or the connection's source has too many; refusals are logged at most
+// once per refusalLogInterval.
 func (p *Passthrough) track(c net.Conn) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || len(p.open) >= p.cfg.MaxConns {
+	why := ""
+	switch {
+	case p.closed:
+		p.mu.Unlock()
 		return false
+	case p.clients >= p.cfg.MaxConns:
+		why = "connection limit reached"
+	case !p.sources.acquire(c.RemoteAddr()):
+		why = fmt.Sprintf("more than %d connections from one source", p.cfg.MaxConnsPerSource)
+	default:
+		p.open[c] = struct{}{}
+		p.clients++
+		p.mu.Unlock()
+		return true
 	}
-	p.open[c] = struct{}{}
-	return true
+	p.mu.Unlock()
+	if ok, suppressed := p.refused.allow(time.Now().UnixNano()); ok {
+		p.cfg.Logger.Warn().Str("client", c.RemoteAddr().String()).Str("reason", why).
+			Int64("suppressed", suppressed).Msg("pass-through connection refused")
+	}
+	return false
 }
 
+// untrackClient closes and forgets a client connection that track
+// admitted.
+func (p *Passthrough) untrackClient(c net.Conn) {
+	_ = c.Close()
+	p.mu.Lock()
+	delete(p.open, c)
+	p.clients--
+	p.sources.release(c.RemoteAddr())
+	p.mu.Unlock()
+}
+
+// untrack closes and forgets a backend connection.
 func (p *Passthrough) untrack(c net.Conn) {
 	_ = c.Close()
 	p.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/valyala/fasthttp"
 )
 
@@ -32,6 +33,13 @@ func (p *Passthrough) serveWS(c net.Conn) {
 	br := bufio.NewReaderSize(c, maxRequestHead)
 	head, err := readHead(br)
 	if err != nil {
+		if errors.Is(err, errHeadTooLarge) {
+			writeHTTPError(c, http.StatusRequestHeaderFieldsTooLarge, "request head too large")
+			// The client may still be sending it: a plain close would
+			// reset the connection and lose the answer.
+			_ = httpserver.LingerClose(c)
+			return
+		}
 		writeHTTPError(c, http.StatusBadRequest, "bad request head")
 		return
 	}
@@ -63,6 +71,8 @@ func (p *Passthrough) serveWS(c net.Conn) {
 	p.splice(c, up)
 }
 
+var errHeadTooLarge = errors.New("request head too large")
+
 // readHead returns the request head up to and including the blank line,
 // consuming it from br (whose buffer is maxRequestHead bytes).
 func readHead(br *bufio.Reader) ([]byte, error) {
@@ -74,7 +84,7 @@ func readHead(br *bufio.Reader) ([]byte, error) {
 			return head, nil
 		}
 		if len(b) >= maxRequestHead {
-			return nil, errors.New("request head too large")
+			return nil, errHeadTooLarge
 		}
 		// Wait for at least one more byte.
 		if _, err := br.Peek(len(b) + 1); err != nil {
@@ -130,6 +140,9 @@ func (p *Passthrough) splice(client, up net.Conn) {
 	go func() {
 		defer p.wg.Done()
 		cp(up, client)
+		// The client ended: so does the connection (closing up wakes the
+		// other direction, which would otherwise wait for the backend).
+		_ = up.Close()
 	}()
 	cp(client, up)
 	_ = client.Close()

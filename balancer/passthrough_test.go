@@ -17,7 +17,7 @@ import (
 
 // startPassthrough fronts gs in pass-through mode: WebSocket backends with
 // their /status listener, as real GG instances are described.
-func startPassthrough(t *testing.T, gs []*gateway.Gateway, key string) *Passthrough {
+func startPassthrough(t *testing.T, gs []*gateway.Gateway, key string, mutate ...func(*PassthroughConfig)) *Passthrough {
 	t.Helper()
 	var entries []string
 	for _, g := range gs {
@@ -33,9 +33,12 @@ func startPassthrough(t *testing.T, gs []*gateway.Gateway, key string) *Passthro
 	if err != nil {
 		t.Fatal(err)
 	}
-	pt, err := NewPassthrough(PassthroughConfig{TCP: "127.0.0.1:0", WS: "127.0.0.1:0", Key: ks,
-		Check: health.CheckerConfig{Interval: 50 * time.Millisecond, Timeout: 500 * time.Millisecond, Fall: 1, Rise: 1}},
-		discovery.NewStatic(ms))
+	cfg := PassthroughConfig{TCP: "127.0.0.1:0", WS: "127.0.0.1:0", Key: ks,
+		Check: health.CheckerConfig{Interval: 50 * time.Millisecond, Timeout: 500 * time.Millisecond, Fall: 1, Rise: 1}}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	pt, err := NewPassthrough(cfg, discovery.NewStatic(ms))
 	if err != nil {
 		t.Fatal(err)
 	}

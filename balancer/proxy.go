@@ -37,6 +37,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/health"
+	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/valyala/fasthttp"
 )
@@ -62,11 +63,15 @@ type Proxy struct {
 	detector *health.Detector
 
 	picker   atomic.Pointer[picker]
-	draining atomic.Bool  // Drain was called: not ready, GOAWAY to clients
-	conns    atomic.Int64 // client connections
-	active   atomic.Int64 // client calls in flight
-	retries  atomic.Int64 // retries in flight
-	stats    stats
+	draining atomic.Bool   // Drain was called: not ready, GOAWAY to clients
+	conns    atomic.Int64  // client connections
+	sources  *sourceConns // client connections by source address
+	// refusedFull and refusedSource rate-limit the logs of connections
+	// refused by MaxConns and MaxConnsPerSource.
+	refusedFull, refusedSource refusalLog
+	active                     atomic.Int64 // client calls in flight
+	retries                    atomic.Int64 // retries in flight
+	stats                      stats
 
 	// wg counts the goroutines the proxy owns: the control loop, the
 	// accept loops, the WebSocket server and client connections.
@@ -113,6 +118,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		warm:     make(chan struct{}),
 		downs:    make(map[*downstream]struct{}),
 		backends: make(map[string]*backend),
+		sources:  newSourceConns(cfg.MaxConnsPerSource),
 	}
 	// Upstream frames are client frames plus nothing: the same size limit,
 	// and room for many clients' calls in flight.
@@ -176,22 +182,14 @@ func (p *Proxy) Start() error {
 		p.wsLn = ln
 		up := websocket.FastHTTPUpgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10,
 			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
-		p.wsSrv = &fasthttp.Server{
-			Name:              "graftlb",
-			NoDefaultDate:     true,
-			ReadTimeout:       p.cfg.Limits.HelloTimeout,
-			CloseOnShutdown:   true,
-			KeepHijackedConns: true, // the handler owns and closes WebSocket connections
-			Handler:           func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up) },
-			Logger:            fasthttpLogger{p.cfg.Logger},
-			MaxConnsPerIP:     0,
-			Concurrency:       p.cfg.MaxConns + 16,
-			ReduceMemoryUsage: false,
-		}
+		// The upgrade request must arrive within the HELLO timeout.
+		p.wsSrv = httpserver.New("graftlb", func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up) },
+			httpserver.Limits{ReadTimeout: p.cfg.Limits.HelloTimeout, MaxConns: p.cfg.MaxConns + 16}, fasthttpLogger{p.cfg.Logger})
+		p.wsSrv.KeepHijackedConns = true // the handler owns and closes WebSocket connections
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			_ = p.wsSrv.Serve(ln)
+			_ = p.wsSrv.Serve(httpserver.Listen(ln))
 		}()
 	}
 	if p.tcpLn != nil {
@@ -224,6 +222,9 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrad
 		ctx.Error("WebSocket upgrade required", fasthttp.StatusUpgradeRequired)
 		return
 	}
+	if !httpserver.CheckUpgrade(ctx) {
+		return
+	}
 	_ = up.Upgrade(ctx, func(ws *websocket.Conn) {
 		pc := protocol.NewWSConn(ws, protocol.ConnOptions{Limits: p.cfg.Limits})
 		if d := p.admit(pc); d != nil {
@@ -251,14 +252,19 @@ func (p *Proxy) acceptTCP(ln net.Listener) {
 }
 
 // admit registers a new client connection, or refuses it when the proxy is
-// full or closing.
+// full, its source has too many connections, or the proxy is closing. An
+// admitted connection is released once, by downstream.close.
 func (p *Proxy) admit(pc *protocol.Conn) *downstream {
+	if !p.sources.acquire(pc.RemoteAddr()) {
+		src, _ := sourceOf(pc.RemoteAddr())
+		p.refuse(pc, &p.refusedSource, fmt.Sprintf("too many connections from %s (at most %d per source)", src, p.cfg.MaxConnsPerSource),
+			"connection limit per source reached; refusing")
+		return nil
+	}
 	if p.conns.Add(1) > int64(p.cfg.MaxConns) {
 		p.conns.Add(-1)
-		p.cfg.Logger.Warn().Str("client", pc.RemoteAddr().String()).Msg("connection limit reached; refusing")
-		_ = pc.Send(&protocol.Frame{Type: protocol.TypeError,
-			Body: protocol.AppendErrorBody(nil, protocol.CodeOverloaded, "proxy connection limit reached", "")})
-		_ = pc.Close()
+		p.sources.release(pc.RemoteAddr())
+		p.refuse(pc, &p.refusedFull, "proxy connection limit reached", "connection limit reached; refusing")
 		return nil
 	}
 	d := newDownstream(p, pc)
@@ -266,12 +272,27 @@ func (p *Proxy) admit(pc *protocol.Conn) *downstream {
 	if p.closed {
 		p.mu.Unlock()
 		p.conns.Add(-1)
+		p.sources.release(pc.RemoteAddr())
 		pc.Abort()
 		return nil
 	}
 	p.downs[d] = struct{}{}
 	p.mu.Unlock()
 	return d
+}
+
+// refuse answers a connection that is not admitted with ERROR OVERLOADED
+// saying why, and closes it. Refusals are logged at most once per
+// refusalLogInterval per kind, so that a flood of connections does not
+// become a flood of log lines.
+func (p *Proxy) refuse(pc *protocol.Conn, rl *refusalLog, why, logMsg string) {
+	if ok, suppressed := rl.allow(p.now()); ok {
+		p.cfg.Logger.Warn().Str("client", pc.RemoteAddr().String()).Str("reason", why).
+			Int64("suppressed", suppressed).Msg(logMsg)
+	}
+	_ = pc.Send(&protocol.Frame{Type: protocol.TypeError,
+		Body: protocol.AppendErrorBody(nil, protocol.CodeOverloaded, why, "")})
+	_ = pc.Close()
 }
 
 func (p *Proxy) dropConn(d *downstream) {

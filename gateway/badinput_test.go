@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -85,6 +86,16 @@ var abuses = []abuse{
 	}},
 	{name: "frame over the size limit", run: func(t *testing.T, e *env, p *gatewaytest.Peer) {
 		_ = p.Send(&protocol.Frame{Type: protocol.TypeHello, Body: make([]byte, abuseMaxFrame)})
+		if p.Binding == "ws" {
+			// Refused from the message header, before the payload, with
+			// close 1009; no ERROR can follow a close.
+			err := p.WaitClosed()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+				t.Fatalf("connection ended with %v, want close 1009", err)
+			}
+			return
+		}
 		expectClose(t, p, protocol.CodeTooLarge)
 	}},
 	{name: "unknown frame type", run: func(t *testing.T, e *env, p *gatewaytest.Peer) {

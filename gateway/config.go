@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -57,6 +58,18 @@ type Config struct {
 	// connection beyond it gets ERROR OVERLOADED and is closed.
 	MaxConns int
 
+	// HTTPReadTimeout bounds reading a request on the HTTP listener and a
+	// WebSocket upgrade request, from its first byte (default 10s, as
+	// HAProxy's timeout http-request): a client that has not sent a whole
+	// request by then gets 408 and is closed. It also bounds writing a
+	// response. HTTPIdleTimeout closes a keep-alive HTTP connection with
+	// no request for that long (default 30s).
+	HTTPReadTimeout time.Duration
+	HTTPIdleTimeout time.Duration
+	// HTTPMaxConns caps the connections of the HTTP listener (default 256);
+	// more get 503.
+	HTTPMaxConns int
+
 	// Workers caps the calls that execute at once (0, the default: no cap,
 	// each call runs on its own goroutine as GG runs each invocation on its
 	// own thread). Calls over the cap wait in line, and their wait counts
@@ -103,6 +116,10 @@ func DefaultConfig() Config {
 		DrainQuiet: DefaultDrainQuiet,
 		DrainGrace: DefaultDrainGrace,
 		MaxConns:   DefaultMaxConns,
+
+		HTTPReadTimeout: httpserver.DefaultReadTimeout,
+		HTTPIdleTimeout: httpserver.DefaultIdleTimeout,
+		HTTPMaxConns:    httpserver.DefaultMaxConns,
 	}
 }
 
@@ -124,6 +141,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
 	}
+	hl := httpserver.Limits{ReadTimeout: c.HTTPReadTimeout, IdleTimeout: c.HTTPIdleTimeout, MaxConns: c.HTTPMaxConns}.WithDefaults()
+	c.HTTPReadTimeout, c.HTTPIdleTimeout, c.HTTPMaxConns = hl.ReadTimeout, hl.IdleTimeout, hl.MaxConns
 	c.Clock = clock.OrReal(c.Clock)
 	return c
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -71,7 +72,9 @@ func (g *Gateway) startLocked() error {
 	}
 	if wsLn != nil {
 		g.wsLn, g.addrs.WS = wsLn, wsLn.Addr().String()
-		g.wsSrv = g.newHTTPServer(g.handleWS)
+		// Upgraded connections count against MaxConns, not this cap.
+		g.wsSrv = httpserver.New("graftlb-gateway", g.handleWS, httpserver.Limits{ReadTimeout: g.cfg.HTTPReadTimeout,
+			IdleTimeout: g.cfg.HTTPIdleTimeout, MaxConns: g.cfg.MaxConns + 16}, fasthttpLogger{g.log})
 		// The gateway closes WebSocket connections itself (Abort must
 		// really close the socket), so fasthttp must not.
 		g.wsSrv.KeepHijackedConns = true
@@ -80,7 +83,8 @@ func (g *Gateway) startLocked() error {
 	}
 	if httpLn != nil {
 		g.httpLn, g.addrs.HTTP = httpLn, httpLn.Addr().String()
-		g.httpSrv = g.newHTTPServer(g.handleHTTP)
+		g.httpSrv = httpserver.New("graftlb-gateway", g.handleHTTP, httpserver.Limits{ReadTimeout: g.cfg.HTTPReadTimeout,
+			IdleTimeout: g.cfg.HTTPIdleTimeout, MaxConns: g.cfg.HTTPMaxConns}, fasthttpLogger{g.log})
 		g.wg.Add(1)
 		go g.serveHTTP(g.httpSrv, httpLn)
 	}
@@ -132,27 +136,8 @@ func (g *Gateway) acceptTCP(ln net.Listener) {
 // serveHTTP runs a fasthttp server until its listener closes.
 func (g *Gateway) serveHTTP(s *fasthttp.Server, ln net.Listener) {
 	defer g.wg.Done()
-	if err := s.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := s.Serve(httpserver.Listen(ln)); err != nil && !errors.Is(err, net.ErrClosed) {
 		g.log.Warn().Err(err).Str("addr", ln.Addr().String()).Msg("HTTP listener stopped")
-	}
-}
-
-// HTTP server timeouts: the WebSocket upgrade request and the small
-// endpoints need little; keep-alive connections must not hold Shutdown.
-const (
-	httpReadTimeout = 10 * time.Second
-	httpIdleTimeout = 30 * time.Second
-)
-
-func (g *Gateway) newHTTPServer(h fasthttp.RequestHandler) *fasthttp.Server {
-	return &fasthttp.Server{
-		Handler:         h,
-		Name:            "graftlb-gateway",
-		ReadTimeout:     httpReadTimeout,
-		WriteTimeout:    httpReadTimeout,
-		IdleTimeout:     httpIdleTimeout,
-		CloseOnShutdown: true,
-		Logger:          fasthttpLogger{g.log},
 	}
 }
 
@@ -161,6 +146,10 @@ func (g *Gateway) newHTTPServer(h fasthttp.RequestHandler) *fasthttp.Server {
 func (g *Gateway) handleWS(ctx *fasthttp.RequestCtx) {
 	if string(ctx.Path()) != protocol.WSPath {
 		ctx.Error("not found; the WebSocket binding is at "+protocol.WSPath, fasthttp.StatusNotFound)
+		return
+	}
+	if !httpserver.CheckUpgrade(ctx) {
+		g.log.Debug().Str("remote", ctx.RemoteAddr().String()).Msg("WebSocket upgrade refused: " + string(ctx.Response.Body()))
 		return
 	}
 	err := g.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {

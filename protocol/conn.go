@@ -46,6 +46,7 @@ func NewStreamConn(nc net.Conn, o ConnOptions) *Conn {
 // NewWSConn wraps an established WebSocket connection.
 func NewWSConn(ws *websocket.Conn, o ConnOptions) *Conn {
 	l := o.Limits.WithDefaults()
+	ws.SetReadLimit(int64(l.MaxFrame)) // a message declared larger is refused from its header: close 1009
 	nc := ws.NetConn()
 	// fasthttp hands a WebSocket handler a wrapper whose Close does nothing
 	// (the server closes the socket when the handler returns); closing the
@@ -59,7 +60,7 @@ func NewWSConn(ws *websocket.Conn, o ConnOptions) *Conn {
 }
 
 // ReadFrame returns the next frame; the slice is valid until the next call.
-func (c *Conn) ReadFrame() ([]byte, error) { return c.reader.ReadFrame() }
+func (c *Conn) ReadFrame() ([]byte, error) { return tooLarge(c.reader.ReadFrame()) }
 
 // SetReadDeadline bounds the next reads (idle and HELLO timeouts).
 func (c *Conn) SetReadDeadline(t time.Time) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -78,7 +79,9 @@ func (l *limitFlags) limits() protocol.Limits {
 }
 
 // listFlag collects a repeated flag; each value may also hold a
-// comma-separated list.
+// comma-separated list. Only for values that never contain a comma
+// (host:port seeds); a backend's options are comma-separated, so backends
+// take repeatFlag.
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
@@ -119,5 +122,20 @@ func awaitStop(sigs <-chan os.Signal, log *zerolog.Logger) os.Signal {
 			return sig
 		}
 	}
+	return nil
+}
+
+// repeatFlag collects a repeated flag, one value per use, commas and all:
+// --backend 'tcp://host:port#name=gw1,weight=2' is one backend with two
+// options.
+type repeatFlag []string
+
+func (r *repeatFlag) String() string { return strings.Join(*r, " ") }
+
+func (r *repeatFlag) Set(v string) error {
+	if v = strings.TrimSpace(v); v == "" {
+		return errors.New("empty value")
+	}
+	*r = append(*r, v)
 	return nil
 }

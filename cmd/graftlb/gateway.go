@@ -41,6 +41,9 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DrainGrace, "drain-grace", gateway.DefaultDrainGrace, "longest a drain (SIGTERM) waits for calls to finish")
 	fs.DurationVar(&cfg.DrainQuiet, "drain-quiet", gateway.DefaultDrainQuiet, "a drain ends once no call has been in flight this long")
 	fs.IntVar(&cfg.MaxConns, "max-conns", gateway.DefaultMaxConns, "connections served at once")
+	fs.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", cfg.HTTPReadTimeout, "HTTP and WebSocket-upgrade requests: time to send a whole request (408 after)")
+	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", cfg.HTTPIdleTimeout, "HTTP listener: close keep-alive connections idle this long")
+	fs.IntVar(&cfg.HTTPMaxConns, "http-max-conns", cfg.HTTPMaxConns, "HTTP listener: connections at once (503 beyond)")
 	fs.IntVar(&cfg.Workers, "workers", 0, "calls executing at once; more wait in line (0: no cap, a goroutine per call)")
 	weight := fs.Int("weight", discovery.DefaultWeight, "share of new sessions and stateless calls, relative to other gateways")
 	var gf gossipFlags

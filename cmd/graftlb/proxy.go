@@ -12,6 +12,7 @@ import (
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/valyala/fasthttp"
+	"github.com/graftlb/graftlb/internal/httpserver"
 )
 
 func runProxy(args []string, stdout, stderr io.Writer) int {
@@ -22,13 +23,19 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.TCP, "tcp", "127.0.0.1:9990", "client TCP listener (empty: off)")
 	fs.StringVar(&cfg.WS, "ws", "127.0.0.1:9888", "client WebSocket listener, path /ws (empty: off)")
 	adminAddr := fs.String("admin", "127.0.0.1:9889", "admin HTTP listener: /pool, /stats, /healthz (empty: off)")
-	var backends, passthrough listFlag
-	fs.Var(&backends, "backend", "static gateway tcp://host:port[#name=gw1,weight=2] (repeatable)")
+	var adminLimits admin.Limits
+	fs.DurationVar(&adminLimits.ReadTimeout, "admin-read-timeout", httpserver.DefaultReadTimeout, "admin: time to send a whole request (408 after)")
+	fs.DurationVar(&adminLimits.IdleTimeout, "admin-idle-timeout", httpserver.DefaultIdleTimeout, "admin: close keep-alive connections idle this long")
+	fs.IntVar(&adminLimits.MaxConns, "admin-max-conns", httpserver.DefaultMaxConns, "admin: connections at once (503 beyond)")
+	var backends, passthrough repeatFlag
+	fs.Var(&backends, "backend", "static gateway tcp://host:port[#name=gw1,weight=2]; repeat for more gateways")
 	dnsTarget := fs.String("backend-dns", "", "gateways from DNS: name:port, re-resolved every --dns-interval")
 	dnsInterval := fs.Duration("dns-interval", discovery.DefaultDNSInterval, "DNS re-resolution interval")
-	fs.Var(&passthrough, "passthrough", "pass-through backend (real GG): ws://host:port/ws[#http=:PORT] or tcp://host:port (repeatable)")
+	fs.Var(&passthrough, "passthrough", "pass-through backend (real GG): ws://host:port/ws[#http=:PORT] or tcp://host:port; repeat for more")
 	ptKey := fs.String("passthrough-key", "addr", "pass-through affinity key: query:NAME, header:NAME, cookie:NAME or addr")
 	fs.IntVar(&cfg.MaxConns, "max-conns", balancer.DefaultMaxConns, "client connections at once")
+	fs.IntVar(&cfg.MaxConnsPerSource, "max-conns-per-source", balancer.DefaultMaxConnsPerSource,
+		"client connections at once from one source address (IPv4 address, IPv6 /64); negative: no cap")
 	fs.IntVar(&cfg.BackendConns, "backend-conns", balancer.DefaultBackendConns, "multiplexed connections per gateway")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", balancer.DefaultDialTimeout, "gateway dial and handshake timeout")
 	fs.Float64Var(&cfg.RetryBudget, "retry-budget", balancer.DefaultRetryBudget, "share of active calls that may be retries")
@@ -101,7 +108,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	var srv server
 	var gs *discovery.Gossip
-	adm := admin.New(&log)
+	adm := admin.New(&log, adminLimits)
 	switch {
 	case len(passthrough) > 0:
 		ms, err := discovery.ParseBackends(passthrough)
@@ -125,8 +132,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		pt, err := balancer.NewPassthrough(balancer.PassthroughConfig{TCP: tcp, WS: ws, Key: key,
-			MaxConns: cfg.MaxConns, DialTimeout: cfg.DialTimeout, Check: hc.Check, ProxyProtocol: cfg.ProxyProtocol,
-			Logger: &log}, discovery.NewStatic(ms))
+			MaxConns: cfg.MaxConns, MaxConnsPerSource: cfg.MaxConnsPerSource, DialTimeout: cfg.DialTimeout,
+			Check: hc.Check, ProxyProtocol: cfg.ProxyProtocol, Logger: &log}, discovery.NewStatic(ms))
 		if err != nil {
 			return fail(2, err)
 		}

@@ -31,8 +31,9 @@ type Options struct {
 	// CALLBACK_RESULT, or an error for an ERROR reply. Without it,
 	// callbacks are queued like events.
 	OnCallback func(f *protocol.Frame) (any, *protocol.Error)
-	// LocalIP, if set, is the address the connection comes from (any
-	// 127/8 address on loopback), to test limits per source address.
+	// LocalIP, if set, is the source address to dial from (any of
+	// 127.0.0.0/8 works on Linux): a second client host, for tests of
+	// per-source limits.
 	LocalIP string
 }
 

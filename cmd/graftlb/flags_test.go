@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/gateway/gatewaytest"
+	"github.com/graftlb/graftlb/protocol"
+)
+
+// TestBackendFlagKeepsOptions (issue 9, defect 10): one --backend or
+// --passthrough value is one backend with all its options; the commas
+// between options do not split it. --join still takes a comma list.
+func TestBackendFlagKeepsOptions(t *testing.T) {
+	var backends, passthrough repeatFlag
+	var join listFlag
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.Var(&backends, "backend", "")
+	fs.Var(&passthrough, "passthrough", "")
+	fs.Var(&join, "join", "")
+	err := fs.Parse([]string{
+		"--backend", "tcp://127.0.0.1:41953#name=gw1,weight=2", "--backend", "tcp://127.0.0.1:41954#name=gw2,zone=z",
+		"--passthrough", "ws://127.0.0.1:8888/ws#name=gw1,weight=2,http=:8889",
+		"--join", "127.0.0.1:7950,127.0.0.1:7951", "--join", "127.0.0.1:7952",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"tcp://127.0.0.1:41953#name=gw1,weight=2", "tcp://127.0.0.1:41954#name=gw2,zone=z"}; !slices.Equal(backends, want) {
+		t.Errorf("--backend gave %q, want %q", backends, want)
+	}
+	if want := []string{"ws://127.0.0.1:8888/ws#name=gw1,weight=2,http=:8889"}; !slices.Equal(passthrough, want) {
+		t.Errorf("--passthrough gave %q, want %q", passthrough, want)
+	}
+	if want := []string{"127.0.0.1:7950", "127.0.0.1:7951", "127.0.0.1:7952"}; !slices.Equal(join, want) {
+		t.Errorf("--join gave %q, want %q", join, want)
+	}
+}
+
+// TestBackendOptionsThroughProcess (issue 9, defect 10): the syntax the
+// help text and README document, --backend 'tcp://HOST:PORT#name=gw1,weight=2'
+// and --passthrough 'ws://HOST:PORT/ws#name=gw1,weight=2,http=HOST:PORT', starts a
+// proxy process whose pool has exactly those members with those options.
+func TestBackendOptionsThroughProcess(t *testing.T) {
+	g1, g2 := startGW(t, "gw1"), startGW(t, "gw2")
+	p := startProxyProc(t, "--backend", fmt.Sprintf("tcp://%s#name=gw1,weight=2", g1.Addr.TCP),
+		"--backend", fmt.Sprintf("tcp://%s#name=gw2,zone=z1,weight=3", g2.Addr.TCP))
+	resp, err := http.Get("http://" + p.Addr.Admin + "/pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	var pool []struct {
+		Name   string `json:"name"`
+		Weight int    `json:"weight"`
+		Zone   string `json:"zone"`
+	}
+	if err := json.Unmarshal(b, &pool); err != nil {
+		t.Fatalf("/pool: %v: %s", err, b)
+	}
+	got := map[string]string{}
+	for _, m := range pool {
+		got[m.Name] = fmt.Sprintf("weight=%d zone=%q", m.Weight, m.Zone)
+	}
+	want := map[string]string{"gw1": `weight=2 zone=""`, "gw2": `weight=3 zone="z1"`}
+	if len(got) != len(want) || got["gw1"] != want["gw1"] || got["gw2"] != want["gw2"] {
+		t.Errorf("pool is %v, want %v", got, want)
+	}
+
+	pt := startProxyProc(t, "--passthrough", fmt.Sprintf("ws://%s/ws#name=gw1,weight=2,http=%s", g1.Addr.WS, g1.Addr.HTTP))
+	c, err := client.Dial(ctxT(t), "ws://"+pt.Addr.WS+"/ws", client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Server() != "gw1" {
+		t.Errorf("pass-through reached %q, want gw1", c.Server())
+	}
+}
+
+// TestMaxConnsPerSourceFlag (issue 9, defect 7): --max-conns-per-source
+// reaches the proxy process: with 1, a second connection from the same
+// address gets OVERLOADED, one from another address is served.
+func TestMaxConnsPerSourceFlag(t *testing.T) {
+	g := startGW(t, "gw1")
+	p := startProxyProc(t, "--backend", fmt.Sprintf("tcp://%s#name=gw1", g.Addr.TCP), "--max-conns-per-source", "1")
+	a := gatewaytest.Dial(t, "tcp", p.Addr.TCP, gatewaytest.Options{LocalIP: "127.0.0.1"})
+	a.Hello(0, protocol.SessionID{})
+	b := gatewaytest.Dial(t, "tcp", p.Addr.TCP, gatewaytest.Options{LocalIP: "127.0.0.1"})
+	gatewaytest.ExpectError(t, b.Next(), protocol.CodeOverloaded)
+	c := gatewaytest.Dial(t, "ws", p.Addr.WS, gatewaytest.Options{LocalIP: "127.0.0.2"})
+	c.Hello(0, protocol.SessionID{})
+}
