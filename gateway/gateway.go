@@ -105,8 +105,11 @@ func New(cfg Config) (*Gateway, error) {
 		done:        make(chan struct{}),
 		conns:       map[*conn]struct{}{},
 	}
-	for name := range reg.modules {
+	for name, m := range reg.modules {
 		g.served[name] = &moduleStats{}
+		for _, err := range m.skipped {
+			g.log.Warn().Err(err).Msg("instance method skipped")
+		}
 	}
 	if cfg.Workers > 0 {
 		g.workers = make(chan struct{}, cfg.Workers)
