@@ -91,6 +91,8 @@ func (c *conn) resolve(call *Call, f *protocol.Frame) *protocol.Error {
 			return protocol.Errorf(protocol.CodeNotFound, "%s.%s has no static method %q", t.module, t.name, name)
 		}
 		call.kind, call.m = kindStatic, m
+		// A function declared Stateless is served as if the flag were set.
+		stateless = stateless || m.stateless
 	default:
 		if stateless {
 			return protocol.Errorf(protocol.CodeBadArgs, "instance calls cannot be STATELESS: objects belong to a session")
@@ -109,6 +111,7 @@ func (c *conn) resolve(call *Call, f *protocol.Frame) *protocol.Error {
 	if stateless {
 		// Stateless calls need no session state; the id still routes
 		// their callbacks and events.
+		call.stateless = true
 		return nil
 	}
 	own := call.session == c.session

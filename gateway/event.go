@@ -17,7 +17,8 @@ type Info struct {
 	Session protocol.SessionID
 	// Object is the instance called, 0 for static methods and $new.
 	Object uint64
-	// Stateless says the call carried STATELESS: it has no session state.
+	// Stateless says the call has no session state: it carried STATELESS,
+	// or its function was registered with Stateless.
 	Stateless bool
 	// Proxied says the call came through a graftlb proxy.
 	Proxied bool

@@ -55,6 +55,7 @@ type Call struct {
 	deadline   uint32 // ms
 	args       []byte
 	trace      string
+	stateless  bool // STATELESS, or a function declared Stateless
 	kind       callKind
 	typ        *typeDesc
 	m          *method  // nil for $release
@@ -75,7 +76,7 @@ func (c *Call) Info() Info {
 		Gateway:   c.conn.g.cfg.Name,
 		Session:   c.session,
 		Object:    c.object,
-		Stateless: c.flags.Has(protocol.FlagStateless),
+		Stateless: c.stateless,
 		Proxied:   c.conn.proxy,
 		Target:    protocol.Target{Module: c.typ.module, Type: c.typ.name, Method: method},
 		Trace:     c.trace,

@@ -88,11 +88,15 @@ func testModule() *gateway.Module {
 		Func("T", "Add", func(a int, b int64) int64 { return int64(a) + b }).
 		Func("T", "Boom", func() error { return errors.New("boom") }).
 		Func("T", "App", func() error { return &gateway.AppError{Type: "OutOfStock", Message: "no more"} }).
-		Func("T", "Info", func(ctx context.Context) map[string]any {
-			info, _ := gateway.InfoFrom(ctx)
-			return map[string]any{"gateway": info.Gateway, "session": info.Session.String(),
-				"stateless": info.Stateless, "target": info.Target.String(), "proxied": info.Proxied}
-		})
+		Func("T", "Info", info).
+		// Version is declared stateless: no flag, no session needed.
+		Func("T", "Version", info, gateway.Stateless())
+}
+
+func info(ctx context.Context) map[string]any {
+	info, _ := gateway.InfoFrom(ctx)
+	return map[string]any{"gateway": info.Gateway, "session": info.Session.String(),
+		"stateless": info.Stateless, "target": info.Target.String(), "proxied": info.Proxied}
 }
 
 // env is a running gateway with its log.
