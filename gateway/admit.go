@@ -23,6 +23,11 @@ func (c *conn) admit(f *protocol.Frame) (ending, bool) {
 		c.sendError(0, protocol.SessionID{}, 0, protocol.Errorf(protocol.CodeBadFrame, "call id %d reused while in flight", f.CallID))
 		return ending{level: zerolog.WarnLevel, msg: "call id reused while in flight", linger: true}, true
 	}
+	if len(f.Module) > 0 && f.Module[0] == '$' {
+		// Reserved modules ($topic@1) are the gateway's own, answered here.
+		c.topicCall(f)
+		return ending{}, false
+	}
 	call := &Call{
 		conn:       c,
 		id:         f.CallID,

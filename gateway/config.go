@@ -56,6 +56,10 @@ type Config struct {
 	// MaxConns is the most connections served at once (default 10000); a
 	// connection beyond it gets ERROR OVERLOADED and is closed.
 	MaxConns int
+	// MaxSubscriptions is the most topic subscriptions ($topic@1) one
+	// direct connection may hold, over all its sessions (default 1024);
+	// one more is answered OVERLOADED.
+	MaxSubscriptions int
 
 	// Workers caps the calls that execute at once (0, the default: no cap,
 	// each call runs on its own goroutine as GG runs each invocation on its
@@ -103,6 +107,8 @@ func DefaultConfig() Config {
 		DrainQuiet: DefaultDrainQuiet,
 		DrainGrace: DefaultDrainGrace,
 		MaxConns:   DefaultMaxConns,
+
+		MaxSubscriptions: DefaultMaxSubscriptions,
 	}
 }
 
@@ -123,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	c.Clock = clock.OrReal(c.Clock)
 	return c

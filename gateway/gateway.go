@@ -32,6 +32,7 @@ type Gateway struct {
 	faults      *Faults
 	workers     chan struct{} // a slot per executing call, when Config.Workers caps them
 	sessions    *sessions
+	topics      *topics
 	served      map[string]*moduleStats // by module@version
 	welcomeBody []byte
 	connOpts    protocol.ConnOptions
@@ -98,6 +99,7 @@ func New(cfg Config) (*Gateway, error) {
 		reg:         reg,
 		faults:      newFaults(cfg.Clock, cfg.ChaosFailRate, cfg.ChaosLatency),
 		sessions:    newSessions(cfg.Clock, cfg.SessionTTL),
+		topics:      newTopics(),
 		served:      make(map[string]*moduleStats, len(reg.modules)),
 		welcomeBody: welcome,
 		connOpts:    protocol.ConnOptions{Limits: cfg.Limits},
@@ -209,6 +211,7 @@ func (g *Gateway) removeConn(c *conn) {
 	g.mu.Lock()
 	delete(g.conns, c)
 	g.mu.Unlock()
+	g.topics.dropConn(c)
 }
 
 func (g *Gateway) snapshotConns() []*conn {

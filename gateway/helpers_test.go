@@ -90,7 +90,12 @@ func testModule() *gateway.Module {
 		Func("T", "App", func() error { return &gateway.AppError{Type: "OutOfStock", Message: "no more"} }).
 		Func("T", "Info", info).
 		// Version is declared stateless: no flag, no session needed.
-		Func("T", "Version", info, gateway.Stateless())
+		Func("T", "Version", info, gateway.Stateless()).
+		// Say publishes text to a topic from the call's context.
+		Func("T", "Say", func(ctx context.Context, topic, text string) error {
+			return gateway.Publish(ctx, topic, "said", text)
+		}).
+		Func("T", "EmitReserved", func(ctx context.Context) error { return gateway.Emit(ctx, "$session_lost", nil) })
 }
 
 func info(ctx context.Context) map[string]any {

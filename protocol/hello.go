@@ -9,6 +9,10 @@ type Hello struct {
 	Credential []byte `cbor:"credential,omitempty"`
 	// MaxFrame is the largest frame the client accepts (0: the default).
 	MaxFrame uint32 `cbor:"max_frame,omitempty"`
+	// Instance is sent by a proxy (with FlagProxy): a random hex id per
+	// proxy process, the same on all its connections to a gateway, so that
+	// the gateway sends each topic EVENT once per proxy (SPEC.md section 7).
+	Instance string `cbor:"instance,omitempty"`
 }
 
 // Welcome is the body of a WELCOME frame, a CBOR map with these text keys.
