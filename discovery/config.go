@@ -75,7 +75,7 @@ type Config struct {
 	BroadcastTimeout time.Duration `json:"broadcast_timeout,omitempty"`
 	// Logger receives this package's logs and memberlist's own, mapped to
 	// levels (see logging.go). Default: no logs.
-	Logger zerolog.Logger `json:"-"`
+	Logger *zerolog.Logger `json:"-"`
 	// Clock drives the join retry and re-join timers. Default clock.Real.
 	// memberlist's own timers always run on the wall clock.
 	Clock clock.Clock `json:"-"`

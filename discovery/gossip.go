@@ -67,7 +67,7 @@ func NewGossip(cfg Config) (*Gossip, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := cfg.Logger.With().Str("component", "discovery").Str("node", local.Name).Logger()
+	log := orNop(cfg.Logger).With().Str("component", "discovery").Str("node", local.Name).Logger()
 	g := &Gossip{
 		cfg:   cfg,
 		key:   key,
@@ -97,7 +97,7 @@ func (g *Gossip) Start() error {
 	if g.phase != phaseNew {
 		return errors.New("discovery: Start called twice")
 	}
-	mc := g.cfg.memberlistConfig(g.key, g.del, g.cfg.Logger)
+	mc := g.cfg.memberlistConfig(g.key, g.del, orNop(g.cfg.Logger))
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("discovery: start gossip on %s: %w", g.cfg.BindAddr, err)

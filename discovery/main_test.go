@@ -71,6 +71,8 @@ func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 	return time.Since(start)
 }
 
+func ptr[T any](v T) *T { return &v }
+
 // logBuffer collects zerolog's JSON lines from several goroutines.
 type logBuffer struct {
 	mu  sync.Mutex

@@ -74,8 +74,8 @@ type Config struct {
 	// own fault injection.
 	Interceptors []Interceptor
 
-	// Logger receives structured logs (the zero value logs nothing).
-	Logger zerolog.Logger
+	// Logger receives structured logs (default: none).
+	Logger *zerolog.Logger
 	// Clock drives session TTLs, drain timing and injected latency
 	// (default the wall clock). Call deadlines and socket timeouts use the
 	// wall clock.

@@ -95,7 +95,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg:         cfg,
-		log:         cfg.Logger.With().Str("gateway", cfg.Name).Logger(),
+		log:         orNop(cfg.Logger).With().Str("gateway", cfg.Name).Logger(),
 		reg:         reg,
 		faults:      newFaults(cfg.Clock, cfg.ChaosFailRate, cfg.ChaosLatency),
 		sessions:    newSessions(cfg.Clock, cfg.SessionTTL),
@@ -120,6 +120,14 @@ func New(cfg Config) (*Gateway, error) {
 	g.handler = chain(append([]Interceptor{g.faults.intercept}, cfg.Interceptors...), g.execute)
 	g.lastActivity.Store(cfg.Clock.Now().UnixNano())
 	return g, nil
+}
+
+// orNop returns *l, or a logger that logs nothing when l is nil.
+func orNop(l *zerolog.Logger) zerolog.Logger {
+	if l == nil {
+		return zerolog.Nop()
+	}
+	return *l
 }
 
 // Name returns the gateway's name.

@@ -118,7 +118,8 @@ func start(t *testing.T, mut func(*gateway.Config)) *env {
 	cfg.Name = "gw-test"
 	cfg.TCP, cfg.WS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Modules = []*gateway.Module{orders.Module(), cart.Module(), ticker.Module(), chaos.Module(), testModule()}
-	cfg.Logger = zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	cfg.Logger = &log
 	if mut != nil {
 		mut(&cfg)
 	}

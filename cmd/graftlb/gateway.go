@@ -64,7 +64,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
 		return 2
 	}
-	cfg.Logger = log
+	cfg.Logger = &log
 	cfg.Limits = lim.limits()
 	for _, name := range strings.Split(*modules, ",") {
 		name = strings.TrimSpace(name)

@@ -42,7 +42,7 @@ func (g *gossipFlags) start(local discovery.Member, log zerolog.Logger) (*discov
 		cfg.Key = os.Getenv(discovery.KeyEnv)
 	}
 	cfg.Label = g.label
-	cfg.Logger = log
+	cfg.Logger = &log
 	gs, err := discovery.NewGossip(cfg)
 	if err != nil {
 		return nil, err
