@@ -88,9 +88,10 @@ type Config struct {
 	ChaosLatency  time.Duration
 
 	// OnStateChange, if set, is called after every change of State (from
-	// the goroutine that made it, never concurrently for one gateway), so
-	// that discovery can gossip "draining". It must not call Drain or
-	// Close, and should return quickly.
+	// the goroutine that made it, never concurrently for one gateway). It
+	// must not call Drain or Close, and must return quickly: it runs
+	// before GOAWAY goes out. To announce a drain to a gossip pool use
+	// discovery.JoinGateway, which does it on a goroutine of its own.
 	OnStateChange func(from, to State)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,8 @@ type Gateway struct {
 	cancelBase  context.CancelFunc
 	stop        chan struct{} // closed when shutdown begins
 	done        chan struct{} // closed when the gateway has stopped
+	drainingCh  chan struct{} // closed by the transition to StateDraining
+	modules     []string      // module@version, sorted
 
 	// Changed only through transition.
 	state   atomic.Int32
@@ -105,14 +108,17 @@ func New(cfg Config) (*Gateway, error) {
 		connOpts:    protocol.ConnOptions{Limits: cfg.Limits},
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
+		drainingCh:  make(chan struct{}),
 		conns:       map[*conn]struct{}{},
 	}
 	for name, m := range reg.modules {
 		g.served[name] = &moduleStats{}
+		g.modules = append(g.modules, name)
 		for _, err := range m.skipped {
 			g.log.Warn().Err(err).Msg("instance method skipped")
 		}
 	}
+	slices.Sort(g.modules)
 	if cfg.Workers > 0 {
 		g.workers = make(chan struct{}, cfg.Workers)
 	}
@@ -133,6 +139,10 @@ func orNop(l *zerolog.Logger) zerolog.Logger {
 // Name returns the gateway's name.
 func (g *Gateway) Name() string { return g.cfg.Name }
 
+// Modules returns the module@version names the gateway hosts, sorted, as
+// discovery announces them.
+func (g *Gateway) Modules() []string { return slices.Clone(g.modules) }
+
 // Faults returns the gateway's fault injection settings.
 func (g *Gateway) Faults() *Faults { return g.faults }
 
@@ -146,6 +156,12 @@ func (g *Gateway) Addrs() Addrs {
 // Done is closed when the gateway has stopped: every connection, listener
 // and goroutine it owns is gone.
 func (g *Gateway) Done() <-chan struct{} { return g.done }
+
+// Draining is closed when the gateway starts to drain (Drain): from then
+// on it refuses new sessions, and discovery should announce it (see
+// discovery.JoinGateway, which waits on it). Close without Drain does not
+// close it; Done does not wait for it.
+func (g *Gateway) Draining() <-chan struct{} { return g.drainingCh }
 
 // Close stops the gateway at once: listeners and connections are closed,
 // calls in flight are canceled and not answered. It waits for every

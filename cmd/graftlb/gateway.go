@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +42,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DrainGrace, "drain-grace", gateway.DefaultDrainGrace, "longest a drain (SIGTERM) waits for calls to finish")
 	fs.DurationVar(&cfg.DrainQuiet, "drain-quiet", gateway.DefaultDrainQuiet, "a drain ends once no call has been in flight this long")
 	fs.IntVar(&cfg.MaxConns, "max-conns", gateway.DefaultMaxConns, "connections served at once")
+	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", gateway.DefaultMaxSubscriptions, "topic subscriptions ($topic@1) per direct connection")
 	fs.IntVar(&cfg.Workers, "workers", 0, "calls executing at once; more wait in line (0: no cap, a goroutine per call)")
 	weight := fs.Int("weight", discovery.DefaultWeight, "share of new sessions and stateless calls, relative to other gateways")
 	var gf gossipFlags
@@ -78,25 +77,6 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.Modules = append(cfg.Modules, mk())
 	}
-	// Gossip starts after the listeners (it announces their addresses), but
-	// the drain hook must exist before New: it reads the member when it runs.
-	// The hook runs under the gateway's state lock, before GOAWAY goes out;
-	// gossiping waits for the broadcast, so it runs on a goroutine of its
-	// own (waited for before the gateway leaves the cluster) and GOAWAY is
-	// not held back by it.
-	var gossip atomic.Pointer[discovery.Gossip]
-	var gossiping sync.WaitGroup
-	cfg.OnStateChange = func(_, to gateway.State) {
-		if gs := gossip.Load(); gs != nil && to == gateway.StateDraining {
-			gossiping.Add(1)
-			go func() {
-				defer gossiping.Done()
-				if err := gs.SetState(discovery.StateDraining); err != nil {
-					log.Warn().Err(err).Msg("gossip draining state")
-				}
-			}()
-		}
-	}
 	g, err := gateway.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
@@ -107,23 +87,20 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	a := g.Addrs()
-	local := discovery.Member{Name: cfg.Name, Role: discovery.RoleGateway, Weight: *weight,
-		Addrs: discovery.Addrs{TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}}
-	for _, m := range cfg.Modules {
-		local.Modules = append(local.Modules, m.Name())
-	}
-	gs, err := gf.start(local, log)
-	if err != nil {
-		_ = g.Close()
-		fmt.Fprintln(stderr, "graftlb gateway: gossip:", err)
-		return 1
-	}
-	gossip.Store(gs)
-	defer leave(gs, log)
-	defer gossiping.Wait() // the draining state goes out before the leave
 	l := listening{Name: cfg.Name, TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}
-	if gs != nil {
-		l.Gossip = gs.LocalAddr()
+	if gf.bind != "" {
+		// Gossip starts after the listeners: it announces their addresses.
+		// The membership gossips the drain and leaves once g has stopped.
+		dc := gf.config(&log)
+		dc.Local.Weight = *weight
+		ms, err := discovery.JoinGateway(g, dc)
+		if err != nil {
+			_ = g.Close()
+			fmt.Fprintln(stderr, "graftlb gateway: gossip:", err)
+			return 1
+		}
+		defer ms.Close() // after the drain: waits for the leave
+		l.Gossip = ms.Gossip().LocalAddr()
 	}
 	printListening(stdout, l)
 
