@@ -197,7 +197,7 @@ func splitIPPort(a string) (net.IP, int, error) {
 }
 
 // memberlistConfig builds memberlist's config from c (with defaults
-// applied and validated). DESIGN.md §5: the LAN profile, unchanged in its
+// applied and validated): the LAN profile, unchanged in its
 // timing; see the package doc.
 func (c Config) memberlistConfig(key []byte, d *delegate, logger zerolog.Logger) *memberlist.Config {
 	mc := memberlist.DefaultLANConfig()

@@ -86,8 +86,8 @@ func NewGossip(cfg Config) (*Gossip, error) {
 // it logs a warning and a goroutine retries every JoinRetry, since seeds
 // often start after their members. After the first successful join the
 // goroutine joins the seeds once more after RejoinAfter, which repairs the
-// rare member that missed a peer during a mass start (DESIGN.md §5) long
-// before the next push/pull. The same goroutine re-joins while the cluster
+// rare member that missed a peer during a mass start (see the package doc)
+// long before the next push/pull. The same goroutine re-joins while the cluster
 // still holds a previous run of this node under its name at another
 // address, so that a restarted node is accepted as soon as its old run is
 // declared dead.
