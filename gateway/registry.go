@@ -185,7 +185,7 @@ func (m *Module) Func(typeName, method string, fn any, opts ...MethodOption) *Mo
 // Whether a method is declared or promoted is told from the compiled code
 // (the compiler marks the wrappers of promoted methods as generated); a
 // method that embeds and shadows a promoted one counts as declared.
-// Options FaultExempt applies to the constructor and every instance
+// The option FaultExempt applies to the constructor and every instance
 // method. Instance methods of one object may run concurrently: guard the
 // object's state.
 func (m *Module) Type(typeName string, ctor any, opts ...MethodOption) *Module {
