@@ -75,7 +75,7 @@ type Config struct {
 	BroadcastTimeout time.Duration `json:"broadcast_timeout,omitempty"`
 	// Logger receives this package's logs and memberlist's own, mapped to
 	// levels (see logging.go). Default: no logs.
-	Logger zerolog.Logger `json:"-"`
+	Logger *zerolog.Logger `json:"-"`
 	// Clock drives the join retry and re-join timers. Default clock.Real.
 	// memberlist's own timers always run on the wall clock.
 	Clock clock.Clock `json:"-"`
@@ -197,7 +197,7 @@ func splitIPPort(a string) (net.IP, int, error) {
 }
 
 // memberlistConfig builds memberlist's config from c (with defaults
-// applied and validated). DESIGN.md §5: the LAN profile, unchanged in its
+// applied and validated): the LAN profile, unchanged in its
 // timing; see the package doc.
 func (c Config) memberlistConfig(key []byte, d *delegate, logger zerolog.Logger) *memberlist.Config {
 	mc := memberlist.DefaultLANConfig()

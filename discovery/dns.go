@@ -33,7 +33,7 @@ type DNSConfig struct {
 	// Clock drives the re-resolution ticker. Default clock.Real.
 	Clock clock.Clock `json:"-"`
 	// Logger receives resolution errors and changes. Default: no logs.
-	Logger zerolog.Logger `json:"-"`
+	Logger *zerolog.Logger `json:"-"`
 }
 
 // DefaultDNSInterval is the default DNSConfig.Interval.
@@ -121,7 +121,7 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 	d := &DNS{
 		cfg:    cfg,
 		spec:   spec,
-		log:    cfg.Logger.With().Str("component", "discovery.dns").Str("target", cfg.Target).Logger(),
+		log:    orNop(cfg.Logger).With().Str("component", "discovery.dns").Str("target", cfg.Target).Logger(),
 		feed:   newFeed(),
 		ctx:    ctx,
 		cancel: cancel,

@@ -45,7 +45,7 @@ func TestDNSRefresh(t *testing.T) {
 		Target:  "tcp://gg.pool:8990#weight=2",
 		Resolve: res.resolve,
 		Clock:   clock.NewFake(), // never advanced: only Refresh resolves
-		Logger:  zerolog.New(logs),
+		Logger:  ptr(zerolog.New(logs)),
 	})
 	if err != nil {
 		t.Fatal(err)

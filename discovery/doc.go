@@ -1,6 +1,20 @@
 // Package discovery tells the balancer which gateways exist, what they
 // serve and whether they admit new sessions.
 //
+// An embedded gateway (package gateway) joins a pool in one call:
+//
+//	cfg := discovery.DefaultConfig() // gossip key from $GRAFTLB_GOSSIP_KEY
+//	cfg.BindAddr = "10.0.0.5:7946"
+//	cfg.Join = []string{"10.0.0.1:7946"}
+//	ms, err := discovery.JoinGateway(gw, cfg)
+//	// handle err; defer ms.Close()
+//
+// JoinGateway announces the gateway's name, listen addresses and modules,
+// gossips its drain (off the gateway's own goroutines: gossiping a change
+// may wait for seconds) and leaves the pool when the gateway stops. Proxies
+// of the pool (graftlb proxy --gossip) run a Gossip of role RoleProxy and
+// balance over the gateways it reports.
+//
 // # Snapshots and sources
 //
 // The balancer consumes immutable Snapshots (members sorted by name, a
@@ -46,7 +60,7 @@
 // # Memberlist timing
 //
 // Gossip starts from memberlist.DefaultLANConfig and keeps its timing, as
-// measured on these machines (DESIGN.md §5): a join is seen in 0.15–0.31 s,
+// measured on graftlb's test machines: a join is seen in 0.15–0.31 s,
 // a killed member is declared dead in 6–10 s at 0.2% of a core per member
 // and without false deaths under load. Faster probing (200 ms) found deaths
 // in 1–2 s but cost 3–4× the CPU and declared busy members dead;

@@ -67,7 +67,7 @@ func NewGossip(cfg Config) (*Gossip, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := cfg.Logger.With().Str("component", "discovery").Str("node", local.Name).Logger()
+	log := orNop(cfg.Logger).With().Str("component", "discovery").Str("node", local.Name).Logger()
 	g := &Gossip{
 		cfg:   cfg,
 		key:   key,
@@ -86,8 +86,8 @@ func NewGossip(cfg Config) (*Gossip, error) {
 // it logs a warning and a goroutine retries every JoinRetry, since seeds
 // often start after their members. After the first successful join the
 // goroutine joins the seeds once more after RejoinAfter, which repairs the
-// rare member that missed a peer during a mass start (DESIGN.md §5) long
-// before the next push/pull. The same goroutine re-joins while the cluster
+// rare member that missed a peer during a mass start (see the package doc)
+// long before the next push/pull. The same goroutine re-joins while the cluster
 // still holds a previous run of this node under its name at another
 // address, so that a restarted node is accepted as soon as its old run is
 // declared dead.
@@ -97,7 +97,7 @@ func (g *Gossip) Start() error {
 	if g.phase != phaseNew {
 		return errors.New("discovery: Start called twice")
 	}
-	mc := g.cfg.memberlistConfig(g.key, g.del, g.cfg.Logger)
+	mc := g.cfg.memberlistConfig(g.key, g.del, orNop(g.cfg.Logger))
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("discovery: start gossip on %s: %w", g.cfg.BindAddr, err)

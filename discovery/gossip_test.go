@@ -42,7 +42,7 @@ func startNode(tb testing.TB, name string, role Role, join []string, mutate func
 		BindAddr: "127.0.0.1:0",
 		Join:     join,
 		Key:      testKey,
-		Logger:   zerolog.New(logs).Level(zerolog.DebugLevel),
+		Logger:   ptr(zerolog.New(logs).Level(zerolog.DebugLevel)),
 	}
 	if role == RoleProxy {
 		cfg.Local.Modules = nil

@@ -82,6 +82,14 @@ func (w memberlistWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// orNop returns *l, or a logger that logs nothing when l is nil.
+func orNop(l *zerolog.Logger) zerolog.Logger {
+	if l == nil {
+		return zerolog.Nop()
+	}
+	return *l
+}
+
 // refusalReason returns why memberlist refused a peer, or "" if msg is not
 // a refusal.
 func refusalReason(msg string) string {

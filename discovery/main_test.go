@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -14,9 +16,21 @@ import (
 )
 
 // TestMain checks for leaked goroutines with no exception: tests that run
-// memberlist wait for its goroutines to end (awaitMemberlistExit).
+// memberlist wait for its goroutines to end (awaitMemberlistExit), and so
+// does TestMain after the examples, which cannot.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(memberlistGoroutines()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak: errors on successful test run:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // awaitMemberlistExit registers a cleanup, to run after every cleanup
@@ -70,6 +84,8 @@ func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 	}
 	return time.Since(start)
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // logBuffer collects zerolog's JSON lines from several goroutines.
 type logBuffer struct {

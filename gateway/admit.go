@@ -23,6 +23,11 @@ func (c *conn) admit(f *protocol.Frame) (ending, bool) {
 		c.sendError(0, protocol.SessionID{}, 0, protocol.Errorf(protocol.CodeBadFrame, "call id %d reused while in flight", f.CallID))
 		return ending{level: zerolog.WarnLevel, msg: "call id reused while in flight", linger: true}, true
 	}
+	if len(f.Module) > 0 && f.Module[0] == '$' {
+		// Reserved modules ($topic@1) are the gateway's own, answered here.
+		c.topicCall(f)
+		return ending{}, false
+	}
 	call := &Call{
 		conn:       c,
 		id:         f.CallID,
@@ -91,6 +96,8 @@ func (c *conn) resolve(call *Call, f *protocol.Frame) *protocol.Error {
 			return protocol.Errorf(protocol.CodeNotFound, "%s.%s has no static method %q", t.module, t.name, name)
 		}
 		call.kind, call.m = kindStatic, m
+		// A function declared Stateless is served as if the flag were set.
+		stateless = stateless || m.stateless
 	default:
 		if stateless {
 			return protocol.Errorf(protocol.CodeBadArgs, "instance calls cannot be STATELESS: objects belong to a session")
@@ -109,6 +116,7 @@ func (c *conn) resolve(call *Call, f *protocol.Frame) *protocol.Error {
 	if stateless {
 		// Stateless calls need no session state; the id still routes
 		// their callbacks and events.
+		call.stateless = true
 		return nil
 	}
 	own := call.session == c.session

@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"testing"
 
-	"github.com/rs/zerolog"
-
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
 	"github.com/graftlb/graftlb/gateway/modules/cart"
@@ -20,7 +18,6 @@ func BenchmarkCall(b *testing.B) {
 			cfg := gateway.DefaultConfig()
 			cfg.TCP, cfg.WS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", ""
 			cfg.Modules = []*gateway.Module{orders.Module(), cart.Module()}
-			cfg.Logger = zerolog.Nop()
 			g, err := gateway.New(cfg)
 			if err != nil {
 				b.Fatal(err)

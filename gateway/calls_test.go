@@ -392,15 +392,22 @@ func TestDeadline(t *testing.T) {
 	})
 }
 
+// TestPanicRecovered: a panic in module code reaches the client as
+// APP_EXCEPTION with a generic message that names the method and tells
+// nothing of the panic; its value and stack go to the gateway's log.
 func TestPanicRecovered(t *testing.T) {
 	forBindings(t, func(t *testing.T, binding string) {
 		e := start(t, nil)
 		p := e.dial(t, binding)
-		gatewaytest.ExpectError(t, p.Call(gatewaytest.Call{Target: "test@1.T.Panic", Flags: stateless}), protocol.CodeInternal)
+		pe := gatewaytest.ExpectError(t, p.Call(gatewaytest.Call{Target: "test@1.T.Panic", Flags: stateless}), protocol.CodeAppException)
+		if pe.Message != "internal error in test@1.T.Panic" || pe.Type != "panic" {
+			t.Fatalf("client got %q (type %q), want a generic message without the panic's text", pe.Message, pe.Type)
+		}
 		gatewaytest.Result(t, p.Call(gatewaytest.Call{Target: "orders@1.Orders.GetOrder", Flags: stateless, Args: []any{"o-1"}}), nil)
 		lines := e.logs.notable(t, p.LocalAddr())
-		if len(lines) != 1 || lines[0]["level"] != "error" || !strings.Contains(lines[0]["stack"].(string), "panic") {
-			t.Fatalf("want one error line with the stack, got %v", lines)
+		if len(lines) != 1 || lines[0]["level"] != "error" || lines[0]["panic"] != "module bug" ||
+			!strings.Contains(lines[0]["stack"].(string), "helpers_test.go") {
+			t.Fatalf("want one error line with the panic value and its stack, got %v", lines)
 		}
 	})
 }

@@ -57,6 +57,10 @@ type Config struct {
 	// MaxConns is the most connections served at once (default 10000); a
 	// connection beyond it gets ERROR OVERLOADED and is closed.
 	MaxConns int
+	// MaxSubscriptions is the most topic subscriptions ($topic@1) one
+	// direct connection may hold, over all its sessions (default 1024);
+	// one more is answered OVERLOADED.
+	MaxSubscriptions int
 
 	// HTTPReadTimeout bounds reading a request on the HTTP listener and a
 	// WebSocket upgrade request, from its first byte (default 10s, as
@@ -83,8 +87,8 @@ type Config struct {
 	// own fault injection.
 	Interceptors []Interceptor
 
-	// Logger receives structured logs (the zero value logs nothing).
-	Logger zerolog.Logger
+	// Logger receives structured logs (default: none).
+	Logger *zerolog.Logger
 	// Clock drives session TTLs, drain timing and injected latency
 	// (default the wall clock). Call deadlines and socket timeouts use the
 	// wall clock.
@@ -97,9 +101,10 @@ type Config struct {
 	ChaosLatency  time.Duration
 
 	// OnStateChange, if set, is called after every change of State (from
-	// the goroutine that made it, never concurrently for one gateway), so
-	// that discovery can gossip "draining". It must not call Drain or
-	// Close, and should return quickly.
+	// the goroutine that made it, never concurrently for one gateway). It
+	// must not call Drain or Close, and must return quickly: it runs
+	// before GOAWAY goes out. To announce a drain to a gossip pool use
+	// discovery.JoinGateway, which does it on a goroutine of its own.
 	OnStateChange func(from, to State)
 }
 
@@ -117,9 +122,10 @@ func DefaultConfig() Config {
 		DrainGrace: DefaultDrainGrace,
 		MaxConns:   DefaultMaxConns,
 
-		HTTPReadTimeout: httpserver.DefaultReadTimeout,
-		HTTPIdleTimeout: httpserver.DefaultIdleTimeout,
-		HTTPMaxConns:    httpserver.DefaultMaxConns,
+		HTTPReadTimeout:  httpserver.DefaultReadTimeout,
+		HTTPIdleTimeout:  httpserver.DefaultIdleTimeout,
+		HTTPMaxConns:     httpserver.DefaultMaxConns,
+		MaxSubscriptions: DefaultMaxSubscriptions,
 	}
 }
 
@@ -143,6 +149,9 @@ func (c Config) withDefaults() Config {
 	}
 	hl := httpserver.Limits{ReadTimeout: c.HTTPReadTimeout, IdleTimeout: c.HTTPIdleTimeout, MaxConns: c.HTTPMaxConns}.WithDefaults()
 	c.HTTPReadTimeout, c.HTTPIdleTimeout, c.HTTPMaxConns = hl.ReadTimeout, hl.IdleTimeout, hl.MaxConns
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = DefaultMaxSubscriptions
+	}
 	c.Clock = clock.OrReal(c.Clock)
 	return c
 }

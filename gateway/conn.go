@@ -34,9 +34,10 @@ type conn struct {
 
 	// Written by the reader goroutine while handling HELLO, before
 	// welcomed is set and before any call starts; read-only afterwards.
-	session protocol.SessionID // the connection's own session
-	proxy   bool               // the peer is a proxy carrying many sessions
-	peerMax int                // the largest frame the peer accepts
+	session  protocol.SessionID // the connection's own session
+	proxy    bool               // the peer is a proxy carrying many sessions
+	instance string             // the proxy's instance id from HELLO, or ""
+	peerMax  int                // the largest frame the peer accepts
 
 	// Owned by the reader goroutine.
 	ownNew bool // the own session is new (non-RESUME HELLO) and not yet created
@@ -213,6 +214,9 @@ func (c *conn) hello(f *protocol.Frame) (ending, bool) {
 	c.ownNew = !resume
 	c.proxy = f.Flags.Has(protocol.FlagProxy)
 	if c.proxy {
+		c.instance = h.Instance
+	}
+	if c.proxy {
 		// A proxy carries many clients' sessions on this connection: when
 		// it falls behind, calls and events wait for room (bounded by the
 		// write timeout) instead of the connection being cut under all of
@@ -228,7 +232,7 @@ func (c *conn) hello(f *protocol.Frame) (ending, bool) {
 	}
 	_ = c.pc.Send(&protocol.Frame{Type: protocol.TypeWelcome, Session: c.session, Body: c.g.welcomeBody})
 	c.log.Debug().Str("session", c.session.String()).Bool("resume", resume).Bool("proxy", c.proxy).
-		Str("client", h.Client).Msg("HELLO")
+		Str("instance", c.instance).Str("client", h.Client).Msg("HELLO")
 	c.welcomed.Store(true)
 	// Drain checks welcomed after setting its state; we check the state
 	// after setting welcomed: one of us sends the GOAWAY.

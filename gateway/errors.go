@@ -17,10 +17,18 @@ import (
 //   - context.DeadlineExceeded is DEADLINE_EXCEEDED;
 //   - any other error is APP_EXCEPTION with the error's message and its Go
 //     type (e.g. "*fs.PathError") as the exception type.
+//
+// A panic in module code is APP_EXCEPTION of type PanicType with the
+// message "internal error in module@version.Type.Method"; the panic's
+// value and stack are logged, never sent.
 type AppError struct {
 	Type    string
 	Message string
 }
+
+// PanicType is the exception type of the APP_EXCEPTION that answers a call
+// whose module code panicked.
+const PanicType = "panic"
 
 func (e *AppError) Error() string { return e.Type + ": " + e.Message }
 

@@ -17,7 +17,8 @@ type Info struct {
 	Session protocol.SessionID
 	// Object is the instance called, 0 for static methods and $new.
 	Object uint64
-	// Stateless says the call carried STATELESS: it has no session state.
+	// Stateless says the call has no session state: it carried STATELESS,
+	// or its function was registered with Stateless.
 	Stateless bool
 	// Proxied says the call came through a graftlb proxy.
 	Proxied bool
@@ -41,7 +42,10 @@ func InfoFrom(ctx context.Context) (info Info, ok bool) {
 var errNoCall = errors.New("gateway: Emit needs the context of a call")
 
 // Emit pushes an EVENT named event with payload (CBOR-encoded) to the
-// session of the call in ctx, on the connection the call came in on.
+// session of the call in ctx, on the connection the call came in on; to
+// reach other sessions, Publish to a topic they subscribed to. Event names
+// are 1 to 255 bytes and must not begin with '$', which the protocol
+// reserves ($session_lost).
 // Events are queued in order with the call's other frames, so events
 // emitted before a method returns reach the client before its RESULT. It
 // fails when the connection is closed or its peer does not read (the
@@ -51,8 +55,8 @@ func Emit(ctx context.Context, event string, payload any) error {
 	if c == nil {
 		return errNoCall
 	}
-	if event == "" || len(event) > protocol.MaxStringLen {
-		return errors.New("gateway: event name must be 1 to 255 bytes")
+	if err := checkEventName(event); err != nil {
+		return err
 	}
 	body, err := protocol.Marshal(payload)
 	if err != nil {

@@ -55,6 +55,7 @@ type Call struct {
 	deadline   uint32 // ms
 	args       []byte
 	trace      string
+	stateless  bool // STATELESS, or a function declared Stateless
 	kind       callKind
 	typ        *typeDesc
 	m          *method  // nil for $release
@@ -75,7 +76,7 @@ func (c *Call) Info() Info {
 		Gateway:   c.conn.g.cfg.Name,
 		Session:   c.session,
 		Object:    c.object,
-		Stateless: c.flags.Has(protocol.FlagStateless),
+		Stateless: c.stateless,
 		Proxied:   c.conn.proxy,
 		Target:    protocol.Target{Module: c.typ.module, Type: c.typ.name, Method: method},
 		Trace:     c.trace,
@@ -136,8 +137,11 @@ func (c *Call) run() {
 	c.replyResult(res)
 }
 
-// invoke runs the handler chain, turning a panic into INTERNAL. With a
-// Workers cap it first waits for a free worker.
+// invoke runs the handler chain. A panic becomes APP_EXCEPTION (exception
+// type "panic") with a message that names the method and nothing else:
+// the panic's value may hold data the caller must not see. The value and
+// the stack go to the gateway's log. With a Workers cap invoke first waits
+// for a free worker.
 func (c *Call) invoke(ctx context.Context) (res any, err error) {
 	if w := c.conn.g.workers; w != nil {
 		select {
@@ -150,9 +154,9 @@ func (c *Call) invoke(ctx context.Context) (res any, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			t := c.Info().Target.String()
-			c.conn.log.Error().Str("target", t).Str("panic", fmt.Sprint(v)).Str("stack", string(debug.Stack())).
-				Msg("panic in module code recovered")
-			res, err = nil, &protocol.Error{Code: protocol.CodeInternal, Message: fmt.Sprintf("panic in %s: %v", t, v)}
+			c.conn.log.Error().Str("target", t).Str("session", c.session.String()).Str("panic", fmt.Sprint(v)).
+				Str("stack", string(debug.Stack())).Msg("panic in module code recovered")
+			res, err = nil, &protocol.Error{Code: protocol.CodeAppException, Message: "internal error in " + t, Type: PanicType}
 		}
 	}()
 	return c.conn.g.handler(ctx, c)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ type Gateway struct {
 	faults      *Faults
 	workers     chan struct{} // a slot per executing call, when Config.Workers caps them
 	sessions    *sessions
+	topics      *topics
 	served      map[string]*moduleStats // by module@version
 	welcomeBody []byte
 	connOpts    protocol.ConnOptions
@@ -40,6 +42,8 @@ type Gateway struct {
 	cancelBase  context.CancelFunc
 	stop        chan struct{} // closed when shutdown begins
 	done        chan struct{} // closed when the gateway has stopped
+	drainingCh  chan struct{} // closed by the transition to StateDraining
+	modules     []string      // module@version, sorted
 
 	// Changed only through transition.
 	state   atomic.Int32
@@ -94,20 +98,27 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg:         cfg,
-		log:         cfg.Logger.With().Str("gateway", cfg.Name).Logger(),
+		log:         orNop(cfg.Logger).With().Str("gateway", cfg.Name).Logger(),
 		reg:         reg,
 		faults:      newFaults(cfg.Clock, cfg.ChaosFailRate, cfg.ChaosLatency),
 		sessions:    newSessions(cfg.Clock, cfg.SessionTTL),
+		topics:      newTopics(),
 		served:      make(map[string]*moduleStats, len(reg.modules)),
 		welcomeBody: welcome,
 		connOpts:    protocol.ConnOptions{Limits: cfg.Limits},
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
+		drainingCh:  make(chan struct{}),
 		conns:       map[*conn]struct{}{},
 	}
-	for name := range reg.modules {
+	for name, m := range reg.modules {
 		g.served[name] = &moduleStats{}
+		g.modules = append(g.modules, name)
+		for _, err := range m.skipped {
+			g.log.Warn().Err(err).Msg("instance method skipped")
+		}
 	}
+	slices.Sort(g.modules)
 	if cfg.Workers > 0 {
 		g.workers = make(chan struct{}, cfg.Workers)
 	}
@@ -117,8 +128,20 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
+// orNop returns *l, or a logger that logs nothing when l is nil.
+func orNop(l *zerolog.Logger) zerolog.Logger {
+	if l == nil {
+		return zerolog.Nop()
+	}
+	return *l
+}
+
 // Name returns the gateway's name.
 func (g *Gateway) Name() string { return g.cfg.Name }
+
+// Modules returns the module@version names the gateway hosts, sorted, as
+// discovery announces them.
+func (g *Gateway) Modules() []string { return slices.Clone(g.modules) }
 
 // Faults returns the gateway's fault injection settings.
 func (g *Gateway) Faults() *Faults { return g.faults }
@@ -133,6 +156,12 @@ func (g *Gateway) Addrs() Addrs {
 // Done is closed when the gateway has stopped: every connection, listener
 // and goroutine it owns is gone.
 func (g *Gateway) Done() <-chan struct{} { return g.done }
+
+// Draining is closed when the gateway starts to drain (Drain): from then
+// on it refuses new sessions, and discovery should announce it (see
+// discovery.JoinGateway, which waits on it). Close without Drain does not
+// close it; Done does not wait for it.
+func (g *Gateway) Draining() <-chan struct{} { return g.drainingCh }
 
 // Close stops the gateway at once: listeners and connections are closed,
 // calls in flight are canceled and not answered. It waits for every
@@ -206,6 +235,7 @@ func (g *Gateway) removeConn(c *conn) {
 	g.mu.Lock()
 	delete(g.conns, c)
 	g.mu.Unlock()
+	g.topics.dropConn(c)
 }
 
 func (g *Gateway) snapshotConns() []*conn {

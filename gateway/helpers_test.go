@@ -88,11 +88,20 @@ func testModule() *gateway.Module {
 		Func("T", "Add", func(a int, b int64) int64 { return int64(a) + b }).
 		Func("T", "Boom", func() error { return errors.New("boom") }).
 		Func("T", "App", func() error { return &gateway.AppError{Type: "OutOfStock", Message: "no more"} }).
-		Func("T", "Info", func(ctx context.Context) map[string]any {
-			info, _ := gateway.InfoFrom(ctx)
-			return map[string]any{"gateway": info.Gateway, "session": info.Session.String(),
-				"stateless": info.Stateless, "target": info.Target.String(), "proxied": info.Proxied}
-		})
+		Func("T", "Info", info).
+		// Version is declared stateless: no flag, no session needed.
+		Func("T", "Version", info, gateway.Stateless()).
+		// Say publishes text to a topic from the call's context.
+		Func("T", "Say", func(ctx context.Context, topic, text string) error {
+			return gateway.Publish(ctx, topic, "said", text)
+		}).
+		Func("T", "EmitReserved", func(ctx context.Context) error { return gateway.Emit(ctx, "$session_lost", nil) })
+}
+
+func info(ctx context.Context) map[string]any {
+	info, _ := gateway.InfoFrom(ctx)
+	return map[string]any{"gateway": info.Gateway, "session": info.Session.String(),
+		"stateless": info.Stateless, "target": info.Target.String(), "proxied": info.Proxied}
 }
 
 // env is a running gateway with its log.
@@ -109,7 +118,8 @@ func start(t *testing.T, mut func(*gateway.Config)) *env {
 	cfg.Name = "gw-test"
 	cfg.TCP, cfg.WS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Modules = []*gateway.Module{orders.Module(), cart.Module(), ticker.Module(), chaos.Module(), testModule()}
-	cfg.Logger = zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	cfg.Logger = &log
 	if mut != nil {
 		mut(&cfg)
 	}

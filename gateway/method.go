@@ -26,18 +26,13 @@ type method struct {
 	hasValue bool // returns a result value
 	hasErr   bool // returns an error (last)
 
-	faultExempt bool
+	faultExempt bool // FaultExempt
+	stateless   bool // Stateless: served without a session
 }
 
 type param struct {
 	t        reflect.Type
 	callback bool
-}
-
-func (m *method) apply(opts []MethodOption) {
-	for _, o := range opts {
-		o(m)
-	}
 }
 
 // bindMethod checks fn's signature and records how to call it. recv says

@@ -16,10 +16,6 @@ type goodType struct{}
 
 func (*goodType) Fine(ctx context.Context, n int) (int, error) { return n, nil }
 
-type badType struct{}
-
-func (*badType) Three() (int, int, error) { return 0, 0, nil }
-
 func TestRegistrationErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -40,7 +36,7 @@ func TestRegistrationErrors(t *testing.T) {
 		{"duplicate", gateway.NewModule("m", "1").Func("T", "F", func() {}).Func("T", "F", func() {}), "twice"},
 		{"dotted type", gateway.NewModule("m", "1").Func("A.B", "F", func() {}), "bad type name"},
 		{"constructor returns a value", gateway.NewModule("m", "1").Type("G", func() goodType { return goodType{} }), "must return a pointer"},
-		{"bad instance method", gateway.NewModule("m", "1").Type("G", func() *badType { return &badType{} }), "Three"},
+		{"bad constructor", gateway.NewModule("m", "1").Type("G", func(chan int) *goodType { return nil }), "G.$new: parameter 1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,6 +41,9 @@ func (g *Gateway) transition(to State, from ...State) bool {
 		if cur == f {
 			g.state.Store(int32(to))
 			g.log.Info().Str("from", cur.String()).Str("to", to.String()).Msg("state changed")
+			if to == StateDraining {
+				close(g.drainingCh)
+			}
 			if g.cfg.OnStateChange != nil {
 				g.cfg.OnStateChange(cur, to)
 			}

@@ -9,6 +9,9 @@ type Stats struct {
 	Connections   int    `json:"connections"`
 	Sessions      int    `json:"sessions"`
 	CallsInFlight int64  `json:"calls_in_flight"`
+	// Subscriptions counts the topic subscriptions of direct clients'
+	// sessions (Publish).
+	Subscriptions int `json:"subscriptions"`
 	// CallsServed counts, per module@version, the calls answered with a
 	// RESULT; CallsFailed those answered with an ERROR after admission.
 	CallsServed map[string]uint64 `json:"calls_served"`
@@ -32,6 +35,7 @@ func (g *Gateway) Stats() Stats {
 		Connections:   conns,
 		Sessions:      g.sessions.count(),
 		CallsInFlight: g.inflight.Load(),
+		Subscriptions: g.topics.count(),
 		CallsServed:   make(map[string]uint64, len(g.served)),
 		CallsFailed:   make(map[string]uint64, len(g.served)),
 	}

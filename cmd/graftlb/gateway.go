@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/graftlb/graftlb/discovery"
@@ -44,6 +42,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", cfg.HTTPReadTimeout, "HTTP and WebSocket-upgrade requests: time to send a whole request (408 after)")
 	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", cfg.HTTPIdleTimeout, "HTTP listener: close keep-alive connections idle this long")
 	fs.IntVar(&cfg.HTTPMaxConns, "http-max-conns", cfg.HTTPMaxConns, "HTTP listener: connections at once (503 beyond)")
+	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", gateway.DefaultMaxSubscriptions, "topic subscriptions ($topic@1) per direct connection")
 	fs.IntVar(&cfg.Workers, "workers", 0, "calls executing at once; more wait in line (0: no cap, a goroutine per call)")
 	weight := fs.Int("weight", discovery.DefaultWeight, "share of new sessions and stateless calls, relative to other gateways")
 	var gf gossipFlags
@@ -66,7 +65,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
 		return 2
 	}
-	cfg.Logger = log
+	cfg.Logger = &log
 	cfg.Limits = lim.limits()
 	for _, name := range strings.Split(*modules, ",") {
 		name = strings.TrimSpace(name)
@@ -80,25 +79,6 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.Modules = append(cfg.Modules, mk())
 	}
-	// Gossip starts after the listeners (it announces their addresses), but
-	// the drain hook must exist before New: it reads the member when it runs.
-	// The hook runs under the gateway's state lock, before GOAWAY goes out;
-	// gossiping waits for the broadcast, so it runs on a goroutine of its
-	// own (waited for before the gateway leaves the cluster) and GOAWAY is
-	// not held back by it.
-	var gossip atomic.Pointer[discovery.Gossip]
-	var gossiping sync.WaitGroup
-	cfg.OnStateChange = func(_, to gateway.State) {
-		if gs := gossip.Load(); gs != nil && to == gateway.StateDraining {
-			gossiping.Add(1)
-			go func() {
-				defer gossiping.Done()
-				if err := gs.SetState(discovery.StateDraining); err != nil {
-					log.Warn().Err(err).Msg("gossip draining state")
-				}
-			}()
-		}
-	}
 	g, err := gateway.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
@@ -109,23 +89,20 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	a := g.Addrs()
-	local := discovery.Member{Name: cfg.Name, Role: discovery.RoleGateway, Weight: *weight,
-		Addrs: discovery.Addrs{TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}}
-	for _, m := range cfg.Modules {
-		local.Modules = append(local.Modules, m.Name())
-	}
-	gs, err := gf.start(local, log)
-	if err != nil {
-		_ = g.Close()
-		fmt.Fprintln(stderr, "graftlb gateway: gossip:", err)
-		return 1
-	}
-	gossip.Store(gs)
-	defer leave(gs, log)
-	defer gossiping.Wait() // the draining state goes out before the leave
 	l := listening{Name: cfg.Name, TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}
-	if gs != nil {
-		l.Gossip = gs.LocalAddr()
+	if gf.bind != "" {
+		// Gossip starts after the listeners: it announces their addresses.
+		// The membership gossips the drain and leaves once g has stopped.
+		dc := gf.config(&log)
+		dc.Local.Weight = *weight
+		ms, err := discovery.JoinGateway(g, dc)
+		if err != nil {
+			_ = g.Close()
+			fmt.Fprintln(stderr, "graftlb gateway: gossip:", err)
+			return 1
+		}
+		defer ms.Close() // after the drain: waits for the leave
+		l.Gossip = ms.Gossip().LocalAddr()
 	}
 	printListening(stdout, l)
 

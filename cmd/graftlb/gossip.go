@@ -2,8 +2,6 @@ package main
 
 import (
 	"flag"
-	"os"
-	"time"
 
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/rs/zerolog"
@@ -26,23 +24,31 @@ func (g *gossipFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.zone, "zone", "", "locality label announced to the cluster")
 }
 
-// start joins the cluster as local, or returns nil when --gossip is unset.
-func (g *gossipFlags) start(local discovery.Member, log zerolog.Logger) (*discovery.Gossip, error) {
-	if g.bind == "" {
-		return nil, nil
-	}
-	cfg := discovery.DefaultConfig()
-	cfg.Local = local
+// config returns the gossip config the flags describe, for a member
+// logging to log. Callers check that --gossip is set.
+func (g *gossipFlags) config(log *zerolog.Logger) discovery.Config {
+	cfg := discovery.DefaultConfig() // reads the key from $GRAFTLB_GOSSIP_KEY
 	cfg.Local.Zone = g.zone
 	cfg.BindAddr = g.bind
 	cfg.Join = g.join
 	if g.key != "" {
 		cfg.Key = g.key
-	} else {
-		cfg.Key = os.Getenv(discovery.KeyEnv)
 	}
 	cfg.Label = g.label
 	cfg.Logger = log
+	return cfg
+}
+
+// start joins the cluster as local (a proxy), or returns nil when
+// --gossip is unset. Gateways join with discovery.JoinGateway instead.
+func (g *gossipFlags) start(local discovery.Member, log zerolog.Logger) (*discovery.Gossip, error) {
+	if g.bind == "" {
+		return nil, nil
+	}
+	cfg := g.config(&log)
+	zone := cfg.Local.Zone
+	cfg.Local = local
+	cfg.Local.Zone = zone
 	gs, err := discovery.NewGossip(cfg)
 	if err != nil {
 		return nil, err
@@ -52,19 +58,4 @@ func (g *gossipFlags) start(local discovery.Member, log zerolog.Logger) (*discov
 		return nil, err
 	}
 	return gs, nil
-}
-
-// leave leaves the cluster cleanly, so that others see the departure at
-// once instead of after failure detection.
-func leave(gs *discovery.Gossip, log zerolog.Logger) {
-	if gs == nil {
-		return
-	}
-	// With nobody left to tell, Leave would wait its whole timeout.
-	if len(gs.Members()) > 1 {
-		if err := gs.Leave(2 * time.Second); err != nil {
-			log.Warn().Err(err).Msg("gossip leave")
-		}
-	}
-	_ = gs.Shutdown()
 }

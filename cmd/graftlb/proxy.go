@@ -152,7 +152,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		case *dnsTarget != "":
 			dc := discovery.DefaultDNSConfig(*dnsTarget)
 			dc.Interval = *dnsInterval
-			dc.Logger = log
+			dc.Logger = &log
 			d, err := discovery.NewDNS(dc)
 			if err != nil {
 				return fail(2, err)

@@ -181,7 +181,14 @@ func (p *Peer) Send(f *protocol.Frame) error { return p.Conn.Send(f) }
 // Hello sends HELLO and returns the WELCOME.
 func (p *Peer) Hello(flags protocol.Flags, session protocol.SessionID) (*protocol.Frame, protocol.Welcome) {
 	p.tb.Helper()
-	body, _ := protocol.Marshal(protocol.Hello{Client: "gatewaytest"})
+	return p.HelloWith(flags, session, protocol.Hello{Client: "gatewaytest"})
+}
+
+// HelloWith sends HELLO with body h (a proxy's Instance, say) and returns
+// the WELCOME.
+func (p *Peer) HelloWith(flags protocol.Flags, session protocol.SessionID, h protocol.Hello) (*protocol.Frame, protocol.Welcome) {
+	p.tb.Helper()
+	body, _ := protocol.Marshal(h)
 	if err := p.Send(&protocol.Frame{Type: protocol.TypeHello, Flags: flags, Session: session, Body: body}); err != nil {
 		p.tb.Fatalf("send HELLO: %v", err)
 	}
