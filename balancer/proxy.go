@@ -167,7 +167,8 @@ func (p *Proxy) Start() error {
 			return fmt.Errorf("balancer: listen ws %s: %w", p.cfg.WS, err)
 		}
 		p.wsLn = ln
-		up := websocket.FastHTTPUpgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10,
+		up := websocket.FastHTTPUpgrader{ReadBufferSize: protocol.WSReadBufferSize,
+			WriteBufferSize: protocol.WSWriteBufferSize, WriteBufferPool: protocol.WSWriteBufferPool(),
 			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
 		p.wsSrv = &fasthttp.Server{
 			Name:              "graftlb",
