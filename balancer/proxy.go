@@ -180,7 +180,8 @@ func (p *Proxy) Start() error {
 			return fmt.Errorf("balancer: listen ws %s: %w", p.cfg.WS, err)
 		}
 		p.wsLn = ln
-		up := websocket.FastHTTPUpgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10,
+		up := websocket.FastHTTPUpgrader{ReadBufferSize: protocol.WSReadBufferSize,
+			WriteBufferSize: protocol.WSWriteBufferSize, WriteBufferPool: protocol.WSWriteBufferPool(),
 			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
 		// The upgrade request must arrive within the HELLO timeout.
 		p.wsSrv = httpserver.New("graftlb", func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up) },

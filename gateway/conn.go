@@ -132,9 +132,12 @@ func (c *conn) readError(err error) (end ending, stop bool) {
 	var pe *protocol.Error
 	var ne net.Error
 	var ce *websocket.CloseError
-	switch {
+	switch werr := c.pc.Err(); {
 	case c.ending.Load():
 		return ending{level: zerolog.DebugLevel, msg: "connection closed"}, true
+	case peerNotReading(werr):
+		// The writer gave up on the peer and closed the socket under us.
+		return writerEnding(werr), true
 	case errors.As(err, &pe) && pe.Code == protocol.CodeTooLarge:
 		c.sendError(0, protocol.SessionID{}, 0, pe)
 		return ending{level: zerolog.WarnLevel, msg: "frame over the size limit", err: err, linger: true}, true
@@ -291,7 +294,9 @@ func (c *conn) sendGoaway() {
 }
 
 // watchWriter closes the connection when its writer stops on an error: a
-// peer that does not read (queue full, or a write timed out). Owned by the
+// peer that does not read (queue full, or a write timed out). The protocol
+// closes the socket then, so the reader usually gets there first (see
+// readError); this covers a reader busy elsewhere. Owned by the
 // connection; ends with it.
 func (c *conn) watchWriter() {
 	defer c.g.wg.Done()
@@ -304,13 +309,27 @@ func (c *conn) watchWriter() {
 	if err == nil || !c.ending.CompareAndSwap(false, true) {
 		return
 	}
+	end := writerEnding(err)
+	c.log.WithLevel(end.level).Err(err).Msg(end.msg)
+	c.abort()
+}
+
+// writerEnding is the ending of a connection whose writer stopped on err
+// (the protocol closes the socket then).
+func writerEnding(err error) ending {
 	lvl := zerolog.InfoLevel
-	var ne net.Error
-	if errors.Is(err, protocol.ErrSlowPeer) || (errors.As(err, &ne) && ne.Timeout()) {
+	if peerNotReading(err) {
 		lvl = zerolog.WarnLevel
 	}
-	c.log.WithLevel(lvl).Err(err).Msg("closing connection: peer not reading")
-	c.abort()
+	return ending{level: lvl, msg: "closing connection: peer not reading", err: err}
+}
+
+// peerNotReading reports whether the writer stopped on err because the
+// peer did not take what was written: its queue overflowed or a write
+// timed out.
+func peerNotReading(err error) bool {
+	var ne net.Error
+	return errors.Is(err, protocol.ErrSlowPeer) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // abort closes the connection at once, dropping what is queued.

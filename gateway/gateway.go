@@ -111,6 +111,10 @@ func New(cfg Config) (*Gateway, error) {
 		drainingCh:  make(chan struct{}),
 		conns:       map[*conn]struct{}{},
 	}
+	// Small WebSocket buffers, the write buffer shared: idle connections
+	// are what a gateway holds most of.
+	g.upgrader = websocket.FastHTTPUpgrader{ReadBufferSize: protocol.WSReadBufferSize,
+		WriteBufferSize: protocol.WSWriteBufferSize, WriteBufferPool: protocol.WSWriteBufferPool()}
 	for name, m := range reg.modules {
 		g.served[name] = &moduleStats{}
 		g.modules = append(g.modules, name)

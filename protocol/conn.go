@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -14,12 +15,39 @@ import (
 // WSPath is the HTTP path of the WebSocket binding.
 const WSPath = "/ws"
 
+// Buffer sizes for the WebSocket library's connections, for servers'
+// upgraders and for dialers. Its read buffer holds only frame headers and
+// small messages: larger reads go straight into the frame buffer, which is
+// pooled (see wsReader). Its write buffer is taken from WSWriteBufferPool
+// for one message at a time, so an idle connection holds none; a larger
+// message is written from the batch directly.
+const (
+	WSReadBufferSize  = 1 << 10
+	WSWriteBufferSize = 4 << 10
+)
+
+var wsWritePool sync.Pool
+
+// WSWriteBufferPool returns the pool of WSWriteBufferSize write buffers
+// that every WebSocket connection of the process shares.
+func WSWriteBufferPool() websocket.BufferPool { return &wsWritePool }
+
 // Conn is one protocol connection over either binding: TCP (length-prefixed
 // frames) or WebSocket (one frame per binary message). Reads happen on the
 // owner's goroutine; writes may come from any goroutine and are batched by
-// the connection's Writer.
+// the connection's Writer. A peer that does not read what is written to it
+// within the write timeout, or lets more than Limits.MaxPendingWrite pile
+// up (see Writer), has its socket closed: the owner's ReadFrame then fails
+// and the owner ends the connection as for any other read error.
+//
+// Large frames cost memory only while they are handled: a buffer grown for
+// one goes back to a pool at the next ReadFrame, or once its batch is
+// written (see StreamReader and Writer).
 type Conn struct {
-	reader interface{ ReadFrame() ([]byte, error) }
+	reader interface {
+		ReadFrame() ([]byte, error)
+		retained() int
+	}
 	*Writer
 	nc        net.Conn
 	ws        *websocket.Conn
@@ -55,7 +83,7 @@ func NewWSConn(ws *websocket.Conn, o ConnOptions) *Conn {
 		nc = u.UnsafeConn()
 	}
 	c := &Conn{nc: nc, ws: ws, reader: &wsReader{ws: ws, max: l.MaxFrame}}
-	c.Writer = newWriter(wsSink{ws: ws, timeout: l.WriteTimeout}, l.MaxPendingWrite, o.BlockWhenFull)
+	c.Writer = newWriter(wsSink{ws: ws, nc: nc, timeout: l.WriteTimeout}, l.MaxPendingWrite, o.BlockWhenFull)
 	return c
 }
 
@@ -85,11 +113,14 @@ func (c *Conn) IsWebSocket() bool { return c.ws != nil }
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		werr := c.Writer.Close()
-		if c.ws != nil {
+		failed := c.Writer.Err() != nil // the writer closed the socket
+		if c.ws != nil && !failed {
 			_ = c.ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 		}
-		c.closeErr = c.nc.Close()
+		if err := c.nc.Close(); !failed {
+			c.closeErr = err
+		}
 		if werr != nil && !errors.Is(werr, net.ErrClosed) {
 			c.closeErr = werr
 		}
@@ -106,14 +137,15 @@ func (c *Conn) Close() error {
 // the goroutine that reads from c may call it.
 func (c *Conn) Linger(d time.Duration) {
 	c.closeOnce.Do(func() {
-		werr := c.Writer.Close()
-		if c.ws != nil {
+		_ = c.Writer.Close()
+		ok := c.Writer.Err() == nil // else the writer closed the socket
+		if c.ws != nil && ok {
 			_ = c.ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		} else if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && werr == nil {
+		} else if cw, isTCP := c.nc.(interface{ CloseWrite() error }); isTCP && ok {
 			_ = cw.CloseWrite()
 		}
-		if werr == nil {
+		if ok {
 			_ = c.nc.SetReadDeadline(time.Now().Add(d))
 			var buf [4096]byte
 			for {
@@ -146,10 +178,24 @@ func (s streamSink) writeBatch(b []byte) error {
 	return err
 }
 
+func (s streamSink) abort() { reset(s.nc) }
+
+// reset closes nc so that the kernel drops what it still holds for the peer
+// (a TCP reset) instead of keeping it for a peer that does not read.
+func reset(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = nc.Close()
+}
+
 type wsSink struct {
 	ws      *websocket.Conn
+	nc      net.Conn // the socket under ws
 	timeout time.Duration
 }
+
+func (s wsSink) abort() { reset(s.nc) }
 
 func (s wsSink) writeBatch(b []byte) error {
 	if err := s.ws.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil {
@@ -165,16 +211,21 @@ func (s wsSink) writeBatch(b []byte) error {
 	return nil
 }
 
-// wsReader reads one frame per binary message.
+// wsReader reads one frame per binary message, into a pooled buffer that
+// goes back at the next call: an idle connection holds none.
 type wsReader struct {
-	ws  *websocket.Conn
-	max int
-	buf []byte
+	ws   *websocket.Conn
+	max  int
+	pb   *pooledBuf
+	held atomic.Int64
 }
 
 var errTextMessage = &Error{Code: CodeBadFrame, Message: "WebSocket text message; frames are binary messages"}
 
 func (r *wsReader) ReadFrame() ([]byte, error) {
+	putBuf(r.pb) // the previous frame is no longer in use
+	r.pb = nil
+	r.held.Store(0)
 	mt, rd, err := r.ws.NextReader()
 	if err != nil {
 		return nil, err
@@ -182,34 +233,42 @@ func (r *wsReader) ReadFrame() ([]byte, error) {
 	if mt != websocket.BinaryMessage {
 		return nil, errTextMessage
 	}
-	if r.buf == nil {
-		r.buf = make([]byte, 4096)
-	}
+	p := getBuf(1)
 	n := 0
 	for {
-		if n == len(r.buf) {
+		if n == len(p.b) {
 			if n > r.max {
+				putBuf(p)
 				return nil, errFrameTooLarge
 			}
-			grow := 2 * len(r.buf)
-			if grow > r.max+1 {
-				grow = r.max + 1
-			}
-			nb := make([]byte, grow)
-			copy(nb, r.buf[:n])
-			r.buf = nb
+			q := getBuf(min(2*n, r.max+1))
+			copy(q.b, p.b[:n])
+			putBuf(p)
+			p = q
 		}
-		m, err := rd.Read(r.buf[n:])
+		m, err := rd.Read(p.b[n:])
 		n += m
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			putBuf(p)
 			return nil, err
 		}
 	}
 	if n > r.max {
+		putBuf(p)
 		return nil, errFrameTooLarge
 	}
-	return r.buf[:n], nil
+	r.pb = p
+	r.held.Store(int64(len(p.b)))
+	return p.b[:n:n], nil
+}
+
+func (r *wsReader) retained() int { return int(r.held.Load()) }
+
+// retained returns the bytes of buffer c holds for its frames (not
+// counting the WebSocket library's own buffers).
+func (c *Conn) retained() (reader, writer int) {
+	return c.reader.retained(), c.Writer.retained()
 }

@@ -19,9 +19,14 @@ type Limits struct {
 	// (default 5m). Clients that hold idle connections send PING.
 	IdleTimeout time.Duration `json:"idle_timeout" yaml:"idle_timeout"`
 	// MaxPendingWrite is how many bytes may wait to be written to a peer
-	// that does not read (default 8 MiB); past it the connection is closed.
+	// that does not read (default 8 MiB, at least 2 × MaxFrame); past it
+	// the connection is closed (or, on a connection whose senders wait for
+	// room, they wait). A peer that does not read costs at most about
+	// twice this in heap (see Writer), until the write timeout.
 	MaxPendingWrite int `json:"max_pending_write" yaml:"max_pending_write"`
-	// WriteTimeout bounds one write to the socket (default 10s).
+	// WriteTimeout bounds one write of a batch of frames to the socket
+	// (default 10s); a peer that does not take it in time has its
+	// connection closed.
 	WriteTimeout time.Duration `json:"write_timeout" yaml:"write_timeout"`
 }
 

@@ -65,6 +65,8 @@ type limitFlags struct {
 	maxInflight int
 	idle        time.Duration
 	hello       time.Duration
+	pending     int
+	write       time.Duration
 }
 
 func (l *limitFlags) register(fs *flag.FlagSet) {
@@ -72,10 +74,13 @@ func (l *limitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.maxInflight, "max-inflight", protocol.DefaultMaxInflight, "calls in flight per connection")
 	fs.DurationVar(&l.idle, "idle-timeout", protocol.DefaultIdleTimeout, "close connections silent this long")
 	fs.DurationVar(&l.hello, "hello-timeout", protocol.DefaultHelloTimeout, "close connections that send no HELLO this long")
+	fs.IntVar(&l.pending, "max-pending-write", protocol.DefaultMaxPendingWrite, "bytes queued for a peer that does not read before its connection is closed")
+	fs.DurationVar(&l.write, "write-timeout", protocol.DefaultWriteTimeout, "close connections whose peer does not take a write this long")
 }
 
 func (l *limitFlags) limits() protocol.Limits {
-	return protocol.Limits{MaxFrame: l.maxFrame, MaxInflight: l.maxInflight, IdleTimeout: l.idle, HelloTimeout: l.hello}.WithDefaults()
+	return protocol.Limits{MaxFrame: l.maxFrame, MaxInflight: l.maxInflight, IdleTimeout: l.idle, HelloTimeout: l.hello,
+		MaxPendingWrite: l.pending, WriteTimeout: l.write}.WithDefaults()
 }
 
 // listFlag collects a repeated flag; each value may also hold a
