@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
-	"github.com/graftlb/graftlb/internal/clock"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/rs/zerolog"
 )

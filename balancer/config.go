@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/health"
-	"github.com/graftlb/graftlb/internal/clock"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/rs/zerolog"
 )

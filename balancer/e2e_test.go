@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
 	"github.com/graftlb/graftlb/gateway/modules/orders"
 	"github.com/graftlb/graftlb/gateway/modules/ticker"
-	"github.com/graftlb/graftlb/internal/clock"
 	"github.com/graftlb/graftlb/internal/testgw"
 	"github.com/graftlb/graftlb/protocol"
 )

@@ -106,7 +106,7 @@ type Passthrough struct {
 	// perBackend maps a backend name to its open forwarded connections
 	// (*atomic.Int64).
 	perBackend sync.Map
-	refused refusalLog // rate-limits the logs of refused connections
+	refused    refusalLog // rate-limits the logs of refused connections
 
 	mu      sync.Mutex
 	tcpLn   net.Listener

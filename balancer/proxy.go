@@ -63,8 +63,8 @@ type Proxy struct {
 	detector *health.Detector
 
 	picker   atomic.Pointer[picker]
-	draining atomic.Bool   // Drain was called: not ready, GOAWAY to clients
-	conns    atomic.Int64  // client connections
+	draining atomic.Bool  // Drain was called: not ready, GOAWAY to clients
+	conns    atomic.Int64 // client connections
 	sources  *sourceConns // client connections by source address
 	// refusedFull and refusedSource rate-limit the logs of connections
 	// refused by MaxConns and MaxConnsPerSource.

@@ -9,7 +9,7 @@ import (
 // type, and an ERROR body (SPEC.md section 6) for a session whose gateway
 // died. The client does not show it as an Event: it marks the session
 // lost and calls the OnLost handlers.
-const MethodSessionLost = "$session_lost"
+const MethodSessionLost = protocol.EventSessionLost
 
 // OnLost registers fn to be called once, with an error matching
 // ErrSessionLost, when the session is known lost: a session-lost notice

@@ -12,12 +12,12 @@ import (
 // the calls TopicModule.Topic.Subscribe(topic) and Unsubscribe(topic), and
 // a topic event arrives with Module TopicModule, Type the topic and Name
 // the event's name.
-const TopicModule = "$topic@1"
+const TopicModule = protocol.TopicModule
 
 // MaxTopicLen is the longest topic name, in bytes.
 const MaxTopicLen = protocol.MaxStringLen
 
-const topicType = "Topic"
+const topicType = protocol.TopicType
 
 // Subscribe subscribes the session to topic (1 to MaxTopicLen bytes of
 // UTF-8): the events published to it reach the session's handlers and

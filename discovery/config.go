@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
 
-	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/clock"
 )
 
 // KeyEnv is the environment variable DefaultConfig reads the gossip key

@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/clock"
 )
 
 // fakeResolver answers LookupHost from fields a test changes.

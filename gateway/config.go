@@ -8,7 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/protocol"
 )

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
-	"github.com/graftlb/graftlb/internal/clock"
 	"github.com/graftlb/graftlb/protocol"
 )
 

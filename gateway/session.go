@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/protocol"
 )
 

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
-	"github.com/graftlb/graftlb/internal/clock"
 	"github.com/graftlb/graftlb/protocol"
 )
 

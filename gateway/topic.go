@@ -18,10 +18,10 @@ import (
 // or Unsubscribe, one text argument. A proxy answers these calls for its
 // clients; a gateway answers them for its direct clients.
 const (
-	topicModule      = "$topic@1"
-	topicType        = "Topic"
-	topicSubscribe   = "Subscribe"
-	topicUnsubscribe = "Unsubscribe"
+	topicModule      = protocol.TopicModule
+	topicType        = protocol.TopicType
+	topicSubscribe   = protocol.TopicSubscribe
+	topicUnsubscribe = protocol.TopicUnsubscribe
 )
 
 // DefaultMaxSubscriptions is the default of Config.MaxSubscriptions.

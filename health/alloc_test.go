@@ -5,7 +5,7 @@ package health
 import (
 	"testing"
 
-	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/clock"
 )
 
 // The data path's calls into this package allocate nothing. (The race

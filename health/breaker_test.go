@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/clock"
 )
 
 type stateChanges struct{ got []string }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/clock"
 )
 
 // Defaults. Every config field's doc repeats its default; these names keep

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/clock"
 )
 
 func TestSnapshot(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftlb/graftlb/internal/clock"
+	"github.com/graftlb/graftlb/clock"
 )
 
 // Many goroutines use a breaker while its clock moves and it trips and

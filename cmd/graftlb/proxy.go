@@ -11,8 +11,8 @@ import (
 	"github.com/graftlb/graftlb/affinity"
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/discovery"
-	"github.com/valyala/fasthttp"
 	"github.com/graftlb/graftlb/internal/httpserver"
+	"github.com/valyala/fasthttp"
 )
 
 func runProxy(args []string, stdout, stderr io.Writer) int {

@@ -1,8 +1,9 @@
 // Package clock lets code that depends on time run on a fake clock in tests.
 //
 // Everything in graftlb whose behaviour depends on time (ejection, breakers,
-// idle timeouts, session TTLs, active checks) takes a Clock, so that its tests
-// advance time explicitly instead of sleeping.
+// idle timeouts, session TTLs, active checks) takes a Clock in its Config
+// (nil: the wall clock, Real), so that tests, graftlb's and yours, advance
+// time explicitly with a Fake instead of sleeping.
 package clock
 
 import "time"
