@@ -19,7 +19,7 @@ type Limits struct {
 	// (default 5m). Clients that hold idle connections send PING.
 	IdleTimeout time.Duration `json:"idle_timeout" yaml:"idle_timeout"`
 	// MaxPendingWrite is how many bytes may wait to be written to a peer
-	// that does not read (default 8 MiB, at least 2 × MaxFrame); past it
+	// that does not read (default 2 MiB, at least 2 × MaxFrame); past it
 	// the connection is closed (or, on a connection whose senders wait for
 	// room, they wait). A peer that does not read costs at most about
 	// twice this in heap (see Writer), until the write timeout.
@@ -36,7 +36,7 @@ const (
 	DefaultMaxInflight     = 1024
 	DefaultHelloTimeout    = 10 * time.Second
 	DefaultIdleTimeout     = 5 * time.Minute
-	DefaultMaxPendingWrite = 8 << 20
+	DefaultMaxPendingWrite = 2 << 20
 	DefaultWriteTimeout    = 10 * time.Second
 )
 
