@@ -39,6 +39,7 @@ type backend struct {
 	outstanding atomic.Int64  // calls in flight, for picking
 	served      atomic.Uint64 // replies received
 	sessions    atomic.Int64  // sessions bound here by this proxy
+	sessionTTL  atomic.Int64  // the gateway's session TTL (WELCOME), nanoseconds; 0: unknown
 	draining    atomic.Bool   // the member says draining, or the gateway sent GOAWAY
 	up          atomic.Bool   // at least one upstream is connected
 	// epoch grows each time the gateway is found dead (its connections
@@ -297,9 +298,13 @@ func (b *backend) dial() (*upstream, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: b.p.upLimits, BlockWhenFull: true})
-	if err := greet(pc, b.p.instance, b.p.cfg.DialTimeout); err != nil {
+	w, err := greet(pc, b.p.instance, b.p.cfg.DialTimeout)
+	if err != nil {
 		pc.Abort()
 		return nil, err
+	}
+	if w.SessionTTLMs > 0 && b.sessionTTL.Swap(int64(w.SessionTTLMs)*int64(time.Millisecond)) == 0 {
+		b.p.kick() // the picker announces the pool's session TTL
 	}
 	b.mu.Lock()
 	b.deadSeen = false
@@ -308,27 +313,29 @@ func (b *backend) dial() (*upstream, error) {
 }
 
 // greet says HELLO as proxy instance and waits for WELCOME.
-func greet(pc *protocol.Conn, instance string, timeout time.Duration) error {
+func greet(pc *protocol.Conn, instance string, timeout time.Duration) (protocol.Welcome, error) {
+	var w protocol.Welcome
 	body, _ := protocol.Marshal(protocol.Hello{Client: "graftlb-proxy/1", Instance: instance})
 	if err := pc.Send(&protocol.Frame{Type: protocol.TypeHello, Flags: protocol.FlagProxy,
 		Session: protocol.NewSessionID(), Body: body}); err != nil {
-		return err
+		return w, err
 	}
 	_ = pc.SetReadDeadline(time.Now().Add(timeout))
 	defer pc.SetReadDeadline(time.Time{})
 	raw, err := pc.ReadFrame()
 	if err != nil {
-		return err
+		return w, err
 	}
 	var f protocol.Frame
 	if err := protocol.Decode(raw, &f); err != nil {
-		return err
+		return w, err
 	}
 	switch f.Type {
 	case protocol.TypeWelcome:
-		return nil
+		_ = protocol.Unmarshal(f.Body, &w)
+		return w, nil
 	case protocol.TypeError:
-		return protocol.ErrorFromBody(f.Body)
+		return w, protocol.ErrorFromBody(f.Body)
 	}
-	return protocol.Errorf(protocol.CodeBadFrame, "gateway answered HELLO with %s", f.Type)
+	return w, protocol.Errorf(protocol.CodeBadFrame, "gateway answered HELLO with %s", f.Type)
 }

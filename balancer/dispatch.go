@@ -79,6 +79,10 @@ func (p *Proxy) event(f *protocol.Frame, raw []byte) {
 	}
 	if s := p.sessions.lookup(f.Session); s != nil {
 		if d := s.client.Load().get(); d != nil {
+			if len(raw) > d.peerMax {
+				p.stats.eventsDropped.Add(1) // larger than the client accepts
+				return
+			}
 			d.write(raw)
 			return
 		}

@@ -17,11 +17,12 @@ import (
 // client that stops reading is cut off (protocol.ErrSlowPeer).
 type downstream struct {
 	// Immutable after the handshake.
-	p    *Proxy
-	pc   *protocol.Conn
-	sess *session   // the connection's session
-	ref  *clientRef // what sessions point at: this connection, weakly
-	src  *sourceQuota
+	p       *Proxy
+	pc      *protocol.Conn
+	sess    *session   // the connection's session
+	ref     *clientRef // what sessions point at: this connection, weakly
+	src     *sourceQuota
+	peerMax int // the largest frame the client accepts (its HELLO's max_frame)
 
 	closed atomic.Bool
 	// sessionsLive counts the sessions this connection brought to the
@@ -144,6 +145,11 @@ func (d *downstream) handshake() bool {
 		d.sendError(0, pe.Code, pe.Message)
 		return false
 	}
+	d.peerMax = protocol.DefaultMaxFrame
+	var h protocol.Hello
+	if protocol.Unmarshal(f.Body, &h) == nil && h.MaxFrame >= protocol.HeaderSize {
+		d.peerMax = int(h.MaxFrame)
+	}
 	id, fresh := f.Session, !f.Flags.Has(protocol.FlagResume)
 	if id.IsZero() {
 		id, fresh = protocol.NewSessionID(), true
@@ -155,6 +161,7 @@ func (d *downstream) handshake() bool {
 		MaxFrame:      uint32(lim.MaxFrame),
 		MaxInflight:   uint32(lim.MaxInflight),
 		IdleTimeoutMs: uint32(lim.IdleTimeout / time.Millisecond),
+		SessionTTLMs:  uint32(d.p.picker.Load().sessionTTL / time.Millisecond),
 	})
 	return d.pc.Send(&protocol.Frame{Type: protocol.TypeWelcome, Session: id, Body: body}) == nil
 }
@@ -318,10 +325,16 @@ func (d *downstream) finish(pd *pending) {
 }
 
 // deliver sends a gateway's reply to the client under the client's call
-// id; the gateway's acknowledgement of a ONEWAY call goes no further.
+// id; the gateway's acknowledgement of a ONEWAY call goes no further. A
+// reply larger than the client's max_frame becomes ERROR TOO_LARGE for
+// that call, as a gateway answers (SPEC.md section 6).
 func (d *downstream) deliver(pd *pending, raw []byte) {
 	d.finish(pd)
 	if pd.flags.Has(protocol.FlagOneway) {
+		return
+	}
+	if len(raw) > d.peerMax {
+		d.sendError(pd.clientID, protocol.CodeTooLarge, "the reply exceeds the max_frame this client announced")
 		return
 	}
 	protocol.SetCallID(raw, pd.clientID)
@@ -355,6 +368,11 @@ func (d *downstream) sendError(id uint32, code protocol.Code, msg string) {
 // forwardCallback sends a gateway's CALLBACK to the client under a call id
 // of this connection, remembering where the answer goes.
 func (d *downstream) forwardCallback(u *upstream, gwID uint32, raw []byte) bool {
+	if len(raw) > d.peerMax {
+		_ = u.pc.Send(&protocol.Frame{Type: protocol.TypeError, CallID: gwID,
+			Body: protocol.AppendErrorBody(nil, protocol.CodeTooLarge, "the callback exceeds the client's max_frame", "")})
+		return true
+	}
 	d.mu.Lock()
 	if d.closed.Load() {
 		d.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/graftlb/graftlb/affinity"
 	"github.com/graftlb/graftlb/health"
@@ -36,6 +37,9 @@ type picker struct {
 	// gateways were healthy: admit and stateless then ignore health.
 	panic              bool
 	healthy, connected int
+	// sessionTTL is the shortest session TTL the pool's gateways announce:
+	// what WELCOME tells clients (0: none known yet).
+	sessionTTL time.Duration
 }
 
 // buildPicker builds the snapshot of backends (sorted by name). The table
@@ -74,6 +78,9 @@ func buildPicker(backends []*backend, prev *picker, panicThreshold float64) (*pi
 		}
 	}
 	for _, b := range backends {
+		if ttl := time.Duration(b.sessionTTL.Load()); ttl > 0 && (pk.sessionTTL == 0 || ttl < pk.sessionTTL) {
+			pk.sessionTTL = ttl
+		}
 		if b.up.Load() && !b.removed.Load() {
 			pk.connected++
 			if b.healthy() {

@@ -64,16 +64,22 @@ func (t *topicTable) remove(topic string, sub subscriber) {
 }
 
 // publish delivers a topic EVENT (raw, patched in place with each
-// subscriber's session id) and returns how many sessions it reached.
+// subscriber's session id) to the subscribers that accept its size, and
+// returns how many sessions it reached.
 func (t *topicTable) publish(topic []byte, raw []byte) int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	subs := t.m[string(topic)]
+	n := 0
 	for sub := range subs {
+		if len(raw) > sub.d.peerMax {
+			continue // larger than this client accepts
+		}
 		protocol.SetSession(raw, sub.id)
 		sub.d.write(raw)
+		n++
 	}
-	return len(subs)
+	return n
 }
 
 // topicCall answers a client's CALL of the reserved module $topic@1.
