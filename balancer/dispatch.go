@@ -108,7 +108,7 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
 	}
 	for _, pd := range calls {
 		b.outcome(&pd, false, 0)
-		if pd.sess != nil && dead {
+		if pd.sess != nil && dead && pd.sess.bound(b) {
 			p.lose(pd.sess, b, anyEpoch, "gateway "+b.name+" died holding the session")
 			p.fail(&pd, protocol.CodeSessionLost, "gateway "+b.name+" died holding the session")
 			continue
@@ -126,4 +126,31 @@ func (p *Proxy) retryStateless(pd pending, from *backend) {
 		return
 	}
 	p.routeStateless(pd, f.Module, pd.kept.b, from)
+}
+
+// moved rebinds a session that its gateway from handed to another gateway
+// while draining (SPEC.md section 7, Handoff): its calls go to the gateway
+// the MOVED frame names from now on. A gateway this proxy is not connected
+// to leaves the session unbound: its next call finds the holder by the
+// NOT_OWNER walk.
+func (p *Proxy) moved(from *backend, f *protocol.Frame) {
+	s := p.sessions.lookup(f.Session)
+	if s == nil {
+		return // not bound here
+	}
+	to := p.picker.Load().named(f.Module)
+	s.mu.Lock()
+	if s.owner == from && !s.lost {
+		if s.confirmed {
+			from.sessions.Add(-1)
+		}
+		if to != nil && to.up.Load() {
+			s.owner, s.epoch, s.confirmed, s.fresh, s.tried = to, to.epoch.Load(), true, false, nil
+			to.sessions.Add(1)
+		} else {
+			s.owner, s.confirmed, s.fresh, s.tried = nil, false, false, nil
+		}
+		p.stats.sessionsMoved.Add(1)
+	}
+	s.mu.Unlock()
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/graftlb/graftlb/affinity"
@@ -236,4 +237,15 @@ func (pk *picker) knows(module []byte) bool {
 		return true
 	}
 	return slices.Contains(pk.servesAll, true)
+}
+
+// named returns the backend called name, or nil.
+func (pk *picker) named(name []byte) *backend {
+	i, ok := slices.BinarySearchFunc(pk.backends, name, func(b *backend, n []byte) int {
+		return strings.Compare(b.name, string(n))
+	})
+	if !ok {
+		return nil
+	}
+	return pk.backends[i]
 }

@@ -51,6 +51,9 @@ type Stats struct {
 	LostNotices int64 `json:"lost_notices"`
 	// TopicDeliveries counts topic events delivered to subscribed sessions.
 	TopicDeliveries int64 `json:"topic_deliveries"`
+	// SessionsMoved counts sessions rebound because their draining gateway
+	// handed them to another (MOVED).
+	SessionsMoved int64 `json:"sessions_moved"`
 }
 
 // Pool returns the gateways the proxy routes to, sorted by name.
@@ -120,5 +123,6 @@ func (p *Proxy) Stats() Stats {
 		DeadlinesExceeded: p.stats.deadlinesExceeded.Load(),
 		LostNotices:       p.stats.lostNotices.Load(),
 		TopicDeliveries:   p.stats.topicDeliveries.Load(),
+		SessionsMoved:     p.stats.sessionsMoved.Load(),
 	}
 }

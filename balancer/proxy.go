@@ -98,6 +98,7 @@ type stats struct {
 	deadlinesExceeded atomic.Int64
 	lostNotices       atomic.Int64
 	topicDeliveries   atomic.Int64
+	sessionsMoved     atomic.Int64
 }
 
 // New returns a proxy for the pool src describes. It owns src from then on

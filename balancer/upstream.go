@@ -129,6 +129,8 @@ func (u *upstream) serve() map[uint32]pending {
 			_ = u.pc.Send(&f)
 		case protocol.TypePong:
 			u.pong(f.CallID)
+		case protocol.TypeMoved:
+			u.b.p.moved(u.b, &f)
 		case protocol.TypeGoaway:
 			if !u.b.draining.Swap(true) {
 				log.Info().Str("gateway", u.b.name).Msg("gateway is draining (GOAWAY)")
