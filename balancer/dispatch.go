@@ -108,7 +108,7 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]pending, dead bool) {
 	}
 	for _, pd := range calls {
 		b.outcome(&pd, false, 0)
-		if pd.sess != nil && dead && pd.sess.bound(b) {
+		if pd.sess != nil && dead && pd.sess.ownedBy(b) {
 			p.lose(pd.sess, b, anyEpoch, "gateway "+b.name+" died holding the session")
 			p.fail(&pd, protocol.CodeSessionLost, "gateway "+b.name+" died holding the session")
 			continue

@@ -268,6 +268,14 @@ func (s *session) bound(b *backend) bool {
 	return s.owner == b && s.confirmed && !s.lost
 }
 
+// ownedBy reports whether b is the session's gateway (lost with it or not):
+// false once the session moved elsewhere.
+func (s *session) ownedBy(b *backend) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owner == b
+}
+
 // len returns the number of sessions known.
 func (t *sessionTable) len() int { return int(t.count.Load()) }
 
