@@ -16,7 +16,7 @@ vet:
 	go vet ./...
 
 build:
-	CGO_ENABLED=0 go build -trimpath -o bin/graftlb ./cmd/graftlb
+	CGO_ENABLED=0 go build -trimpath -buildvcs=auto -o bin/graftlb ./cmd/graftlb
 
 # Five minutes per fuzz target, as the protocol issue asks.
 fuzz:
