@@ -69,6 +69,17 @@
 //     re-joins every JoinRetry for a while, so the new run is seen about
 //     2 s after the old one is declared dead (8 s in the tests).
 //
+// # Addresses
+//
+// Members announce addresses others can dial. A gossip listener bound to
+// a wildcard address (0.0.0.0 in a container) advertises a private IP of
+// the machine, and listeners bound to a wildcard address are announced
+// with the gossip's IP: a proxy that dialed a gateway's [::]:8990 would
+// reach itself. Config.AdvertiseAddr (graftlb --advertise; in Kubernetes
+// the pod IP from the downward API) replaces the host of all of them, and
+// may be a name that peers resolve when they dial. Bind addresses and
+// seeds may be names too.
+//
 // Gossip is encrypted with a shared key (AES-GCM, from GRAFTLB_GOSSIP_KEY
 // or a flag) and labelled per cluster (memberlist Label, default
 // "graftlb"): a node with another key or label never enters the pool, and

@@ -22,6 +22,7 @@ import (
 type Gossip struct {
 	// Immutable after NewGossip.
 	cfg  Config
+	adv  advertisement
 	key  []byte
 	log  zerolog.Logger
 	feed *feed
@@ -58,7 +59,11 @@ func NewGossip(cfg Config) (*Gossip, error) {
 	cfg = cfg.withDefaults()
 	cfg.Join = append([]string(nil), cfg.Join...)
 	key, _ := ParseKey(cfg.Key)
-	local := cfg.Local.normalized()
+	adv, err := cfg.advertise()
+	if err != nil {
+		return nil, err
+	}
+	local := adv.member(cfg.Local.normalized())
 	local.Addrs.Gossip = ""
 	for local.Instance == 0 {
 		local.Instance = InstanceID(rand.Uint64())
@@ -70,6 +75,7 @@ func NewGossip(cfg Config) (*Gossip, error) {
 	log := cfg.Logger.With().Str("component", "discovery").Str("node", local.Name).Logger()
 	g := &Gossip{
 		cfg:   cfg,
+		adv:   adv,
 		key:   key,
 		log:   log,
 		feed:  newFeed(),
@@ -97,7 +103,7 @@ func (g *Gossip) Start() error {
 	if g.phase != phaseNew {
 		return errors.New("discovery: Start called twice")
 	}
-	mc := g.cfg.memberlistConfig(g.key, g.del, g.cfg.Logger)
+	mc := g.cfg.memberlistConfig(g.adv, g.key, g.del, g.cfg.Logger)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("discovery: start gossip on %s: %w", g.cfg.BindAddr, err)

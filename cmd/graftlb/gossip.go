@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"time"
@@ -11,7 +12,8 @@ import (
 
 // gossipFlags are the membership flags of gateway and proxy.
 type gossipFlags struct {
-	bind  string
+	bind      string
+	advertise string
 	join  listFlag
 	key   string
 	label string
@@ -19,8 +21,10 @@ type gossipFlags struct {
 }
 
 func (g *gossipFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.bind, "gossip", "", "gossip (memberlist) listener, IP:PORT; empty: no gossip")
-	fs.Var(&g.join, "join", "gossip seeds host:port (repeat, or comma-separated)")
+	fs.StringVar(&g.bind, "gossip", "", "gossip (memberlist) listener, HOST:PORT (HOST an IP or a name); empty: no gossip")
+	fs.StringVar(&g.advertise, "advertise", "", "the host others dial for this node, IP or name, in the gossip and every announced listener "+
+		"(default: the --gossip IP; for a wildcard --gossip, a private IP of this machine)")
+	fs.Var(&g.join, "join", "gossip seeds host:port, IPs or names, re-resolved at each join (repeat, or comma-separated)")
 	fs.StringVar(&g.key, "gossip-key", "", "gossip encryption key, base64 of 16/24/32 bytes (default: $"+discovery.KeyEnv+")")
 	fs.StringVar(&g.label, "gossip-label", discovery.DefaultLabel, "cluster label; members with another label never join")
 	fs.StringVar(&g.zone, "zone", "", "locality label announced to the cluster")
@@ -29,12 +33,16 @@ func (g *gossipFlags) register(fs *flag.FlagSet) {
 // start joins the cluster as local, or returns nil when --gossip is unset.
 func (g *gossipFlags) start(local discovery.Member, log zerolog.Logger) (*discovery.Gossip, error) {
 	if g.bind == "" {
+		if g.advertise != "" {
+			return nil, errors.New("--advertise needs --gossip: it is the address gossip announces")
+		}
 		return nil, nil
 	}
 	cfg := discovery.DefaultConfig()
 	cfg.Local = local
 	cfg.Local.Zone = g.zone
 	cfg.BindAddr = g.bind
+	cfg.AdvertiseAddr = g.advertise
 	cfg.Join = g.join
 	if g.key != "" {
 		cfg.Key = g.key
