@@ -89,4 +89,3 @@ func port(t *testing.T, addr string) string {
 	}
 	return p
 }
-

@@ -26,6 +26,7 @@ const DefaultLabel = "graftlb"
 // Defaults of Config's timing fields.
 const (
 	DefaultRejoinAfter      = 2 * time.Second
+	DefaultRejoinInterval   = 3 * time.Second
 	DefaultJoinRetry        = 2 * time.Second
 	DefaultBroadcastTimeout = 3 * time.Second
 	// deadNodeReclaimTime lets a restarted node whose old incarnation was
@@ -78,6 +79,13 @@ type Config struct {
 	// RejoinAfter is the delay of the one re-join of the seeds after the
 	// first successful join. Default 2s; negative disables the re-join.
 	RejoinAfter time.Duration `json:"rejoin_after,omitempty"`
+	// RejoinInterval is how often, after the re-join, a member joins one
+	// address of its seeds again (a push/pull of the member lists over
+	// TCP), so that a member the others declared dead, or that declared
+	// them dead, finds the cluster again within about RejoinInterval of
+	// the network healing. It costs one push/pull per member per interval.
+	// Default 3s; negative disables it.
+	RejoinInterval time.Duration `json:"rejoin_interval,omitempty"`
 	// JoinRetry is the delay between join attempts while no seed has
 	// answered, and between the re-joins that settle a conflict on this
 	// node's name (see Gossip.Start). Default 2s.
@@ -122,6 +130,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RejoinAfter == 0 {
 		c.RejoinAfter = DefaultRejoinAfter
+	}
+	if c.RejoinInterval == 0 {
+		c.RejoinInterval = DefaultRejoinInterval
 	}
 	if c.JoinRetry == 0 {
 		c.JoinRetry = DefaultJoinRetry

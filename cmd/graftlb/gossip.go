@@ -14,10 +14,11 @@ import (
 type gossipFlags struct {
 	bind      string
 	advertise string
-	join  listFlag
-	key   string
-	label string
-	zone  string
+	join      listFlag
+	key       string
+	label     string
+	zone      string
+	rejoin    time.Duration
 }
 
 func (g *gossipFlags) register(fs *flag.FlagSet) {
@@ -28,6 +29,8 @@ func (g *gossipFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.key, "gossip-key", "", "gossip encryption key, base64 of 16/24/32 bytes (default: $"+discovery.KeyEnv+")")
 	fs.StringVar(&g.label, "gossip-label", discovery.DefaultLabel, "cluster label; members with another label never join")
 	fs.StringVar(&g.zone, "zone", "", "locality label announced to the cluster")
+	fs.DurationVar(&g.rejoin, "gossip-rejoin-interval", discovery.DefaultRejoinInterval,
+		"join one seed this often, so that a member declared dead (a partition) finds the cluster again (negative: off)")
 }
 
 // start joins the cluster as local, or returns nil when --gossip is unset.
@@ -50,6 +53,7 @@ func (g *gossipFlags) start(local discovery.Member, log zerolog.Logger) (*discov
 		cfg.Key = os.Getenv(discovery.KeyEnv)
 	}
 	cfg.Label = g.label
+	cfg.RejoinInterval = g.rejoin
 	cfg.Logger = log
 	gs, err := discovery.NewGossip(cfg)
 	if err != nil {
