@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -25,6 +26,7 @@ const DefaultLabel = "graftlb"
 // Defaults of Config's timing fields.
 const (
 	DefaultRejoinAfter      = 2 * time.Second
+	DefaultRejoinInterval   = 3 * time.Second
 	DefaultJoinRetry        = 2 * time.Second
 	DefaultBroadcastTimeout = 3 * time.Second
 	// deadNodeReclaimTime lets a restarted node whose old incarnation was
@@ -43,13 +45,24 @@ type Config struct {
 	// is ignored (filled in from the bound address). Instance zero means a
 	// random id drawn at NewGossip; tests may fix it.
 	Local Member `json:"local"`
-	// BindAddr is the gossip listener, IP:PORT (TCP and UDP on the same
-	// port). Port 0 picks a free port; LocalAddr reports it. Default
+	// BindAddr is the gossip listener, HOST:PORT (TCP and UDP on the same
+	// port). HOST may be a name, resolved once by NewGossip (IPv4 first).
+	// Port 0 picks a free port; LocalAddr reports it. Default
 	// "0.0.0.0:7946".
 	BindAddr string `json:"bind_addr,omitempty"`
-	// AdvertiseAddr is the IP:PORT other members use to reach this one,
-	// when it differs from BindAddr (NAT, containers). Default: memberlist
-	// picks the bound address, or a private IP when bound to 0.0.0.0.
+	// AdvertiseAddr is the address other members reach this one at, HOST
+	// or HOST:PORT (the port defaults to the bound one; a port here needs
+	// a fixed bind port), when it differs from BindAddr: NAT, containers,
+	// a Kubernetes pod's IP. HOST may be a name: memberlist gets it
+	// resolved by NewGossip, and Local's listener addresses are announced
+	// with HOST as given, so that peers resolve it when they dial.
+	//
+	// Empty: the bound IP, or for a wildcard bind (0.0.0.0, ::) a private
+	// IP of this machine (the one memberlist would pick, else the first
+	// non-loopback address); NewGossip fails, naming the advertise
+	// address, when there is none. Local's listener addresses on a
+	// wildcard host are announced with that IP, since a peer dialing
+	// [::]:8990 reaches itself; with AdvertiseAddr set, all of them are.
 	AdvertiseAddr string `json:"advertise_addr,omitempty"`
 	// Join lists seed members, host:port. Start contacts them, retries
 	// every JoinRetry until one answers, then joins them once more after
@@ -66,6 +79,13 @@ type Config struct {
 	// RejoinAfter is the delay of the one re-join of the seeds after the
 	// first successful join. Default 2s; negative disables the re-join.
 	RejoinAfter time.Duration `json:"rejoin_after,omitempty"`
+	// RejoinInterval is how often, after the re-join, a member joins one
+	// address of its seeds again (a push/pull of the member lists over
+	// TCP), so that a member the others declared dead, or that declared
+	// them dead, finds the cluster again within about RejoinInterval of
+	// the network healing. It costs one push/pull per member per interval.
+	// Default 3s; negative disables it.
+	RejoinInterval time.Duration `json:"rejoin_interval,omitempty"`
 	// JoinRetry is the delay between join attempts while no seed has
 	// answered, and between the re-joins that settle a conflict on this
 	// node's name (see Gossip.Start). Default 2s.
@@ -111,6 +131,9 @@ func (c Config) withDefaults() Config {
 	if c.RejoinAfter == 0 {
 		c.RejoinAfter = DefaultRejoinAfter
 	}
+	if c.RejoinInterval == 0 {
+		c.RejoinInterval = DefaultRejoinInterval
+	}
 	if c.JoinRetry == 0 {
 		c.JoinRetry = DefaultJoinRetry
 	}
@@ -132,14 +155,12 @@ func (c Config) Validate() error {
 	if _, err := encodeMeta(c.Local); err != nil {
 		errs = append(errs, fmt.Errorf("discovery: local: %w", err))
 	}
-	if _, _, err := splitIPPort(c.BindAddr); err != nil {
+	if err := checkAddr(c.BindAddr, false); err != nil {
 		errs = append(errs, fmt.Errorf("discovery: bind_addr: %w", err))
 	}
 	if c.AdvertiseAddr != "" {
-		if _, port, err := splitIPPort(c.AdvertiseAddr); err != nil {
+		if err := checkAddr(c.AdvertiseAddr, true); err != nil {
 			errs = append(errs, fmt.Errorf("discovery: advertise_addr: %w", err))
-		} else if port == 0 {
-			errs = append(errs, errors.New("discovery: advertise_addr: port 0"))
 		}
 	}
 	for _, j := range c.Join {
@@ -179,35 +200,70 @@ func ParseKey(s string) ([]byte, error) {
 	return nil, fmt.Errorf("discovery: gossip key is %d bytes, want 16, 24 or 32", len(k))
 }
 
-// splitIPPort parses IP:PORT; memberlist binds to IP addresses, not names.
-func splitIPPort(a string) (net.IP, int, error) {
+// checkAddr checks HOST:PORT (port 0 to 65535) or, for an advertise
+// address, HOST[:PORT] (port 1 to 65535). HOST is an IP or a name that
+// is valid in DNS; nothing is looked up here.
+func checkAddr(a string, advertise bool) error {
 	host, ps, err := net.SplitHostPort(a)
 	if err != nil {
-		return nil, 0, err
+		if !advertise {
+			return err
+		}
+		host, ps = a, ""
+		if len(a) > 1 && a[0] == '[' && a[len(a)-1] == ']' {
+			host = a[1 : len(a)-1]
+		}
 	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return nil, 0, fmt.Errorf("host %q is not an IP address", host)
+	if ps != "" || !advertise {
+		port, err := strconv.Atoi(ps)
+		if err != nil || port < 0 || port > 65535 || (advertise && port == 0) {
+			return fmt.Errorf("port %q: want %d to 65535", ps, map[bool]int{false: 0, true: 1}[advertise])
+		}
 	}
-	port, err := strconv.Atoi(ps)
-	if err != nil || port < 0 || port > 65535 {
-		return nil, 0, fmt.Errorf("port %q: want 0 to 65535", ps)
+	if host == "" {
+		if advertise {
+			return errors.New("empty host")
+		}
+		return nil
 	}
-	return ip, port, nil
+	if net.ParseIP(host) == nil && !validName(host) {
+		return fmt.Errorf("host %q is neither an IP address nor a host name", host)
+	}
+	return nil
+}
+
+// validName reports whether s is a syntactically valid DNS name: labels
+// of 1 to 63 letters, digits, hyphens and underscores, 253 bytes at most.
+func validName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // memberlistConfig builds memberlist's config from c (with defaults
 // applied and validated): the LAN profile, unchanged in its
 // timing; see the package doc.
-func (c Config) memberlistConfig(key []byte, d *delegate, logger zerolog.Logger) *memberlist.Config {
+func (c Config) memberlistConfig(adv advertisement, key []byte, d *delegate, logger zerolog.Logger) *memberlist.Config {
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = c.Local.Name
-	ip, port, _ := splitIPPort(c.BindAddr)
-	mc.BindAddr, mc.BindPort = ip.String(), port
-	mc.AdvertisePort = port
-	if c.AdvertiseAddr != "" {
-		aip, aport, _ := splitIPPort(c.AdvertiseAddr)
-		mc.AdvertiseAddr, mc.AdvertisePort = aip.String(), aport
+	mc.BindAddr, mc.BindPort = adv.bindIP.String(), adv.port
+	// memberlist replaces the advertise port with the bound one when it
+	// picks the port itself (BindPort 0).
+	mc.AdvertiseAddr, mc.AdvertisePort = adv.ip.String(), adv.port
+	if adv.aport != 0 {
+		mc.AdvertisePort = adv.aport
 	}
 	mc.Label = c.Label
 	mc.SecretKey = key

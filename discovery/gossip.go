@@ -1,9 +1,12 @@
 package discovery
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +25,7 @@ import (
 type Gossip struct {
 	// Immutable after NewGossip.
 	cfg  Config
+	adv  advertisement
 	key  []byte
 	log  zerolog.Logger
 	feed *feed
@@ -58,7 +62,11 @@ func NewGossip(cfg Config) (*Gossip, error) {
 	cfg = cfg.withDefaults()
 	cfg.Join = append([]string(nil), cfg.Join...)
 	key, _ := ParseKey(cfg.Key)
-	local := cfg.Local.normalized()
+	adv, err := cfg.advertise()
+	if err != nil {
+		return nil, err
+	}
+	local := adv.member(cfg.Local.normalized())
 	local.Addrs.Gossip = ""
 	for local.Instance == 0 {
 		local.Instance = InstanceID(rand.Uint64())
@@ -70,6 +78,7 @@ func NewGossip(cfg Config) (*Gossip, error) {
 	log := orNop(cfg.Logger).With().Str("component", "discovery").Str("node", local.Name).Logger()
 	g := &Gossip{
 		cfg:   cfg,
+		adv:   adv,
 		key:   key,
 		log:   log,
 		feed:  newFeed(),
@@ -86,8 +95,10 @@ func NewGossip(cfg Config) (*Gossip, error) {
 // it logs a warning and a goroutine retries every JoinRetry, since seeds
 // often start after their members. After the first successful join the
 // goroutine joins the seeds once more after RejoinAfter, which repairs the
-// rare member that missed a peer during a mass start (see the package doc)
-// long before the next push/pull. The same goroutine re-joins while the cluster
+// rare member that missed a peer during a mass start (see the package doc) long
+// before the next push/pull, then one seed every RejoinInterval, which
+// brings a member that was declared dead back within seconds of the
+// network healing. The same goroutine re-joins while the cluster
 // still holds a previous run of this node under its name at another
 // address, so that a restarted node is accepted as soon as its old run is
 // declared dead.
@@ -97,7 +108,7 @@ func (g *Gossip) Start() error {
 	if g.phase != phaseNew {
 		return errors.New("discovery: Start called twice")
 	}
-	mc := g.cfg.memberlistConfig(g.key, g.del, orNop(g.cfg.Logger))
+	mc := g.cfg.memberlistConfig(g.adv, g.key, g.del, orNop(g.cfg.Logger))
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("discovery: start gossip on %s: %w", g.cfg.BindAddr, err)
@@ -129,6 +140,14 @@ const conflictWindow = 60 * time.Second
 //   - while no seed has answered, it retries them every JoinRetry;
 //   - after the first successful join, it joins them once more after
 //     RejoinAfter;
+//   - from then on, every RejoinInterval, it joins one address of a seed
+//     (drawn at random among the seeds' resolved addresses, this node's
+//     own excluded). A member the others declared dead (a partition, a
+//     long pause) learns it from that exchange and refutes, and the
+//     members it declared dead refute too, so the cluster is whole again
+//     within about RejoinInterval of the network healing; memberlist alone
+//     gossips to the dead only briefly and pushes/pulls only with live
+//     members, which took about 30 s;
 //   - when memberlist reports that another address holds this node's name
 //     (the previous run of a node restarted on a new port or IP, not yet
 //     declared dead), it pushes this node's state to the seeds every
@@ -143,20 +162,38 @@ func (g *Gossip) joinLoop(ml *memberlist.Memberlist, self string, joined bool) {
 	t := g.cfg.Clock.NewTimer(time.Hour)
 	t.Stop()
 	defer t.Stop()
-	armed := false
+	var deadline time.Time // when t fires; zero: not armed
+	// arm makes t fire after d, or keeps it armed if it fires sooner.
 	arm := func(d time.Duration) {
-		if !armed {
-			t.Reset(d)
-			armed = true
+		at := g.cfg.Clock.Now().Add(d)
+		if !deadline.IsZero() && !at.Before(deadline) {
+			return
 		}
+		if !t.Stop() {
+			select {
+			case <-t.C():
+			default:
+			}
+		}
+		t.Reset(d)
+		deadline = at
 	}
 	hasSeeds := len(g.cfg.Join) > 0
 	rejoinDue := hasSeeds && g.cfg.RejoinAfter >= 0
-	switch {
-	case hasSeeds && !joined:
+	periodic := hasSeeds && g.cfg.RejoinInterval > 0
+	// afterJoin arms what follows a successful join.
+	afterJoin := func() {
+		switch {
+		case rejoinDue:
+			arm(g.cfg.RejoinAfter)
+		case periodic:
+			arm(g.cfg.RejoinInterval)
+		}
+	}
+	if hasSeeds && !joined {
 		arm(g.cfg.JoinRetry)
-	case rejoinDue:
-		arm(g.cfg.RejoinAfter)
+	} else {
+		afterJoin()
 	}
 	var conflictUntil time.Time // zero: no conflict on our name
 	for {
@@ -172,8 +209,9 @@ func (g *Gossip) joinLoop(ml *memberlist.Memberlist, self string, joined bool) {
 			arm(g.cfg.JoinRetry)
 			continue
 		case <-t.C():
-			armed = false
+			deadline = time.Time{}
 		}
+		now := g.cfg.Clock.Now()
 		switch {
 		case hasSeeds && !joined:
 			if g.joinSeeds(ml, "join retry") == 0 {
@@ -181,23 +219,65 @@ func (g *Gossip) joinLoop(ml *memberlist.Memberlist, self string, joined bool) {
 				continue
 			}
 			joined = true
-			if rejoinDue {
-				arm(g.cfg.RejoinAfter)
-			}
-		case rejoinDue:
-			rejoinDue = false
-			g.joinSeeds(ml, "rejoin")
+			afterJoin()
 		case !conflictUntil.IsZero():
 			g.joinPeers(ml, self)
-		}
-		if !conflictUntil.IsZero() {
-			if g.cfg.Clock.Now().Before(conflictUntil) {
+			if now.Before(conflictUntil) {
 				arm(g.cfg.JoinRetry)
 			} else {
 				conflictUntil = time.Time{}
 			}
+			afterJoin()
+		case rejoinDue:
+			rejoinDue = false
+			g.joinSeeds(ml, "rejoin")
+			afterJoin()
+		case periodic:
+			g.joinOneSeed(ml, self)
+			afterJoin()
 		}
 	}
+}
+
+// joinOneSeed joins one address of the seeds, drawn at random among those
+// the seeds resolve to, this node's own excluded. A seed that does not
+// answer is only logged at debug level: the next round draws again.
+func (g *Gossip) joinOneSeed(ml *memberlist.Memberlist, self string) {
+	addrs := resolveSeeds(g.cfg.Join, self)
+	if len(addrs) == 0 {
+		return
+	}
+	target := addrs[rand.IntN(len(addrs))]
+	if _, err := ml.Join([]string{target}); err != nil {
+		g.log.Debug().Str("error", flatten(err)).Str("seed", target).Msg("discovery: periodic re-join: the seed did not answer")
+	}
+}
+
+// resolveSeeds returns the IP:PORT addresses the seeds (host:port, names
+// allowed) stand for now, except self. A seed that does not resolve is
+// skipped.
+func resolveSeeds(seeds []string, self string) []string {
+	var out []string
+	for _, s := range seeds {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			continue
+		}
+		var ips []net.IP
+		if ip := net.ParseIP(host); ip != nil {
+			ips = []net.IP{ip}
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+			ips, _ = net.DefaultResolver.LookupIP(ctx, "ip", host)
+			cancel()
+		}
+		for _, ip := range ips {
+			if a := net.JoinHostPort(ip.String(), port); a != self && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // joinPeers pushes this node's state to the seeds, or with none to every

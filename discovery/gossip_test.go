@@ -302,9 +302,11 @@ func TestGossipConfigErrors(t *testing.T) {
 	}{
 		{"key not base64", func(c *Config) { c.Key = "not base64!" }, "base64"},
 		{"key length", func(c *Config) { c.Key = base64.StdEncoding.EncodeToString(make([]byte, 20)) }, "20 bytes"},
-		{"bind host name", func(c *Config) { c.BindAddr = "localhost:0" }, "bind_addr"},
+		{"bind host not a name", func(c *Config) { c.BindAddr = "bad_host!:0" }, "bind_addr"},
 		{"bind port", func(c *Config) { c.BindAddr = "127.0.0.1:70000" }, "bind_addr"},
 		{"advertise port 0", func(c *Config) { c.AdvertiseAddr = "10.0.0.1:0" }, "advertise_addr"},
+		{"advertise wildcard", func(c *Config) { c.AdvertiseAddr = "0.0.0.0" }, "wildcard"},
+		{"advertise empty host", func(c *Config) { c.AdvertiseAddr = ":7946" }, "advertise_addr"},
 		{"join", func(c *Config) { c.Join = []string{"nohost"} }, "join"},
 		{"no role", func(c *Config) { c.Local.Role = 0 }, "local: role"},
 		{"metadata too large", func(c *Config) {

@@ -28,6 +28,16 @@ func printListening(w io.Writer, l listening) {
 	fmt.Fprintln(w, string(b))
 }
 
+// Log timestamps carry milliseconds: JSON logs in RFC 3339 with three
+// fractional digits, the console format as HH:MM:SS.mmm. Whole seconds
+// cannot order the events of a failover that takes a fraction of one.
+const (
+	logTimeFormat     = "2006-01-02T15:04:05.000Z07:00"
+	consoleTimeFormat = "15:04:05.000"
+)
+
+func init() { zerolog.TimeFieldFormat = logTimeFormat }
+
 // logFlags are the logging flags every long-running command takes.
 type logFlags struct {
 	level  string
@@ -48,10 +58,10 @@ func (l *logFlags) logger(stderr io.Writer) (zerolog.Logger, error) {
 	switch l.format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: consoleTimeFormat}
 	case "auto":
 		if f, ok := stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}
+			w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: consoleTimeFormat}
 		}
 	default:
 		return zerolog.Logger{}, fmt.Errorf("--log-format: want json, console or auto, got %q", l.format)

@@ -56,6 +56,10 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	sigs, stopSignals := serverSignals()
 	defer stopSignals()
+	if gf.bind == "" && gf.advertise != "" {
+		fmt.Fprintln(stderr, "graftlb gateway: --advertise needs --gossip: it is the address gossip announces")
+		return 2
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "graftlb gateway: unexpected argument %q\n", fs.Arg(0))
 		return 2

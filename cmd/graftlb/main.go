@@ -10,9 +10,6 @@ import (
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 type command struct {
 	name, summary string
 	run           func(args []string, stdout, stderr io.Writer) int
@@ -25,7 +22,8 @@ func commands() []command {
 		{"demo", "show stateless and stateful scaling end to end on this machine", runDemo},
 		{"bench", "load-test a target or run a scenario (scaleout, failover, drain, compare)", runBench},
 		{"call", "make one call and print its result as JSON", runCall},
-		{"version", "print the version", runVersion},
+		{"healthcheck", "GET a URL: exit 0 on a 2xx answer, 1 otherwise (container HEALTHCHECK)", runHealthcheck},
+		{"version", "print the module version and VCS revision", runVersion},
 	}
 }
 
@@ -54,12 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: graftlb <command> [flags]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'graftlb <command> -h' for a command's flags.")
-}
-
-func runVersion(_ []string, stdout, _ io.Writer) int {
-	fmt.Fprintln(stdout, "graftlb", version)
-	return 0
 }

@@ -36,7 +36,7 @@ func Binary(tb testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "graftlb")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/graftlb")
+		cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", binPath, "./cmd/graftlb")
 		cmd.Dir = moduleRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
