@@ -24,7 +24,8 @@ type downstream struct {
 	src     *sourceQuota
 	peerMax int // the largest frame the client accepts (its HELLO's max_frame)
 
-	closed atomic.Bool
+	closed   atomic.Bool
+	goawayAt atomic.Int64 // unix nanoseconds of the drain's GOAWAY; 0: none
 	// sessionsLive counts the sessions this connection brought to the
 	// table that the table still holds. It is an allocation of its own,
 	// since sessions point at it: a pointer into the downstream would keep
@@ -235,6 +236,10 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	d.p.active.Add(1)
 	now := d.p.now() // read once: the forwarding path reads no other clock
 	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now}
+	if g := d.goawayAt.Load(); g != 0 && time.Now().UnixNano()-g > int64(moveWindow) {
+		d.p.fail(&pd, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
+		return true
+	}
 	s := d.sess
 	if !f.Session.IsZero() && f.Session != s.id {
 		if s = d.p.sessions.lookup(f.Session); s == nil {

@@ -12,6 +12,13 @@ import (
 // RECONNECT closes it first).
 const drainIdle = time.Second
 
+// moveWindow is how long after GOAWAY a draining proxy still forwards new
+// calls on the connection; later ones are refused with DRAINING, unrun, so
+// that the connection empties even when its client has nowhere to move
+// (no other proxy behind the same address yet) and keeps calling. The Go
+// client resends such a call on its new connection.
+const moveWindow = 2 * time.Second
+
 // Drain stops the proxy gracefully, as a rolling restart of the proxy tier
 // needs (SPEC.md section 4, GOAWAY with RECONNECT):
 //
@@ -51,7 +58,9 @@ func (p *Proxy) Drain(ctx context.Context) error {
 	p.cfg.Logger.Info().Int("clients", len(downs)).Msg("draining: GOAWAY to every client connection")
 	goaway := protocol.Frame{Type: protocol.TypeGoaway, Flags: protocol.FlagReconnect,
 		Body: protocol.AppendErrorBody(nil, protocol.CodeDraining, "proxy "+p.cfg.Name+" is draining: reconnect", "")}
+	sent := time.Now().UnixNano()
 	for _, d := range downs {
+		d.goawayAt.Store(sent)
 		_ = d.pc.Send(&goaway)
 	}
 	idleSince := map[*downstream]time.Time{}

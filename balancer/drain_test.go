@@ -200,3 +200,56 @@ func TestRollingRestartOfProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestDrainWithNowhereToMove drains a proxy under load whose clients have
+// no other proxy to move to (they dial it directly, as a client of a single
+// proxy does during its restart): the proxy still empties and stops well
+// inside its drain grace, because calls that keep coming after the move
+// window are refused unrun with DRAINING, and the Go client never shows
+// that refusal to the caller (it waits to resend the call elsewhere).
+func TestDrainWithNowhereToMove(t *testing.T) {
+	gs := startGateways(t, 2, nil)
+	p := startProxy(t, gs, func(c *Config) { c.DrainDelay = 50 * time.Millisecond })
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	var drainingSeen, calls atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		c, err := client.Dial(ctx, "tcp://"+p.Addrs().TCP, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				cctx, ccancel := context.WithTimeout(ctx, time.Second)
+				_, err := c.Session().CallStateless(cctx, "chaos@1.Chaos.Sleep", 5)
+				ccancel()
+				calls.Add(1)
+				if errors.Is(err, client.ErrDraining) {
+					drainingSeen.Add(1)
+				}
+				if err != nil && !c.Connected() {
+					return // the proxy is gone and there is nowhere else
+				}
+			}
+		}()
+	}
+	proctest.Eventually(t, 10*time.Second, "load flowing", func() bool { return calls.Load() > 100 })
+	dctx, dcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer dcancel()
+	start := time.Now()
+	if err := p.Drain(dctx); err != nil {
+		t.Fatalf("drain under load with nowhere to move: %v after %v", err, time.Since(start))
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Fatalf("drain took %v, want well inside its 20 s grace", took)
+	}
+	cancel()
+	wg.Wait()
+	if n := drainingSeen.Load(); n > 0 {
+		t.Fatalf("%d calls showed the proxy's DRAINING refusal to the caller", n)
+	}
+}

@@ -42,7 +42,8 @@ type Conn struct {
 	sessions map[protocol.SessionID]*Session
 	goaway   *protocol.Error
 	goawayCh chan struct{}
-	moving   bool // a draining proxy asked to reconnect; the new connection is being dialed
+	moving   bool           // a draining proxy asked to reconnect; the new connection is being dialed
+	leaving  *protocol.Conn // the connection a draining proxy asked to leave
 	closed   bool
 	lastErr  error // why the transport last broke
 }
@@ -234,7 +235,7 @@ func (c *Conn) startMove(old *protocol.Conn) {
 		c.mu.Unlock()
 		return
 	}
-	c.moving = true
+	c.moving, c.leaving = true, old
 	c.mu.Unlock()
 	c.wg.Add(1)
 	go c.move(old)
@@ -449,18 +450,33 @@ func (c *Conn) roundTrip(ctx context.Context, f *protocol.Frame) (reply, error) 
 	}
 	defer func() { <-c.slots }()
 
+	for {
+		r, pc, err := c.send(ctx, f)
+		if err == nil || !c.refusedByDrain(err, pc) {
+			return r, err
+		}
+		// A draining proxy refused the call unrun: resend it on the
+		// connection the Conn moves to.
+		if err := c.awaitMove(ctx, pc); err != nil {
+			return reply{}, err
+		}
+	}
+}
+
+// send sends f once on the current connection and waits for its reply.
+func (c *Conn) send(ctx context.Context, f *protocol.Frame) (reply, *protocol.Conn, error) {
 	oneway := f.Flags.Has(protocol.FlagOneway)
 	cl := &call{ch: make(chan reply, 1)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return reply{}, ErrClosed
+		return reply{}, nil, ErrClosed
 	}
 	pc := c.pc
 	if pc == nil {
 		err := c.lastErr
 		c.mu.Unlock()
-		return reply{}, protocol.Errorf(protocol.CodeUnavailable, "not connected: %v", err)
+		return reply{}, nil, protocol.Errorf(protocol.CodeUnavailable, "not connected: %v", err)
 	}
 	if !oneway {
 		f.CallID = c.allocIDLocked()
@@ -472,19 +488,58 @@ func (c *Conn) roundTrip(ctx context.Context, f *protocol.Frame) (reply, error) 
 	if err := pc.Send(f); err != nil {
 		c.forget(f.CallID)
 		if errors.Is(err, protocol.ErrBadFrame) {
-			return reply{}, err
+			return reply{}, pc, err
 		}
-		return reply{}, protocol.Errorf(protocol.CodeUnavailable, "send: %v", err)
+		return reply{}, pc, protocol.Errorf(protocol.CodeUnavailable, "send: %v", err)
 	}
 	if oneway {
-		return reply{}, nil
+		return reply{}, pc, nil
 	}
 	select {
 	case r := <-cl.ch:
-		return r, r.err
+		return r, pc, r.err
 	case <-ctx.Done():
 		c.forget(f.CallID)
-		return reply{}, ctxErr(ctx)
+		return reply{}, pc, ctxErr(ctx)
+	}
+}
+
+// refusedByDrain reports whether err is a draining proxy's refusal of a
+// call it did not run, on connection pc that it asked the Conn to leave.
+func (c *Conn) refusedByDrain(err error, pc *protocol.Conn) bool {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeDraining {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return pc != nil && c.leaving == pc
+}
+
+// awaitMove waits until the Conn has moved off pc (or lost it), or ctx
+// ends.
+func (c *Conn) awaitMove(ctx context.Context, pc *protocol.Conn) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		cur, closed := c.pc, c.closed
+		c.mu.Unlock()
+		switch {
+		case closed:
+			return ErrClosed
+		case cur != nil && cur != pc:
+			return nil // moved (or reconnected)
+		case cur == nil && !c.opts.AutoReconnect:
+			return nil // the resend fails: not connected
+		}
+		select {
+		case <-ctx.Done():
+			return ctxErr(ctx)
+		case <-c.done:
+			return ErrClosed
+		case <-t.C:
+		}
 	}
 }
 

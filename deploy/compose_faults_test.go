@@ -139,8 +139,8 @@ func TestComposeFaults(t *testing.T) {
 		}
 		rows = append(rows, faultRow{"network disconnect gw2 20 s", rep, owned(rep),
 			fmt.Sprintf("not ready after %s%s; ready again %s after the reconnect", fmtDur(down), note, fmtDur(back))})
-		if back > 10*time.Second {
-			t.Errorf("gw2 served again %v after the partition healed, want within 10 s", back)
+		if back > 15*time.Second { // rejoin every 3 s, gossip, a loaded machine: a few seconds
+			t.Errorf("gw2 served again %v after the partition healed, want within 15 s", back)
 		}
 		c.waitFull("after the partition")
 	}
