@@ -71,6 +71,11 @@ type Config struct {
 	// starts failing, so that the balancer in front (its health checks, a
 	// Kubernetes endpoint update) stops sending first (default 1s).
 	DrainDelay time.Duration `json:"drain_delay" yaml:"drain_delay"`
+	// PoolSettle is how long after Start a resumed session that no known
+	// gateway holds gets UNAVAILABLE (try again) instead of SESSION_LOST:
+	// a restarted proxy learns its pool over a few gossip rounds (default
+	// 5s).
+	PoolSettle time.Duration `json:"pool_settle" yaml:"pool_settle"`
 	// ProxyProtocol reads the client's address from a PROXY protocol
 	// header on the client listeners (off by default).
 	ProxyProtocol ProxyProtocol `json:"proxy_protocol" yaml:"proxy_protocol"`
@@ -118,6 +123,7 @@ const (
 	DefaultSessionIdle        = 5 * time.Minute
 	DefaultSweepInterval      = 10 * time.Millisecond
 	DefaultDrainDelay         = time.Second
+	DefaultPoolSettle         = 5 * time.Second
 )
 
 // DefaultConfig returns a Config with every default filled in and the
@@ -166,6 +172,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionIdle <= 0 {
 		c.SessionIdle = DefaultSessionIdle
+	}
+	if c.PoolSettle == 0 {
+		c.PoolSettle = DefaultPoolSettle
+	}
+	if c.PoolSettle < 0 {
+		c.PoolSettle = 0
 	}
 	if c.DrainDelay == 0 {
 		c.DrainDelay = DefaultDrainDelay

@@ -48,7 +48,10 @@ func staticOf(gs []*gateway.Gateway) discovery.Source {
 // all of them, and closes it when the test ends.
 func startProxy(t *testing.T, gs []*gateway.Gateway, mutate func(*Config)) *Proxy {
 	t.Helper()
-	cfg := Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0"}
+	// The pool is static and known at once: no settling window, so that
+	// a resumed session nobody holds is lost at once (TestPoolSettle tests
+	// the window).
+	cfg := Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0", PoolSettle: -1}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -62,10 +62,11 @@ type Proxy struct {
 	checker  *health.Checker
 	detector *health.Detector
 
-	picker   atomic.Pointer[picker]
-	draining atomic.Bool  // Drain was called: not ready, GOAWAY to clients
-	conns    atomic.Int64 // client connections
-	sources  *sourceConns // client connections by source address
+	picker    atomic.Pointer[picker]
+	draining  atomic.Bool  // Drain was called: not ready, GOAWAY to clients
+	startedAt atomic.Int64 // unix nanoseconds when Start began serving
+	conns     atomic.Int64 // client connections
+	sources   *sourceConns // client connections by source address
 	// refusedFull and refusedSource rate-limit the logs of connections
 	// refused by MaxConns and MaxConnsPerSource.
 	refusedFull, refusedSource refusalLog
@@ -163,6 +164,7 @@ func (p *Proxy) Start() error {
 	case <-time.After(p.cfg.DialTimeout + time.Second):
 		p.cfg.Logger.Warn().Msg("pool not fully connected at start; serving anyway")
 	}
+	p.startedAt.Store(p.now())
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cfg.TCP != "" {

@@ -44,3 +44,10 @@ func (pt *Passthrough) Ready() error {
 	}
 	return nil
 }
+
+// settling reports whether the proxy started less than PoolSettle ago,
+// while its view of the pool may still be incomplete.
+func (p *Proxy) settling() bool {
+	at := p.startedAt.Load()
+	return at == 0 || p.now()-at < int64(p.cfg.PoolSettle)
+}

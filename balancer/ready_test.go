@@ -60,3 +60,24 @@ func TestEmptyPoolIsUnavailable(t *testing.T) {
 		return errors.Is(q.Ready(), ErrNoGateway)
 	})
 }
+
+// TestPoolSettle: a proxy that just started (as after a restart, while
+// gossip is still telling it the pool) answers a resumed session that no
+// gateway it knows holds with UNAVAILABLE, try again, not SESSION_LOST; once
+// PoolSettle has passed, SESSION_LOST.
+func TestPoolSettle(t *testing.T) {
+	gs := startGateways(t, 1, nil)
+	p := startProxy(t, gs, func(c *Config) { c.PoolSettle = time.Hour })
+	a := gatewaytest.Dial(t, "tcp", p.Addrs().TCP, gatewaytest.Options{})
+	a.Hello(0, protocol.SessionID{})
+	resumed := gatewaytest.Call{Target: "cart@1.Cart.Total", Session: protocol.NewSessionID(), Object: 1}
+	gatewaytest.ExpectError(t, a.Call(resumed), protocol.CodeUnavailable)
+	if n := p.Stats().SessionsLost; n != 0 {
+		t.Fatalf("a settling proxy declared %d sessions lost", n)
+	}
+	q := startProxy(t, gs, func(c *Config) { c.PoolSettle = time.Millisecond })
+	proctest.Eventually(t, 5*time.Second, "settled", func() bool { return !q.settling() })
+	b := gatewaytest.Dial(t, "tcp", q.Addrs().TCP, gatewaytest.Options{})
+	b.Hello(0, protocol.SessionID{})
+	gatewaytest.ExpectError(t, b.Call(resumed), protocol.CodeSessionLost)
+}

@@ -177,6 +177,13 @@ func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *[]int
 				s.tried = nil
 				return placement{code: protocol.CodeUnavailable, msg: "the session's gateway is not reachable now"}
 			}
+			if p.settling() {
+				// A proxy that just started may not know the whole pool
+				// yet (gossip): the holder may be a gateway it has not
+				// heard of. Try again, rather than declare it lost.
+				s.tried = nil
+				return placement{code: protocol.CodeUnavailable, msg: "the proxy is still discovering its pool"}
+			}
 			p.loseLocked(s)
 			return placement{code: protocol.CodeSessionLost, msg: "no gateway holds the session"}
 		}
