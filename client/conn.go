@@ -211,7 +211,7 @@ func (c *Conn) run(pc *protocol.Conn) {
 			backoff = min(2*backoff, 2*time.Second)
 			npc, err := c.redial()
 			if err != nil {
-				c.opts.Logger.Debug().Err(err).Str("target", c.target.String()).Msg("reconnect failed")
+				c.opts.Logger.Debug().Err(err).Str("target", c.currentTarget().String()).Msg("reconnect failed")
 				continue
 			}
 			pc = npc
@@ -223,108 +223,10 @@ func (c *Conn) run(pc *protocol.Conn) {
 	}
 }
 
-// startMove answers a GOAWAY with RECONNECT from a draining proxy on old:
-// the Conn dials a new connection to the same target (a balancer in front
-// picks another proxy), resumes its session there and sends every new
-// call on it, while the calls in flight on old finish; then it closes old.
-// Calls never fail for the move: until the new connection is up they go
-// on old, which the proxy still serves.
-func (c *Conn) startMove(old *protocol.Conn) {
-	c.mu.Lock()
-	if c.moving || c.closed || c.pc != old {
-		c.mu.Unlock()
-		return
-	}
-	c.moving, c.leaving = true, old
-	c.mu.Unlock()
-	c.wg.Add(1)
-	go c.move(old)
-}
-
-func (c *Conn) move(old *protocol.Conn) {
-	defer c.wg.Done()
-	backoff := 50 * time.Millisecond
-	for {
-		npc, w, err := c.dialResumed()
-		if err == nil {
-			c.mu.Lock()
-			if c.closed || c.pc != old {
-				// Closed, or old broke meanwhile and run reconnects.
-				c.moving = false
-				c.mu.Unlock()
-				npc.Abort()
-				return
-			}
-			c.pc, c.welcome = npc, w
-			c.moving = false
-			c.mu.Unlock()
-			c.opts.Logger.Info().Str("target", c.target.String()).Msg("moved to a new connection: the proxy is draining")
-			c.wg.Add(2)
-			go c.run(npc)
-			go c.resubscribe()
-			break
-		}
-		c.opts.Logger.Debug().Err(err).Str("target", c.target.String()).Msg("moving off a draining proxy: dial failed")
-		select {
-		case <-c.done:
-		case <-old.Done(): // old broke first: run's reconnect takes over
-		case <-time.After(backoff):
-			backoff = min(2*backoff, time.Second)
-			continue
-		}
-		c.mu.Lock()
-		c.moving = false
-		c.mu.Unlock()
-		return
-	}
-	// Let the calls in flight on old finish, then close it.
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for c.inflightOn(old) > 0 {
-		select {
-		case <-c.done:
-			return
-		case <-old.Done():
-			return
-		case <-t.C:
-		}
-	}
-	_ = old.Close()
-}
-
-// inflightOn counts the calls in flight on pc.
-func (c *Conn) inflightOn(pc *protocol.Conn) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, cl := range c.pending {
-		if cl.pc == pc {
-			n++
-		}
-	}
-	return n
-}
-
-// dialResumed dials the target and resumes the connection's session.
-func (c *Conn) dialResumed() (*protocol.Conn, protocol.Welcome, error) {
-	ctx, cancel := context.WithTimeout(c.cbCtx, c.opts.DialTimeout)
-	defer cancel()
-	pc, err := dialTransport(ctx, c.target, c.opts)
-	if err != nil {
-		return nil, protocol.Welcome{}, err
-	}
-	_, w, err := handshake(pc, c.opts, c.session.id, true)
-	if err != nil {
-		pc.Abort()
-		return nil, w, err
-	}
-	return pc, w, nil
-}
-
 func (c *Conn) redial() (*protocol.Conn, error) {
 	ctx, cancel := context.WithTimeout(c.cbCtx, c.opts.DialTimeout)
 	defer cancel()
-	pc, err := dialTransport(ctx, c.target, c.opts)
+	pc, err := dialTransport(ctx, c.currentTarget(), c.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -450,8 +352,15 @@ func (c *Conn) roundTrip(ctx context.Context, f *protocol.Frame) (reply, error) 
 	}
 	defer func() { <-c.slots }()
 
-	for {
+	for follows := 0; ; {
 		r, pc, err := c.send(ctx, f)
+		if target, ok := c.movedTo(err, f); ok && follows < 3 {
+			follows++
+			if err := c.follow(ctx, pc, target); err != nil {
+				return reply{}, err
+			}
+			continue // the call did not run: send it to the new gateway
+		}
 		if err == nil || !c.refusedByDrain(err, pc) {
 			return r, err
 		}
@@ -501,45 +410,6 @@ func (c *Conn) send(ctx context.Context, f *protocol.Frame) (reply, *protocol.Co
 	case <-ctx.Done():
 		c.forget(f.CallID)
 		return reply{}, pc, ctxErr(ctx)
-	}
-}
-
-// refusedByDrain reports whether err is a draining proxy's refusal of a
-// call it did not run, on connection pc that it asked the Conn to leave.
-func (c *Conn) refusedByDrain(err error, pc *protocol.Conn) bool {
-	var pe *protocol.Error
-	if !errors.As(err, &pe) || pe.Code != protocol.CodeDraining {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return pc != nil && c.leaving == pc
-}
-
-// awaitMove waits until the Conn has moved off pc (or lost it), or ctx
-// ends.
-func (c *Conn) awaitMove(ctx context.Context, pc *protocol.Conn) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		c.mu.Lock()
-		cur, closed := c.pc, c.closed
-		c.mu.Unlock()
-		switch {
-		case closed:
-			return ErrClosed
-		case cur != nil && cur != pc:
-			return nil // moved (or reconnected)
-		case cur == nil && !c.opts.AutoReconnect:
-			return nil // the resend fails: not connected
-		}
-		select {
-		case <-ctx.Done():
-			return ctxErr(ctx)
-		case <-c.done:
-			return ErrClosed
-		case <-t.C:
-		}
 	}
 }
 
