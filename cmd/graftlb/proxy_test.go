@@ -133,6 +133,13 @@ func TestPassthroughProcess(t *testing.T) {
 		flags = append(flags, "--passthrough", fmt.Sprintf("ws://%s/ws#name=%s,http=%s", g.Addr.WS, name, g.Addr.HTTP))
 	}
 	p := startProxyProc(t, append(flags, "--passthrough-key", "query:session")...)
+	if p.Addr.TCP != "" {
+		t.Fatalf("a pass-through proxy with only WebSocket backends listens on TCP %s", p.Addr.TCP)
+	}
+	waitHTTP(t, "http://"+p.Addr.Admin+"/pool", func(b []byte) bool {
+		var pool []poolMember
+		return jsonInto(b, &pool) && len(pool) == 3 && pool[0].State == "ready"
+	})
 	serverOf := func(key string) (string, error) {
 		c, err := client.Dial(ctxT(t), "ws://"+p.Addr.WS+"/ws?session="+key, client.Options{})
 		if err != nil {
