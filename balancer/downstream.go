@@ -26,6 +26,9 @@ type downstream struct {
 
 	closed   atomic.Bool
 	goawayAt atomic.Int64 // unix nanoseconds of the drain's GOAWAY; 0: none
+	// badInput is set (by the reader) when a protocol error ends the
+	// connection: a WebSocket client then gets close code 1002.
+	badInput bool
 	// sessionsLive counts the sessions this connection brought to the
 	// table that the table still holds. It is an allocation of its own,
 	// since sessions point at it: a pointer into the downstream would keep
@@ -105,6 +108,7 @@ func (d *downstream) readFailed(err error) {
 	switch {
 	case errors.As(err, &pe):
 		d.p.logBad(d, pe)
+		d.badInput = true
 		d.sendError(0, pe.Code, pe.Message)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case isTimeout(err):
@@ -137,12 +141,14 @@ func (d *downstream) handshake() bool {
 		var pe *protocol.Error
 		errors.As(err, &pe)
 		d.p.logBad(d, pe)
+		d.badInput = true
 		d.sendError(0, pe.Code, pe.Message)
 		return false
 	}
 	if f.Type != protocol.TypeHello {
 		pe := protocol.Errorf(protocol.CodeBadFrame, "%s before HELLO", f.Type)
 		d.p.logBad(d, pe)
+		d.badInput = true
 		d.sendError(0, pe.Code, pe.Message)
 		return false
 	}
@@ -178,6 +184,7 @@ func (d *downstream) handle(raw []byte) bool {
 			d.sendError(f.CallID, pe.Code, pe.Message) // unknown type: the stream is intact
 			return true
 		}
+		d.badInput = true
 		d.sendError(0, pe.Code, pe.Message)
 		return false
 	}
@@ -224,6 +231,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	if dup {
 		pe := protocol.Errorf(protocol.CodeBadFrame, "call id %d reused while in flight", f.CallID)
 		d.p.logBad(d, pe)
+		d.badInput = true
 		d.sendError(0, pe.Code, pe.Message)
 		return false
 	}
@@ -414,7 +422,11 @@ func (d *downstream) callbackReply(id uint32, raw []byte) {
 func (d *downstream) close() {
 	d.closed.Store(true)
 	d.unsubscribe(protocol.SessionID{})
-	d.pc.Linger(lingerTime)
+	if d.badInput {
+		d.pc.LingerProtocolError(lingerTime)
+	} else {
+		d.pc.Linger(lingerTime)
+	}
 	d.mu.Lock()
 	cbs := d.cbs
 	d.cbs = make(map[uint32]cbRoute)

@@ -134,14 +134,21 @@ func (c *Conn) Close() error {
 // and discards what the peer still sends until it closes or d passes, and
 // closes. Without the wait, unread data from the peer would make the
 // kernel answer with a reset that can destroy the ERROR in flight. Only
-// the goroutine that reads from c may call it.
-func (c *Conn) Linger(d time.Duration) {
+// the goroutine that reads from c may call it. A WebSocket peer gets close
+// code 1000 (normal); LingerProtocolError sends 1002.
+func (c *Conn) Linger(d time.Duration) { c.linger(d, websocket.CloseNormalClosure) }
+
+// LingerProtocolError is Linger after a protocol error: a WebSocket peer
+// gets close code 1002 (SPEC.md section 6).
+func (c *Conn) LingerProtocolError(d time.Duration) { c.linger(d, websocket.CloseProtocolError) }
+
+func (c *Conn) linger(d time.Duration, wsCode int) {
 	c.closeOnce.Do(func() {
 		_ = c.Writer.Close()
 		ok := c.Writer.Err() == nil // else the writer closed the socket
 		if c.ws != nil && ok {
 			_ = c.ws.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+				websocket.FormatCloseMessage(wsCode, ""), time.Now().Add(time.Second))
 		} else if cw, isTCP := c.nc.(interface{ CloseWrite() error }); isTCP && ok {
 			_ = cw.CloseWrite()
 		}
