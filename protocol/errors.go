@@ -10,7 +10,9 @@ import (
 type Code uint16
 
 // Error codes. NotOwner travels only between a proxy and a gateway; a proxy
-// never shows it to a client.
+// never shows it to a client. Moved reaches only direct clients of a gateway
+// (through a proxy the session is rebound instead): the exception type field
+// then holds the new gateway's address as a target URL.
 const (
 	CodeBadFrame           Code = 1
 	CodeTooLarge           Code = 2
@@ -27,6 +29,7 @@ const (
 	CodeDraining           Code = 13
 	CodeNotOwner           Code = 14
 	CodeInternal           Code = 15
+	CodeMoved              Code = 16
 )
 
 var codeNames = [...]string{
@@ -45,6 +48,7 @@ var codeNames = [...]string{
 	CodeDraining:           "DRAINING",
 	CodeNotOwner:           "NOT_OWNER",
 	CodeInternal:           "INTERNAL",
+	CodeMoved:              "MOVED",
 }
 
 func (c Code) String() string {
@@ -70,7 +74,8 @@ func ParseCode(s string) (Code, bool) {
 type Error struct {
 	Code    Code
 	Message string
-	// Type is the remote exception type for APP_EXCEPTION, empty otherwise.
+	// Type is the remote exception type for APP_EXCEPTION, the new
+	// gateway's target URL for MOVED, empty otherwise.
 	Type string
 }
 
@@ -112,6 +117,7 @@ var (
 	ErrDraining           = &Error{Code: CodeDraining}
 	ErrNotOwner           = &Error{Code: CodeNotOwner}
 	ErrInternal           = &Error{Code: CodeInternal}
+	ErrMoved              = &Error{Code: CodeMoved}
 )
 
 // Codec errors, preallocated so that decoding allocates nothing.

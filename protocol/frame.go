@@ -48,6 +48,10 @@ const (
 	TypePing           Type = 9
 	TypePong           Type = 10
 	TypeGoaway         Type = 11
+	// TypeMoved goes from a gateway to the proxies connected to it only:
+	// the session named by the frame now lives on the gateway named by its
+	// module field (SPEC.md section 7, Handoff).
+	TypeMoved Type = 12
 )
 
 var typeNames = [...]string{
@@ -62,10 +66,11 @@ var typeNames = [...]string{
 	TypePing:           "PING",
 	TypePong:           "PONG",
 	TypeGoaway:         "GOAWAY",
+	TypeMoved:          "MOVED",
 }
 
 // Known reports whether t is a frame type of this protocol version.
-func (t Type) Known() bool { return t >= TypeHello && t <= TypeGoaway }
+func (t Type) Known() bool { return t >= TypeHello && t <= TypeMoved }
 
 func (t Type) String() string {
 	if t.Known() {
