@@ -3,14 +3,26 @@ package gateway
 import (
 	"context"
 	"time"
+
+	"github.com/graftlb/graftlb/protocol"
 )
 
 // Drain stops the gateway gracefully: it sends GOAWAY (DRAINING) to every
 // connected peer, refuses new sessions with DRAINING (stateless calls and
-// the sessions it holds keep working), turns /readyz to 503, and waits
-// until no call has been in flight for DrainQuiet, or DrainGrace has
-// passed. Then it closes every connection (flushing what is queued) and
-// listener, and returns nil.
+// the sessions it holds keep working), and turns /readyz to 503.
+//
+// With a pool (SetPool; discovery.JoinGateway sets it) it then moves each
+// session it holds to the next gateway of the session's preference list
+// as soon as the session is quiet and movable (every object of a type
+// registered with Restore, no call in flight, no topic subscription of a
+// direct client), tells the proxies (MOVED), and relays the calls that
+// still come for moved sessions. It stops once it holds no session and
+// no call has been in flight for DrainQuiet, or when DrainGrace has
+// passed. Without a pool nothing moves, and it stops once no call has been
+// in flight for DrainQuiet, or at DrainGrace. Either way, the sessions it
+// still holds then are lost: they are logged and counted
+// (Stats.SessionsLostAtDrain). Then it closes every connection (flushing
+// what is queued) and listener, and returns nil.
 //
 // If ctx ends first, Drain closes everything at once and returns ctx's
 // error; if Close interrupts it, it returns ErrClosed. A second Drain
@@ -24,42 +36,69 @@ func (g *Gateway) Drain(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	g.log.Info().Dur("quiet", g.cfg.DrainQuiet).Dur("grace", g.cfg.DrainGrace).Msg("draining")
+	handoff := g.pool.Load() != nil
+	g.log.Info().Dur("quiet", g.cfg.DrainQuiet).Dur("grace", g.cfg.DrainGrace).Bool("handoff", handoff).
+		Int("sessions", g.sessions.count()).Msg("draining")
 	for _, c := range g.snapshotConns() {
 		if c.welcomed.Load() {
 			c.sendGoaway()
 		}
 	}
-	err := g.waitQuiet(ctx)
+	err := g.waitDrained(ctx, handoff)
+	if n := g.sessions.count(); n > 0 {
+		g.sessionsLost.Add(uint64(n))
+		g.log.Warn().Int("sessions", n).Bool("handoff", handoff).Msg("drain over: sessions that did not move are lost")
+	}
 	g.shutdown(err == nil)
 	return err
 }
 
-// waitQuiet returns nil once no call has been in flight for DrainQuiet
-// (counted from the start of the drain at the earliest) or DrainGrace has
-// passed.
-func (g *Gateway) waitQuiet(ctx context.Context) error {
+// waitDrained returns nil once the drain may end: no call in flight for
+// DrainQuiet (counted from the start of the drain at the earliest) and,
+// with handoff, no session held; or once DrainGrace has passed. With
+// handoff it moves sessions meanwhile.
+func (g *Gateway) waitDrained(ctx context.Context, handoff bool) error {
 	clk := g.cfg.Clock
 	start := clk.Now()
 	grace := clk.NewTimer(g.cfg.DrainGrace)
 	defer grace.Stop()
-	tick := clk.NewTicker(min(max(g.cfg.DrainQuiet/10, time.Millisecond), 100*time.Millisecond))
+	tick := clk.NewTicker(min(max(g.cfg.DrainQuiet/10, time.Millisecond), 25*time.Millisecond))
 	defer tick.Stop()
+	// Moves in progress end with the grace period.
+	mctx, cancel := context.WithTimeout(ctx, g.cfg.DrainGrace)
+	defer cancel()
+	retry := map[protocol.SessionID]time.Time{}
+	var emptySince time.Time // when the gateway last held a session (handoff)
 	for {
-		if g.inflight.Load() == 0 {
-			last := time.Unix(0, g.lastActivity.Load())
-			if start.After(last) {
-				last = start
+		if handoff {
+			if v := g.view(); v != nil {
+				g.moveAll(mctx, v, retry)
 			}
-			if clk.Now().Sub(last) >= g.cfg.DrainQuiet {
-				g.log.Info().Msg("drained: no calls in flight")
-				return nil
+		}
+		idleFrom := time.Unix(0, g.lastActivity.Load())
+		if handoff {
+			if g.sessions.count() > 0 {
+				emptySince = time.Time{}
+			} else if emptySince.IsZero() {
+				emptySince = clk.Now()
 			}
+			if emptySince.After(idleFrom) {
+				idleFrom = emptySince
+			}
+		}
+		if start.After(idleFrom) {
+			idleFrom = start
+		}
+		if g.inflight.Load() == 0 && (!handoff || !emptySince.IsZero()) && clk.Now().Sub(idleFrom) >= g.cfg.DrainQuiet {
+			g.log.Info().Uint64("sessions_moved", g.sessionsMoved.Load()).Int("sessions_held", g.sessions.count()).
+				Dur("took", clk.Now().Sub(start)).Msg("drained: no call in flight")
+			return nil
 		}
 		select {
 		case <-tick.C():
 		case <-grace.C():
-			g.log.Warn().Int64("calls_in_flight", g.inflight.Load()).Msg("drain grace period over")
+			g.log.Warn().Int64("calls_in_flight", g.inflight.Load()).Int("sessions", g.sessions.count()).
+				Msg("drain grace period over")
 			return nil
 		case <-ctx.Done():
 			g.log.Warn().Err(ctx.Err()).Msg("drain interrupted: closing now")
