@@ -16,12 +16,14 @@ import (
 // as soon as the session is quiet and movable (every object of a type
 // registered with Restore, no call in flight, no topic subscription of a
 // direct client), tells the proxies (MOVED), and relays the calls that
-// still come for moved sessions. It stops once it holds no session and
-// no call has been in flight for DrainQuiet, or when DrainGrace has
-// passed. Without a pool nothing moves, and it stops once no call has been
-// in flight for DrainQuiet, or at DrainGrace. Either way, the sessions it
-// still holds then are lost: they are logged and counted
-// (Stats.SessionsLostAtDrain). Then it closes every connection (flushing
+// still come for moved sessions. It stops once no call has been in flight
+// and no session moved for DrainQuiet, and it holds no session that may
+// still move or that can never move (those it serves until DrainGrace);
+// movable sessions that no gateway of the pool can take (the whole pool
+// drains) do not hold it up. Without a pool nothing moves, and it stops
+// once no call has been in flight for DrainQuiet. Either way it stops at
+// DrainGrace at the latest, and the sessions it still holds then are
+// lost: they are logged and counted (Stats.SessionsLostAtDrain). Then it closes every connection (flushing
 // what is queued) and listener, and returns nil.
 //
 // If ctx ends first, Drain closes everything at once and returns ctx's
@@ -53,10 +55,11 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	return err
 }
 
-// waitDrained returns nil once the drain may end: no call in flight for
-// DrainQuiet (counted from the start of the drain at the earliest) and,
-// with handoff, no session held; or once DrainGrace has passed. With
-// handoff it moves sessions meanwhile.
+// waitDrained returns nil once the drain may end: no call in flight and no
+// session moved for DrainQuiet (counted from the start of the drain at the
+// earliest) and, with handoff, no session held that may still move or
+// must be kept (see keeps); or once DrainGrace has passed. With handoff it
+// moves sessions meanwhile.
 func (g *Gateway) waitDrained(ctx context.Context, handoff bool) error {
 	clk := g.cfg.Clock
 	start := clk.Now()
@@ -68,30 +71,20 @@ func (g *Gateway) waitDrained(ctx context.Context, handoff bool) error {
 	mctx, cancel := context.WithTimeout(ctx, g.cfg.DrainGrace)
 	defer cancel()
 	retry := map[protocol.SessionID]time.Time{}
-	var emptySince time.Time // when the gateway last held a session (handoff)
 	for {
+		var v *poolView
 		if handoff {
-			if v := g.view(); v != nil {
+			if v = g.view(); v != nil {
 				g.moveAll(mctx, v, retry)
 			}
 		}
 		idleFrom := time.Unix(0, g.lastActivity.Load())
-		if handoff {
-			if g.sessions.count() > 0 {
-				emptySince = time.Time{}
-			} else if emptySince.IsZero() {
-				emptySince = clk.Now()
-			}
-			if emptySince.After(idleFrom) {
-				idleFrom = emptySince
-			}
-		}
 		if start.After(idleFrom) {
 			idleFrom = start
 		}
-		if g.inflight.Load() == 0 && (!handoff || !emptySince.IsZero()) && clk.Now().Sub(idleFrom) >= g.cfg.DrainQuiet {
+		if g.inflight.Load() == 0 && clk.Now().Sub(idleFrom) >= g.cfg.DrainQuiet && (!handoff || !g.keeps(v)) {
 			g.log.Info().Uint64("sessions_moved", g.sessionsMoved.Load()).Int("sessions_held", g.sessions.count()).
-				Dur("took", clk.Now().Sub(start)).Msg("drained: no call in flight")
+				Dur("took", clk.Now().Sub(start)).Msg("drained: no call in flight, no session to move")
 			return nil
 		}
 		select {
@@ -107,4 +100,22 @@ func (g *Gateway) waitDrained(ctx context.Context, handoff bool) error {
 			return ErrClosed
 		}
 	}
+}
+
+// keeps reports whether the gateway holds a session that keeps a drain
+// with handoff going: one that can still move (movable, and a gateway of
+// the pool may take it), or one that can never move (an object of a type
+// without Restore, a topic subscription of a direct client), which is kept
+// and served until the grace period ends. Movable sessions that no
+// gateway can take (the whole pool drains) do not keep it.
+func (g *Gateway) keeps(v *poolView) bool {
+	for _, s := range g.sessions.list() {
+		if !s.movableType() || g.topics.hasSession(s.id) {
+			return true
+		}
+		if v != nil && len(v.targets(g.cfg.Name, s.id, s.modules())) > 0 {
+			return true
+		}
+	}
+	return false
 }

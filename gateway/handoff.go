@@ -273,6 +273,7 @@ func (g *Gateway) movedOut(id protocol.SessionID, t *PeerInfo) {
 	delete(g.moveFailures, id)
 	g.handoffMu.Unlock()
 	g.sessionsMoved.Add(1)
+	g.lastActivity.Store(g.cfg.Clock.Now().UnixNano()) // calls sent before MOVED may still come
 	g.log.Debug().Str("session", id.String()).Str("to", t.Name).Msg("handoff: session moved")
 	for _, c := range g.snapshotConns() {
 		if c.proxy && !c.handoff && c.welcomed.Load() {

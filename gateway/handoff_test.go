@@ -436,3 +436,29 @@ func TestRestoreRegistration(t *testing.T) {
 	obj := newCart(t, p, gatewaytest.Call{})
 	gatewaytest.ExpectError(t, p.Call(gatewaytest.Call{Target: "cart@1.Cart.Snapshot", Object: obj}), protocol.CodeNotFound)
 }
+
+// TestHandoffWholePoolDrains: when no gateway of the pool can take a
+// session (all drain), a drained gateway does not wait for its grace: it
+// stops once quiet, as without a pool, and counts the session lost.
+func TestHandoffWholePoolDrains(t *testing.T) {
+	pl := startPool(t, 2, func(c *gateway.Config) { c.DrainGrace = 20 * time.Second })
+	a, b := pl.envs[0], pl.envs[1]
+	bp := b.dial(t, "tcp")
+	// An object that cannot move keeps b draining until its grace.
+	gatewaytest.Result(t, bp.Call(gatewaytest.Call{Target: "mv@1.Pin.$new"}), nil)
+	bDrained := drain(t, b)
+	ap := a.dial(t, "tcp")
+	newCart(t, ap, gatewaytest.Call{})
+	start := time.Now()
+	if err := <-drain(t, a); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a drained in %v with nowhere to move its cart: it waited for its grace", took)
+	}
+	if s := a.g.Stats(); s.SessionsMoved != 0 || s.SessionsLostAtDrain != 1 {
+		t.Fatalf("a's stats: %+v", s)
+	}
+	_ = b.g.Close()
+	<-bDrained
+}

@@ -93,9 +93,11 @@ func snapshotOf(o *object) (state []byte, err error) {
 // movableLocked reports whether s can move now: every object movable and
 // no call of it running. Caller must hold the sessions' mu.
 func (s *session) movableLocked() bool {
-	if s.active != 0 || s.moveDone != nil {
-		return false
-	}
+	return s.active == 0 && s.moveDone == nil && s.movableType()
+}
+
+// movableType reports whether every object of s is movable.
+func (s *session) movableType() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range s.objects {
