@@ -134,9 +134,14 @@ func nextOwner(t *testing.T, names []string, from string, id protocol.SessionID)
 
 // proxyPeer dials e as a proxy would.
 func proxyPeer(t *testing.T, e *env) *gatewaytest.Peer {
+	return peerAs(t, e, "test-proxy")
+}
+
+// peerAs dials e with a HELLO carrying PROXY and client.
+func peerAs(t *testing.T, e *env, client string) *gatewaytest.Peer {
 	t.Helper()
 	p := gatewaytest.Dial(t, "tcp", e.g.Addrs().TCP, gatewaytest.Options{})
-	p.HelloWith(protocol.FlagProxy, protocol.SessionID{}, protocol.Hello{Client: "test-proxy", Instance: "px1"})
+	p.HelloWith(protocol.FlagProxy, protocol.SessionID{}, protocol.Hello{Client: client, Instance: "px1"})
 	return p
 }
 
@@ -319,7 +324,7 @@ func TestHandoffImmovableLostAtGrace(t *testing.T) {
 func TestAdoptRefusals(t *testing.T) {
 	pl := startPool(t, 1, nil)
 	b := pl.envs[0]
-	px := proxyPeer(t, b)
+	px := peerAs(t, b, protocol.HandoffClient) // another gateway's link
 	held := protocol.NewSessionID()
 	newCart(t, px, gatewaytest.Call{Session: held, Flags: protocol.FlagNewSession})
 	body := func(v any) []byte {
@@ -380,10 +385,13 @@ func TestAdoptRefusals(t *testing.T) {
 	if s := b.g.Stats(); s.Sessions != 1 || s.SessionsAdopted != 0 {
 		t.Fatalf("refused adopts left sessions: %+v", s)
 	}
-	// A direct client may not adopt.
+	// A direct client may not adopt, nor a proxy (it would be passing on
+	// its clients' calls).
 	d := b.dial(t, "tcp")
-	gatewaytest.ExpectError(t, d.Call(gatewaytest.Call{Target: "$handoff@1.Session.Adopt", Session: protocol.NewSessionID(),
-		Body: one(obj(1, "cart@1.Cart", snap))}), protocol.CodeNotFound)
+	for _, p := range []*gatewaytest.Peer{d, proxyPeer(t, b)} {
+		gatewaytest.ExpectError(t, p.Call(gatewaytest.Call{Target: "$handoff@1.Session.Adopt", Session: protocol.NewSessionID(),
+			Body: one(obj(1, "cart@1.Cart", snap))}), protocol.CodeNotFound)
+	}
 	// The connection still works: a good Adopt, and the cart reads back.
 	sid := protocol.NewSessionID()
 	state, _ := protocol.Marshal(map[string]any{"items": []string{"a", "b"}, "total": 7})

@@ -73,14 +73,15 @@ func (c *Call) runRelay(ctx context.Context) {
 }
 
 // admitAdopt checks an Adopt CALL of $handoff@1 on the reader goroutine
-// and starts it. Only a proxy connection (a peer gateway's link) may send
-// it.
+// and starts it. Only a peer gateway's link may send it (HELLO with PROXY
+// and client protocol.HandoffClient): not a client, not a proxy, which
+// forwards its clients' calls.
 func (c *conn) admitAdopt(f *protocol.Frame, answered, full bool) {
 	call := &Call{conn: c, id: f.CallID, flags: f.Flags, sessionHdr: f.Session, session: f.Session,
 		object: f.Object, deadline: f.Deadline, kind: kindAdopt, typ: handoffType}
 	var perr *protocol.Error
 	switch {
-	case !c.proxy:
+	case !c.handoff:
 		perr = protocol.Errorf(protocol.CodeNotFound, "%s is spoken between gateways only", protocol.HandoffModule)
 	case string(f.TypeName) != protocol.HandoffType || string(f.Method) != protocol.HandoffAdopt:
 		perr = protocol.Errorf(protocol.CodeNotFound, "%s has no method %s.%s", protocol.HandoffModule, f.TypeName, f.Method)
