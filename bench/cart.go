@@ -89,6 +89,7 @@ func (u *cartUser) step(t0 time.Time) {
 		time.Sleep(min(10*time.Millisecond<<u.retries, 200*time.Millisecond))
 	} else if p := u.e.cfg.SessionPause; p > 0 && u.phase != phaseNew && !u.finishing {
 		time.Sleep(p)
+		t0 = t0.Add(p) // a user's pause is not the call's latency
 	}
 	switch u.phase {
 	case phaseNew:
