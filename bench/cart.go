@@ -17,7 +17,7 @@ type outcome uint8
 const (
 	verified  outcome = iota + 1 // Items and Total read back exactly what was built
 	lost                         // SESSION_LOST, or the cart could not be read back
-	misrouted                    // a call saw another gateway, another cart's state, or no cart
+	misrouted                    // a call saw another cart's state, or no cart
 )
 
 // maxRetries bounds the consecutive failures of one step of a session
@@ -35,15 +35,18 @@ const (
 
 // sessionInfo is what the scenario's marks need of a session.
 type sessionInfo struct {
-	// owner is the gateway the session's first named result came from;
-	// empty until then.
-	owner string
+	// owner is the gateway the session's latest named result came from;
+	// empty until one did. owners lists every gateway that served it, in
+	// order: more than one when a draining gateway handed it over.
+	owner  string
+	owners []string
 }
 
 // cartUser runs cart sessions one after the other: create a Cart in a new
 // session, add SessionCalls items checking each answer, read Items and
 // Total back, and count the session verified, lost or misrouted. Every
-// answer must name the gateway of the first; a session's life is a
+// answer must name the gateway of the first, or the one a drained owner
+// handed the session to; a session's life is a
 // bounded number of calls, so a draining gateway sees its sessions end.
 type cartUser struct {
 	e    *env
@@ -59,6 +62,8 @@ type cartUser struct {
 	items   []string
 	total   int64
 	retries int
+	// finishing is set once the run stopped: no more pauses.
+	finishing bool
 	// uncertain is an AddItem whose outcome is unknown (its connection
 	// broke, its deadline passed): the read-back may or may not show it.
 	uncertain *addItem
@@ -82,6 +87,9 @@ func (u *cartUser) step(t0 time.Time) {
 	}
 	if u.retries > 0 {
 		time.Sleep(min(10*time.Millisecond<<u.retries, 200*time.Millisecond))
+	} else if p := u.e.cfg.SessionPause; p > 0 && u.phase != phaseNew && !u.finishing {
+		time.Sleep(p)
+		t0 = t0.Add(p) // a user's pause is not the call's latency
 	}
 	switch u.phase {
 	case phaseNew:
@@ -98,6 +106,7 @@ func (u *cartUser) step(t0 time.Time) {
 // finish ends the session in progress: no more items, read back what the
 // cart holds.
 func (u *cartUser) finish() {
+	u.finishing = true
 	for u.s != nil {
 		if u.phase == phaseAdd {
 			u.phase = phaseItems
@@ -237,16 +246,24 @@ func (u *cartUser) retry() bool {
 	return u.retries > maxRetries
 }
 
-// sameOwner reports whether gw is the session's gateway, taking it as the
-// owner if it is the first one named.
+// sameOwner reports whether gw may be the session's gateway, taking it as
+// the owner if it is the first one named. Another gateway may take over
+// only from an owner that the scenario drained (a term event), which
+// hands its sessions over (protocol/SPEC.md section 7, Handoff); the
+// caller's exact check of the state then tells a handover from a
+// misrouted call, which sees no cart or another one.
 func (u *cartUser) sameOwner(gw string) bool {
-	if gw == "" {
+	switch {
+	case gw == "":
+		return false
+	case gw == u.info.owner:
+		return true
+	case u.info.owner != "" && !u.e.marks.drained(u.info.owner):
 		return false
 	}
-	if u.info.owner == "" {
-		u.info.owner = gw
-	}
-	return gw == u.info.owner
+	u.info.owner = gw
+	u.info.owners = append(u.info.owners, gw)
+	return true
 }
 
 func (u *cartUser) end(o outcome) {

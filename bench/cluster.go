@@ -47,15 +47,11 @@ func newCluster(bin, discovery string) (*cluster, error) {
 func (c *cluster) startGateways(ctx context.Context, n int, extra ...string) error {
 	for i := len(c.gateways); i < n; i++ {
 		name := "gw" + strconv.Itoa(i+1)
-		args := []string{"gateway", "--name", name, "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0",
-			"--http", "127.0.0.1:0", "--log-level", "warn", "--log-format", "json"}
-		if c.discovery == DiscoveryGossip {
-			args = append(args, "--gossip", "127.0.0.1:0", "--gossip-key", c.gossipKey)
-			if len(c.gateways) > 0 {
-				args = append(args, "--join", c.gateways[0].Addr.Gossip)
-			}
+		join := ""
+		if len(c.gateways) > 0 {
+			join = c.gateways[0].Addr.Gossip
 		}
-		p, err := StartGraftlb(ctx, c.bin, name, append(args, extra...)...)
+		p, err := StartGraftlb(ctx, c.bin, name, c.gatewayArgs(name, join, extra)...)
 		if err != nil {
 			return err
 		}
@@ -63,6 +59,40 @@ func (c *cluster) startGateways(ctx context.Context, n int, extra ...string) err
 		c.procs = append(c.procs, p)
 	}
 	return nil
+}
+
+// gatewayArgs are the arguments of gateway name; join is a gossip seed
+// (gossip pools, "" for the first gateway).
+func (c *cluster) gatewayArgs(name, join string, extra []string) []string {
+	args := []string{"gateway", "--name", name, "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0",
+		"--http", "127.0.0.1:0", "--log-level", "warn", "--log-format", "json"}
+	if c.discovery == DiscoveryGossip {
+		args = append(args, "--gossip", "127.0.0.1:0", "--gossip-key", c.gossipKey)
+		if join != "" {
+			args = append(args, "--join", join)
+		}
+	}
+	return append(args, extra...)
+}
+
+// restartGateway starts gateway i again under its name, as a new process
+// (the old one must have exited), joining through a live gateway's gossip.
+func (c *cluster) restartGateway(ctx context.Context, i int, extra ...string) (*Proc, error) {
+	old := c.gateways[i]
+	join := ""
+	for _, g := range c.gateways {
+		if g != old && !g.Exited() {
+			join = g.Addr.Gossip
+			break
+		}
+	}
+	p, err := StartGraftlb(ctx, c.bin, old.Name, c.gatewayArgs(old.Name, join, extra)...)
+	if err != nil {
+		return nil, err
+	}
+	c.gateways[i] = p
+	c.procs = append(c.procs, p)
+	return p, nil
 }
 
 // gateway returns the gateway named name, or nil.

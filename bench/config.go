@@ -69,6 +69,10 @@ type Config struct {
 	// SessionCalls is the number of AddItem calls in a cart session
 	// (default 8); a session is SessionCalls+3 calls in all.
 	SessionCalls int
+	// SessionPause is how long a cart session waits before each call after
+	// its first (default none): long-lived sessions that sit idle between
+	// calls, as users do. Sessions finished after the end do not pause.
+	SessionPause time.Duration
 	// Mix is the share of stateless calls in the mixed workload (default
 	// 0.5; negative means 0).
 	Mix float64
@@ -135,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if c.Mix > 1 {
 		errs = append(errs, fmt.Errorf("mix: %v is over 1", c.Mix))
+	}
+	if c.SessionPause < 0 {
+		errs = append(errs, errors.New("session pause: negative duration"))
 	}
 	if c.SleepMin < 0 || c.SleepMax < 0 {
 		errs = append(errs, errors.New("sleep: negative duration"))

@@ -2,8 +2,8 @@
 // proxy, a single gateway, HAProxy, anything that speaks the protocol over
 // tcp:// or ws://) with virtual users, measures every call, and writes the
 // report of DESIGN.md section 6 as a table, as JSON and as a plot. Its
-// scenarios (scaleout, failover, drain, compare) start and stop their own
-// gateway and proxy processes on loopback.
+// scenarios (scaleout, failover, drain, compare, rolling) start and stop
+// their own gateway and proxy processes on loopback.
 //
 // # Workloads
 //
@@ -12,8 +12,11 @@
 // stateful builds carts: each session creates a Cart, adds a bounded
 // number of items (Config.SessionCalls), reads Items and Total back and
 // ends verified, lost (SESSION_LOST, or a failure that left the cart
-// unreadable) or misrouted (a call saw another gateway, another cart, or no
-// cart), then the user starts a new session. Bounded sessions are what let
+// unreadable) or misrouted (a call saw another gateway than the one that
+// holds the cart, another cart, or no cart), then the user starts a new
+// session. A cart may change gateway only when the scenario drained its
+// gateway, which hands it over; Config.SessionPause makes carts sit idle
+// between calls. Bounded sessions are what let
 // a drained gateway finish: its sessions end within a few calls and new
 // ones go elsewhere. mixed interleaves the two (Config.Mix stateless). sleep
 // calls chaos@1.Chaos.Sleep with a random duration, simulated work that
@@ -46,7 +49,7 @@
 //
 // # Scenarios
 //
-// RunScenario runs one of scaleout, failover, drain and compare
+// RunScenario runs one of scaleout, failover, drain, compare and rolling
 // (scenario*.go) with graftlb processes started from Scenario.Binary; each
 // listens on port 0 and says where in its "listening" line. Every process a
 // scenario starts is killed when it returns, and dies with the bench if the

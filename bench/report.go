@@ -38,6 +38,11 @@ type Report struct {
 	// the end.
 	RecoveryMs *float64 `json:"recovery_ms,omitempty"`
 	Recovered  *bool    `json:"recovered,omitempty"`
+	// SessionsMoved (rolling) counts the sessions the drained gateways
+	// handed over to others, as they reported it (GET /stats); Drains says
+	// how long each drain took, from SIGTERM to the process's exit.
+	SessionsMoved *int64  `json:"sessions_moved,omitempty"`
+	Drains        []Drain `json:"drains,omitempty"`
 	// ProxyCPUUsPerCall is the proxy process's CPU time (user + system)
 	// during the run divided by the calls it carried, for runs whose proxy
 	// the scenario started.
@@ -84,6 +89,16 @@ type Sessions struct {
 	Verified  int64 `json:"verified"`
 	Lost      int64 `json:"lost"`
 	Misrouted int64 `json:"misrouted"`
+}
+
+// Drain is one gateway's drain in a scenario.
+type Drain struct {
+	Gateway string  `json:"gateway"`
+	Ms      float64 `json:"ms"` // SIGTERM to exit
+	// SessionsMoved and SessionsLost are what the gateway reported last
+	// before it exited: sessions handed over, and still held at the end.
+	SessionsMoved int64 `json:"sessions_moved"`
+	SessionsLost  int64 `json:"sessions_lost"`
 }
 
 // Event is something a scenario did to the pool during a run.

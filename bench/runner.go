@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,10 +279,22 @@ func (ms *marks) sessionEnded(info sessionInfo, o outcome, end time.Time) {
 		if m.Kind != EventKill && m.Kind != EventTerm || end.Before(m.at) {
 			continue
 		}
-		if info.owner == m.Gateway || (info.owner == "" && o == lost) {
+		if slices.Contains(info.owners, m.Gateway) || (info.owner == "" && o == lost) {
 			m.onTarget++
 		}
 	}
+}
+
+// drained reports whether a term event was marked for gateway.
+func (ms *marks) drained(gateway string) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for _, m := range ms.list {
+		if m.Kind == EventTerm && m.Gateway == gateway {
+			return true
+		}
+	}
+	return false
 }
 
 func (ms *marks) snapshot() []mark {

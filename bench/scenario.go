@@ -11,11 +11,11 @@ import (
 )
 
 // Scenarios are the names RunScenario knows.
-var Scenarios = []string{"scaleout", "failover", "drain", "compare"}
+var Scenarios = []string{"scaleout", "failover", "drain", "compare", "rolling"}
 
 // Defaults of Scenario.
 const (
-	DefaultScenarioGateways = 4 // failover and drain
+	DefaultScenarioGateways = 4 // failover, drain and rolling
 	DefaultCompareGateways  = 3 // compare: 8 connections do not split evenly over 3
 	DefaultTargetGateway    = "gw2"
 )
@@ -28,7 +28,7 @@ const DefaultScaleoutWorkers = 4
 
 // Scenario configures RunScenario. Zero fields take their defaults.
 type Scenario struct {
-	// Name is scaleout, failover, drain or compare.
+	// Name is scaleout, failover, drain, compare or rolling.
 	Name string
 	// Binary is the graftlb binary that runs the gateways and proxies.
 	Binary string
@@ -38,7 +38,7 @@ type Scenario struct {
 	// and, unless set, the workload (scaleout sleep, failover and drain
 	// mixed, compare stateless).
 	Load Config
-	// Gateways is the pool size (failover and drain 4, compare 3).
+	// Gateways is the pool size (failover, drain and rolling 4, compare 3).
 	Gateways int
 	// Pools are scaleout's pool sizes (default 1, 2, 4, 8).
 	Pools []int
@@ -46,8 +46,8 @@ type Scenario struct {
 	// (gateway --workers; default 4), so that a gateway's capacity is
 	// finite and adding gateways adds capacity.
 	Workers int
-	// At is when failover and drain signal the gateway (default 40% of
-	// the duration).
+	// At is when failover and drain signal the gateway, and when rolling
+	// restarts its first (default 40% of the duration; rolling 15%).
 	At time.Duration
 	// Target is the gateway failover kills and drain drains (default gw2).
 	Target string
@@ -79,6 +79,9 @@ func (sc Scenario) withDefaults() Scenario {
 	}
 	if sc.At <= 0 {
 		sc.At = sc.Load.Duration * 2 / 5
+		if sc.Name == "rolling" {
+			sc.At = sc.Load.Duration * 3 / 20
+		}
 	}
 	if sc.Target == "" {
 		sc.Target = DefaultTargetGateway
@@ -104,8 +107,8 @@ func (sc Scenario) Validate() error {
 	if sc.Discovery != "" && sc.Discovery != DiscoveryStatic && sc.Discovery != DiscoveryGossip {
 		errs = append(errs, fmt.Errorf("discovery %q: want static or gossip", sc.Discovery))
 	}
-	if (sc.Name == "failover" || sc.Name == "drain") && sc.Gateways == 1 {
-		errs = append(errs, errors.New("gateways: failover and drain need at least 2"))
+	if (sc.Name == "failover" || sc.Name == "drain" || sc.Name == "rolling") && sc.Gateways == 1 {
+		errs = append(errs, errors.New("gateways: failover, drain and rolling need at least 2"))
 	}
 	for _, n := range sc.Pools {
 		if n <= 0 {
@@ -144,6 +147,8 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioReport, error) {
 		err = failover(ctx, sc, rep, EventTerm)
 	case "compare":
 		err = compare(ctx, sc, rep)
+	case "rolling":
+		err = rolling(ctx, sc, rep)
 	}
 	if ctx.Err() != nil {
 		rep.Notes = append(rep.Notes, "interrupted: the report holds the runs done so far")

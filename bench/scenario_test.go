@@ -145,3 +145,46 @@ func keys(m map[string]map[string]any) []string {
 	}
 	return out
 }
+
+// TestScenarioRolling restarts each of 3 gateways in turn while carts that
+// sit idle between calls (longer than a drain's quiet period) are in
+// progress: the drained gateways hand their carts over, and nothing is
+// lost, misrouted or failed.
+func TestScenarioRolling(t *testing.T) {
+	rep := runScenario(t, Scenario{Name: "rolling", Gateways: 3, At: 1500 * time.Millisecond,
+		Load: Config{Conns: 4, Concurrency: 24, Duration: 10 * time.Second, SessionCalls: 3, SessionPause: 400 * time.Millisecond}})
+	runs, events := requireScenario(t, rep, "rolling", true)
+	r := runs["graftlb"]
+	if r == nil {
+		t.Fatalf("runs %v", keys(runs))
+	}
+	s := object(t, r, "sessions")
+	if f, l, m := number(t, r, "calls_failed"), number(t, s, "lost"), number(t, s, "misrouted"); f != 0 || l != 0 || m != 0 {
+		t.Fatalf("rolling: %v calls failed (%v), %v sessions lost, %v misrouted; want none", f, r["errors"], l, m)
+	}
+	var got []string
+	for _, e := range events {
+		ev := e.(map[string]any)
+		got = append(got, ev["kind"].(string)+" "+ev["gateway"].(string))
+	}
+	want := "term gw1,stop gw1,join gw1,term gw2,stop gw2,join gw2,term gw3,stop gw3,join gw3"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("events %v, want %s", got, want)
+	}
+	if moved := number(t, r, "sessions_moved"); moved == 0 {
+		t.Fatal("no session moved: the carts were not idle on the drained gateways")
+	}
+	drains, _ := r["drains"].([]any)
+	if len(drains) != 3 {
+		t.Fatalf("drains %v, want one per gateway", r["drains"])
+	}
+	for _, d := range drains {
+		dm := d.(map[string]any)
+		if ms := dm["ms"].(float64); ms <= 0 || ms > 5000 || dm["sessions_lost"].(float64) != 0 {
+			t.Fatalf("drain %v: want under 5s (not the drain grace), nothing lost", dm)
+		}
+	}
+	if number(t, s, "verified") == 0 {
+		t.Fatal("no session verified")
+	}
+}

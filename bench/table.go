@@ -56,6 +56,7 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 	cpu := has(func(r *Report) bool { return r.ProxyCPUUsPerCall != nil })
 	ideal := has(func(r *Report) bool { return r.IdealRatio != nil })
 	target := has(func(r *Report) bool { return r.SessionsOnTarget != nil })
+	moved := has(func(r *Report) bool { return r.SessionsMoved != nil })
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := []string{"run", "calls/s", "p50", "p99", "ok", "failed", "errors"}
@@ -70,6 +71,9 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 	}
 	if target {
 		head = append(head, "on target", "recovery")
+	}
+	if moved {
+		head = append(head, "moved")
 	}
 	head = append(head, "per gateway")
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
@@ -96,6 +100,9 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 			}
 			cols = append(cols, on, recoveryString(r))
 		}
+		if moved {
+			cols = append(cols, optInt(r.SessionsMoved))
+		}
 		cols = append(cols, shares(r.PerGateway, false))
 		fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	}
@@ -109,6 +116,11 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 	}
 	for _, e := range sr.Events {
 		fmt.Fprintf(w, "event: %s %s at %.2fs\n", e.Kind, e.Gateway, float64(e.TMs)/1e3)
+	}
+	for _, r := range sr.Runs {
+		for _, d := range r.Drains {
+			fmt.Fprintf(w, "drain: %s took %.0fms, moved %d sessions, lost %d\n", d.Gateway, d.Ms, d.SessionsMoved, d.SessionsLost)
+		}
 	}
 	for _, n := range sr.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
@@ -166,6 +178,13 @@ func recoveryString(r *Report) string {
 		s = ">" + s + " (not recovered)"
 	}
 	return s
+}
+
+func optInt(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprint(*v)
 }
 
 func optFloat(v *float64, format string) string {

@@ -191,6 +191,41 @@ type proxyStats struct {
 	Retries      int64 `json:"retries"`
 }
 
+// gatewayStats is the part of a gateway's GET /stats the demo reads.
+type gatewayStats struct {
+	SessionsMoved       int64            `json:"sessions_moved"`
+	SessionsMovedTo     map[string]int64 `json:"sessions_moved_to"`
+	SessionsLostAtDrain int64            `json:"sessions_lost_at_drain"`
+}
+
+// watchHandoff polls the /stats of gateway p, which drains, until it exits
+// or ctx ends, and returns its last answer: a drained gateway stays up for
+// its drain quiet period after its last move, so the last poll sees them all.
+func (c *cluster) watchHandoff(ctx context.Context, p *proc) gatewayStats {
+	var last gatewayStats
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Addr.HTTP+"/stats", nil)
+		if err == nil {
+			if resp, err := c.http.Do(req); err == nil {
+				var s gatewayStats
+				if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&s) == nil {
+					last = s
+				}
+				resp.Body.Close()
+			}
+		}
+		select {
+		case <-p.Done():
+			return last
+		case <-ctx.Done():
+			return last
+		case <-t.C:
+		}
+	}
+}
+
 func (c *cluster) adminURL(path string) string { return "http://" + c.proxy.Addr.Admin + path }
 
 func (c *cluster) getJSON(ctx context.Context, path string, v any) error {

@@ -13,8 +13,10 @@
 //     exactly.
 //  3. A gateway joins: stateless calls and new sessions reach it, while the
 //     existing carts stay on their owners with their contents intact.
-//  4. A gateway is drained (SIGTERM): its carts finish on it, new sessions
-//     go elsewhere, no call fails, and it exits 0.
+//  4. A gateway is drained (SIGTERM): it hands its carts over to the next
+//     gateways of their preference lists (how many, to whom, from its
+//     /stats), they read back exactly there, new sessions go elsewhere, no
+//     call fails, and it exits 0 within seconds.
 //  5. A gateway is killed (SIGKILL): exactly its sessions get SESSION_LOST,
 //     and nothing else notices.
 //

@@ -45,7 +45,8 @@ var (
 var errStopped = errors.New("demo: stopped")
 
 // misrouted says a call of a session saw another state than the session
-// built, or was answered by another gateway than the session's owner.
+// built, or was answered by another gateway than the session's owner (or
+// the one a drained owner handed it to).
 type misrouted struct{ msg string }
 
 func (m *misrouted) Error() string { return "misrouted: " + m.msg }
@@ -65,6 +66,7 @@ type load struct {
 
 	cur      atomic.Pointer[tally]
 	watch    atomic.Pointer[drainWatch]
+	drained  sync.Map // gateway name → true: its carts may answer from another gateway
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 
@@ -252,7 +254,8 @@ type shopCart struct {
 	obj     *client.Object
 	started time.Time
 	shopper bool   // a shopper's, not a long-lived cart
-	owner   string // the gateway that answered its first AddItem
+	owner   string // the gateway that answered its first AddItem, or took it over
+	moved   bool   // a drained owner handed it over
 	items   []string
 	total   int64
 }
@@ -299,6 +302,9 @@ func (l *load) addItem(ctx context.Context, ct *shopCart, rng *rand.Rand) error 
 		}
 	}
 	want := cart.Added{Items: len(ct.items) + 1, Total: ct.total + price, Gateway: ct.owner}
+	if l.handedOver(ct, a.Gateway) {
+		want.Gateway = a.Gateway
+	}
 	if a != want {
 		return misroutedf("AddItem answered %+v, want %+v", a, want)
 	}
@@ -316,7 +322,11 @@ func (l *load) verifyCart(ctx context.Context, ct *shopCart) error {
 		return err
 	}
 	var tr cart.TotalResult
-	if err := res.Decode(&tr); err != nil || tr.Total != ct.total || tr.Gateway != ct.owner {
+	err = res.Decode(&tr)
+	if err == nil {
+		l.handedOver(ct, tr.Gateway)
+	}
+	if err != nil || tr.Total != ct.total || tr.Gateway != ct.owner {
 		return misroutedf("Total answered %+v (%v), want %d from %s", tr, err, ct.total, ct.owner)
 	}
 	l.tally().served(tr.Gateway, false)
@@ -330,6 +340,26 @@ func (l *load) verifyCart(ctx context.Context, ct *shopCart) error {
 	}
 	l.tally().served(ir.Gateway, false)
 	return nil
+}
+
+// handedOver takes gw as ct's owner if ct's owner was drained (and so
+// handed its sessions over to other gateways, protocol/SPEC.md section 7)
+// and reports whether it did. The caller still checks the state exactly.
+func (l *load) handedOver(ct *shopCart, gw string) bool {
+	if gw == "" || ct.owner == "" || gw == ct.owner {
+		return false
+	}
+	if _, ok := l.drained.Load(ct.owner); !ok {
+		return false
+	}
+	if ct.shopper {
+		l.activeMu.Lock()
+		l.active[ct.owner]--
+		l.active[gw]++
+		l.activeMu.Unlock()
+	}
+	ct.owner, ct.moved = gw, true
+	return true
 }
 
 // release frees the cart on its gateway.

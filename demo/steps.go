@@ -232,39 +232,44 @@ func (d *demo) join(ctx context.Context, s *stepRun) {
 		num(c.failedCalls()), num(c.Lost), num(c.Misrouted))
 }
 
-// drain is step 4: a drained gateway costs no failed call.
+// drain is step 4: a drained gateway hands its sessions over and costs no
+// failed call.
 func (d *demo) drain(ctx context.Context, s *stepRun) {
 	target := busiest(d.residents, s.res.Gateways)
-	s.title("drain "+target, "Draining "+target+": zero failed calls")
+	s.title("drain "+target, "Draining "+target+": its sessions move, zero failed calls")
 	d.p.say("SIGTERM drains a gateway: it sends GOAWAY and refuses new sessions (the proxy places")
-	d.p.say("them on the next gateway of their preference list), serves the sessions it holds, and")
-	d.p.say("exits once no call has run for a second.")
+	d.p.say("them on the next gateway of their preference list). Each cart it holds moves, once")
+	d.p.say("idle, to the gateway that list names next: gateway to gateway, acknowledged before it")
+	d.p.say("is forgotten, and the proxy follows it. The gateway exits as soon as it holds nothing.")
 	held, rest := split(d.residents, target)
 	pr := d.cl.gateway(target)
 	if pool, err := d.cl.pool(ctx); err == nil {
 		d.p.event("%s holds %d long-lived carts and %s in progress (%s bound by the proxy)",
 			target, len(held), plural(d.load.inProgress(target), "shopper session"), num(pool[target].Sessions))
 	}
+	d.load.drained.Store(target, true)
+	w := &drainWatch{gw: target, since: time.Now()}
+	d.load.watch.Store(w)
+	defer d.load.watch.Store(nil)
 	start := time.Now()
 	if err := pr.Signal(syscall.SIGTERM); err != nil {
 		s.check(false, "drain "+target, "SIGTERM: %v", err)
 		return
 	}
 	d.p.event("SIGTERM %s", target)
-	_, err := d.cl.waitPool(ctx, 10*time.Second, func(pool map[string]poolMember) bool {
-		return pool[target].State != "ready"
-	})
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	st := d.cl.watchHandoff(wctx, pr)
+	cancel()
 	if ctx.Err() != nil {
 		return
 	}
-	w := &drainWatch{gw: target, since: time.Now()}
-	d.load.watch.Store(w)
-	defer d.load.watch.Store(nil)
-	if err == nil {
-		d.p.event("the proxy sees %s draining after %dms: new sessions go elsewhere", target,
-			time.Since(start).Milliseconds())
-	} else {
-		d.p.event("the proxy does not show %s draining: %v", target, err)
+	code, exited := -1, pr.Exited()
+	took := time.Since(start)
+	others := slices.DeleteFunc(slices.Clone(s.res.Gateways), func(g string) bool { return g == target })
+	if exited {
+		code = pr.ExitCode()
+		d.p.event("%s handed %s over (%s) and exited with code %d, %.1fs after SIGTERM", target,
+			plural(int(st.SessionsMoved), "session"), perGateway(st.SessionsMovedTo, others), code, took.Seconds())
 	}
 	outs := d.load.forEach(ctx, held, func(ct *shopCart, _ *rand.Rand) error {
 		if err := d.load.verifyCart(ctx, ct); err != nil {
@@ -273,21 +278,13 @@ func (d *demo) drain(ctx context.Context, s *stepRun) {
 		return d.load.release(ctx, ct)
 	})
 	ok := countOutcome(outs, verified)
-	d.p.event("%d of its %d long-lived carts checked out on %s while it drained (read back, released)",
-		ok, len(held), target)
-	d.residents = rest
-	code, exited := -1, false
-	t := time.NewTimer(15 * time.Second)
-	select {
-	case <-pr.Done():
-		code, exited = pr.ExitCode(), true
-		d.p.event("%s exited with code %d, %.1fs after SIGTERM", target, code, time.Since(start).Seconds())
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
-		return
+	now := map[string]int64{}
+	for _, ct := range held {
+		now[ct.owner]++
 	}
-	t.Stop()
+	d.p.event("%d of its %d long-lived carts read back exactly after it left, from %s (then released)",
+		ok, len(held), perGateway(now, others))
+	d.residents = rest
 	if _, err := d.cl.waitPool(ctx, 10*time.Second, func(pool map[string]poolMember) bool {
 		_, in := pool[target]
 		return !in
@@ -297,9 +294,12 @@ func (d *demo) drain(ctx context.Context, s *stepRun) {
 	c := s.hold(ctx)
 	gws := s.res.Gateways
 	d.p.bars("new sessions during the step, by owner:", c.PlacedBy, gws)
-	s.check(ok == len(held), "its carts finished on "+target+" while it drained", "%d of %d", ok, len(held))
+	s.check(ok == len(held), "its carts moved and read back exactly", "%d of %d", ok, len(held))
+	s.check(st.SessionsMoved >= int64(len(held)) && st.SessionsLostAtDrain == 0, target+" handed its sessions over, lost none",
+		"%d moved, %d lost", st.SessionsMoved, st.SessionsLostAtDrain)
 	s.check(w.hits.Load() == 0, "no new session placed on "+target+" once it was draining", "%d", w.hits.Load())
-	s.check(exited && code == 0, target+" exited 0 after draining", "exited %v, code %d", exited, code)
+	s.check(exited && code == 0 && took < 5*time.Second, target+" exited 0 within seconds of SIGTERM",
+		"exited %v, code %d, after %.1fs", exited, code, took.Seconds())
 	s.check(c.failedCalls() == 0 && c.Lost == 0 && c.Misrouted == 0 && c.SessFailed == 0 && c.Wrong == 0,
 		"zero failed calls", "%s calls, %s failed, %s sessions verified, %s lost, %s misrouted",
 		num(c.Calls), num(c.failedCalls()), num(c.Verified), num(c.Lost), num(c.Misrouted))

@@ -34,7 +34,9 @@ type Membership struct {
 // zone and instance come from cfg.Local, and the rest of cfg configures
 // gossip as for NewGossip. gw must have been started and not stopped.
 //
-// A goroutine of the Membership then follows gw: when gw starts to drain
+// The gateway learns the pool from the member (gateway.SetPool), so that a
+// drain moves its sessions to the gateways that proxies will look for them
+// on. A goroutine of the Membership then follows gw: when gw starts to drain
 // it gossips StateDraining, so that proxies stop placing new sessions on
 // it (gossiping waits up to cfg.BroadcastTimeout, which is why it does not
 // run in Config.OnStateChange: GOAWAY is not held back by it); when gw has
@@ -74,6 +76,7 @@ func JoinGateway(gw *gateway.Gateway, cfg Config) (*Membership, error) {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	gw.SetPool(m.pool)
 	go m.follow()
 	return m, nil
 }
@@ -98,9 +101,23 @@ func (m *Membership) follow() {
 	m.err = m.leave()
 }
 
+// pool returns the gateway members of the gossip pool, this one included,
+// for the gateway's session handoff (gateway.SetPool).
+func (m *Membership) pool() []gateway.PeerInfo {
+	gws := m.gs.Snapshot().Gateways()
+	out := make([]gateway.PeerInfo, 0, len(gws))
+	for _, g := range gws {
+		out = append(out, gateway.PeerInfo{Name: g.Name, TCP: g.Addrs.TCP, WS: g.Addrs.WS, Modules: g.Modules,
+			Weight: g.Weight, Draining: g.State == StateDraining})
+	}
+	return out
+}
+
 // leave leaves the pool, unless nobody is left to tell (Leave would wait
-// its whole timeout), and shuts the member down.
+// its whole timeout), and shuts the member down; the gateway forgets the
+// pool.
 func (m *Membership) leave() error {
+	m.gw.SetPool(nil)
 	var errs []error
 	if len(m.gs.Members()) > 1 {
 		if err := m.gs.Leave(m.gs.cfg.BroadcastTimeout); err != nil {

@@ -23,6 +23,11 @@ func (c *conn) admit(f *protocol.Frame) (ending, bool) {
 		c.sendError(0, protocol.SessionID{}, 0, protocol.Errorf(protocol.CodeBadFrame, "call id %d reused while in flight", f.CallID))
 		return ending{level: zerolog.WarnLevel, msg: "call id reused while in flight", linger: true}, true
 	}
+	if string(f.Module) == protocol.HandoffModule {
+		// Another gateway hands over a session (handoff.go).
+		c.admitAdopt(f, answered, full)
+		return ending{}, false
+	}
 	if len(f.Module) > 0 && f.Module[0] == '$' {
 		// Reserved modules ($topic@1) are the gateway's own, answered here.
 		c.topicCall(f)
@@ -48,6 +53,13 @@ func (c *conn) admit(f *protocol.Frame) (ending, bool) {
 	if len(f.Trace) > 0 {
 		call.trace = string(f.Trace)
 	}
+	c.start(call, answered)
+	return ending{}, false
+}
+
+// start counts an admitted call in flight and runs it on a goroutine of
+// its own. Only the reader goroutine calls it.
+func (c *conn) start(call *Call, answered bool) {
 	c.mu.Lock()
 	if answered {
 		c.calls[call.id] = call
@@ -57,7 +69,6 @@ func (c *conn) admit(f *protocol.Frame) (ending, bool) {
 	c.g.callStarted()
 	c.g.wg.Add(1) // the reader holds a slot, so this Add is safe
 	go call.run()
-	return ending{}, false
 }
 
 // resolve finds what a CALL names: type, method, session and object.
@@ -121,21 +132,41 @@ func (c *conn) resolve(call *Call, f *protocol.Frame) *protocol.Error {
 	}
 	own := call.session == c.session
 	create := f.Flags.Has(protocol.FlagNewSession) || (own && c.ownNew)
-	s, perr := c.g.sessions.acquire(call.session, create, c.g.draining(), c.proxy)
-	if perr != nil {
-		return perr
+	fd := c.g.sessions.acquire(call.session, create, c.g.draining(), c.proxy)
+	if fd.err != nil {
+		return fd.err
 	}
 	if own {
 		// Created or found: from now on a lost own session is lost.
 		c.ownNew = false
 	}
+	return c.bindSession(call, fd)
+}
+
+// bindSession completes a stateful call's admission with what acquire
+// found: the session and object, or the move to wait for, or the gateway
+// the session moved to (relayed for a proxy, MOVED for a direct client).
+// It runs on the reader goroutine, or on the call's after a wait.
+func (c *conn) bindSession(call *Call, fd found) *protocol.Error {
+	switch {
+	case fd.moving != nil:
+		call.moveWait = fd.moving
+		return nil
+	case fd.moved != nil:
+		if !c.proxy {
+			return c.movedError(fd.moved)
+		}
+		call.relay = fd.moved
+		return nil
+	}
+	s := fd.s
 	call.sess = s
 	if call.kind == kindInstance || call.kind == kindRelease {
-		obj := s.object(f.Object)
-		if obj == nil || obj.typ != t {
+		obj := s.object(call.object)
+		if obj == nil || obj.typ != call.typ {
 			c.g.sessions.release(s)
 			call.sess = nil
-			return protocol.Errorf(protocol.CodeNotFound, "session has no %s.%s object %d", t.module, t.name, f.Object)
+			return protocol.Errorf(protocol.CodeNotFound, "session has no %s.%s object %d", call.typ.module, call.typ.name, call.object)
 		}
 		call.obj = obj
 	}

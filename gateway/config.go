@@ -16,7 +16,7 @@ import (
 // Defaults for Config.
 const (
 	DefaultSessionTTL = 10 * time.Minute
-	DefaultDrainQuiet = time.Second
+	DefaultDrainQuiet = 200 * time.Millisecond
 	DefaultDrainGrace = 30 * time.Second
 	DefaultMaxConns   = 10000
 	// Default listen addresses: the ports Graftcode's docs use for GG
@@ -47,12 +47,15 @@ type Config struct {
 	// SessionTTL is how long a session without calls keeps its objects
 	// (default 10m, measured on Clock).
 	SessionTTL time.Duration
-	// DrainQuiet ends a drain once no call has been in flight for this long
-	// (default 1s), so that clients of existing sessions can finish their
-	// sequence of calls.
+	// DrainQuiet is how long a draining gateway waits, once it holds no
+	// session (its sessions moved, ended or expired) and has no call in
+	// flight, before it stops: calls already on the wire still reach it
+	// (default 200ms). Without a pool (SetPool) sessions cannot move, and
+	// a drain ends once no call has been in flight for DrainQuiet; the
+	// sessions still held are lost (see Drain).
 	DrainQuiet time.Duration
-	// DrainGrace ends a drain after this long even if calls are still in
-	// flight (default 30s).
+	// DrainGrace ends a drain after this long even if sessions are still
+	// held or calls in flight (default 30s); those sessions are lost.
 	DrainGrace time.Duration
 	// MaxConns is the most connections served at once (default 10000); a
 	// connection beyond it gets ERROR OVERLOADED and is closed.

@@ -23,20 +23,22 @@ import (
 // writer.
 type conn struct {
 	// Immutable after newConn.
-	g      *Gateway
-	id     uint64
-	pc     *protocol.Conn
-	raw    net.Conn        // the socket under pc, for a lingering close; may be nil
-	ws     *websocket.Conn // set for the WebSocket binding
-	log    zerolog.Logger
-	ctx    context.Context // canceled when the connection ends: stops its calls and callbacks
-	cancel context.CancelFunc
+	g       *Gateway
+	id      uint64
+	pc      *protocol.Conn
+	raw     net.Conn        // the socket under pc, for a lingering close; may be nil
+	ws      *websocket.Conn // set for the WebSocket binding
+	binding string          // "tcp", "ws" or "conn" (ServeConn)
+	log     zerolog.Logger
+	ctx     context.Context // canceled when the connection ends: stops its calls and callbacks
+	cancel  context.CancelFunc
 
 	// Written by the reader goroutine while handling HELLO, before
 	// welcomed is set and before any call starts; read-only afterwards.
 	session  protocol.SessionID // the connection's own session
 	proxy    bool               // the peer is a proxy carrying many sessions
 	instance string             // the proxy's instance id from HELLO, or ""
+	handoff  bool               // the peer is another gateway's handoff link
 	peerMax  int                // the largest frame the peer accepts
 
 	// Owned by the reader goroutine.
@@ -54,7 +56,7 @@ type conn struct {
 }
 
 func newConn(g *Gateway, id uint64, pc *protocol.Conn, raw net.Conn, ws *websocket.Conn, binding string) *conn {
-	c := &conn{g: g, id: id, pc: pc, raw: raw, ws: ws, calls: map[uint32]*Call{}}
+	c := &conn{g: g, id: id, pc: pc, raw: raw, ws: ws, binding: binding, calls: map[uint32]*Call{}}
 	c.ctx, c.cancel = context.WithCancel(g.baseCtx)
 	remote := ""
 	if a := pc.RemoteAddr(); a != nil {
@@ -218,6 +220,7 @@ func (c *conn) hello(f *protocol.Frame) (ending, bool) {
 	c.proxy = f.Flags.Has(protocol.FlagProxy)
 	if c.proxy {
 		c.instance = h.Instance
+		c.handoff = h.Client == protocol.HandoffClient
 	}
 	if c.proxy {
 		// A proxy carries many clients' sessions on this connection: when

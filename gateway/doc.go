@@ -97,14 +97,26 @@
 // # Drain
 //
 // Drain sends GOAWAY to every peer, refuses new sessions with DRAINING
-// while serving the existing ones and every stateless call, and stops once
-// no call has been in flight for DrainQuiet (or at DrainGrace). State,
-// Draining and OnStateChange let discovery announce it.
+// while serving the existing ones and every stateless call. A gateway that
+// knows its pool (SetPool; discovery.JoinGateway sets it from gossip)
+// then moves each session it holds, once quiet and movable (the objects'
+// types registered with Restore), to the next gateway of the session's
+// preference list, gateway to gateway: the receiver acknowledges the
+// Adopt call before the sender forgets the session. Proxies are told with
+// a MOVED frame; a call that arrives while its session moves waits for the
+// move, and one that arrives after it is relayed to the new gateway (from a
+// proxy) or answered ERROR MOVED with the new address (a direct client).
+// The gateway stops once it holds no session and no call has been in
+// flight for DrainQuiet, or at DrainGrace; what it still holds is lost and
+// counted. Without a pool nothing moves, and it stops once no call has been
+// in flight for DrainQuiet. State, Draining and OnStateChange let discovery
+// announce it.
 //
 // # Goroutines
 //
 // The gateway owns every goroutine it starts: the TCP accept loop, the two
 // fasthttp servers, the session janitor, per connection a reader and a
-// writer watcher, per call one goroutine. All hold a slot of one WaitGroup;
-// Close and Drain end them and wait for them.
+// writer watcher, per call one goroutine, per handoff link a reader. All
+// hold a slot of one WaitGroup; Close and Drain end them and wait for them.
+// The workers that move sessions run inside Drain.
 package gateway

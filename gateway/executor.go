@@ -39,6 +39,7 @@ const (
 	kindNew
 	kindRelease
 	kindInstance
+	kindAdopt // $handoff@1.Session.Adopt from another gateway
 )
 
 // Call is one call being served. Interceptors see it; its accessors are
@@ -61,6 +62,12 @@ type Call struct {
 	m          *method  // nil for $release
 	sess       *session // nil for stateless calls
 	obj        *object  // for instance calls and $release
+	// moveWait is set when the session was moving at admission: run waits
+	// for the move to end and binds the session then. relay is set when
+	// the session moved away and the call came from a proxy: run relays
+	// it to that gateway.
+	moveWait <-chan struct{}
+	relay    *PeerInfo
 
 	newObject uint64      // set by execute for $new, read after it returns
 	replied   atomic.Bool // the one RESULT or ERROR has been sent (or given up)
@@ -69,7 +76,10 @@ type Call struct {
 // Info describes the call.
 func (c *Call) Info() Info {
 	method := protocol.MethodRelease
-	if c.m != nil {
+	switch {
+	case c.kind == kindAdopt:
+		method = protocol.HandoffAdopt
+	case c.m != nil:
 		method = c.m.short
 	}
 	return Info{
@@ -119,7 +129,29 @@ func (c *Call) run() {
 			}
 		})
 	}
-	res, err := c.invoke(ctx)
+	if c.moveWait != nil {
+		if perr := c.awaitMove(ctx); perr != nil {
+			if stop != nil {
+				stop()
+			}
+			c.replyError(perr)
+			return
+		}
+	}
+	if c.relay != nil {
+		c.runRelay(ctx)
+		if stop != nil {
+			stop()
+		}
+		return
+	}
+	var res any
+	var err error
+	if c.kind == kindAdopt {
+		res, err = nil, c.conn.g.adopt(c)
+	} else {
+		res, err = c.invoke(ctx)
+	}
 	if stop != nil {
 		stop()
 	}
@@ -244,7 +276,7 @@ func (c *Call) end(failed bool) bool {
 	cn.inflight--
 	cn.mu.Unlock()
 	cn.g.callEnded()
-	if ms := cn.g.served[c.typ.module]; ms != nil {
+	if ms := cn.g.served[c.typ.module]; ms != nil && c.relay == nil {
 		if failed {
 			ms.failed.Add(1)
 		} else {

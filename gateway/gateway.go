@@ -53,6 +53,20 @@ type Gateway struct {
 	inflight     atomic.Int64 // calls admitted and not yet answered
 	lastActivity atomic.Int64 // Clock time (UnixNano) a call last started or ended
 
+	// Handoff (handoff.go, link.go). pool is set by SetPool.
+	pool            atomic.Pointer[func() []PeerInfo]
+	sessionsMoved   atomic.Uint64 // handed over to another gateway
+	sessionsAdopted atomic.Uint64 // taken over from another gateway
+	sessionsLost    atomic.Uint64 // still held when a drain ended
+	callsRelayed    atomic.Uint64 // calls of moved sessions passed on
+	viewMu          sync.Mutex    // guards lastView
+	lastView        *poolView
+	handoffMu       sync.Mutex // guards the maps below
+	movedTo         map[string]uint64
+	moveFailures    map[protocol.SessionID]int
+	linkMu          sync.Mutex // guards links
+	links           map[string]*linkSlot
+
 	mu         sync.Mutex // guards the fields below
 	started    bool
 	closing    bool
@@ -97,19 +111,22 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: encoding WELCOME: %w", err)
 	}
 	g := &Gateway{
-		cfg:         cfg,
-		log:         orNop(cfg.Logger).With().Str("gateway", cfg.Name).Logger(),
-		reg:         reg,
-		faults:      newFaults(cfg.Clock, cfg.ChaosFailRate, cfg.ChaosLatency),
-		sessions:    newSessions(cfg.Clock, cfg.SessionTTL),
-		topics:      newTopics(),
-		served:      make(map[string]*moduleStats, len(reg.modules)),
-		welcomeBody: welcome,
-		connOpts:    protocol.ConnOptions{Limits: cfg.Limits},
-		stop:        make(chan struct{}),
-		done:        make(chan struct{}),
-		drainingCh:  make(chan struct{}),
-		conns:       map[*conn]struct{}{},
+		cfg:          cfg,
+		log:          orNop(cfg.Logger).With().Str("gateway", cfg.Name).Logger(),
+		reg:          reg,
+		faults:       newFaults(cfg.Clock, cfg.ChaosFailRate, cfg.ChaosLatency),
+		sessions:     newSessions(cfg.Clock, cfg.SessionTTL),
+		topics:       newTopics(),
+		served:       make(map[string]*moduleStats, len(reg.modules)),
+		welcomeBody:  welcome,
+		connOpts:     protocol.ConnOptions{Limits: cfg.Limits},
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+		drainingCh:   make(chan struct{}),
+		conns:        map[*conn]struct{}{},
+		movedTo:      map[string]uint64{},
+		moveFailures: map[protocol.SessionID]int{},
+		links:        map[string]*linkSlot{},
 	}
 	// Small WebSocket buffers, the write buffer shared: idle connections
 	// are what a gateway holds most of.
@@ -279,6 +296,7 @@ func (g *Gateway) shutdown(graceful bool) {
 			}
 		}
 		closers.Wait()
+		g.closeLinks()
 		g.cancelBase()
 		for _, s := range srvs {
 			if s != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/graftlb/graftlb/protocol"
@@ -42,7 +43,13 @@ type typeDesc struct {
 	static   map[string]*method
 	ctor     *method            // nil for types with only static functions
 	instance map[string]*method // methods of the constructed value
+	// restore builds an object from its snapshot (Restore); the zero Value
+	// when the type's objects cannot move.
+	restore reflect.Value
 }
+
+// movable reports whether the type's objects can move to another gateway.
+func (t *typeDesc) movable() bool { return t.restore.IsValid() }
 
 // MethodOption changes how registered methods are served (FaultExempt,
 // Stateless) or which methods of a type are registered (Methods,
@@ -56,6 +63,7 @@ type regOptions struct {
 	stateless   bool
 	include     []string // nil: every method the type declares
 	exclude     []string
+	restore     any // Restore's function, nil without it
 }
 
 func collect(opts []MethodOption) regOptions {
@@ -97,6 +105,21 @@ func Methods(names ...string) MethodOption {
 func Exclude(names ...string) MethodOption {
 	return func(o *regOptions) { o.exclude = append(o.exclude, names...) }
 }
+
+// Restore makes a Type's objects movable (Type only): when a gateway drains,
+// the sessions holding them move to another gateway of the pool instead of
+// being lost (protocol/SPEC.md section 7, Handoff). fn rebuilds an object
+// from the bytes its Snapshot method returned, on the gateway that takes the
+// session:
+//
+//	func(state []byte) (*T, error)
+//
+// where *T is the constructor's result, which must implement Snapshotter.
+// Its Snapshot method is then the handoff's, not a remote method. A wrong
+// signature is a registration error. A type without Restore keeps its
+// objects where they were created: a drain that cannot move a session loses
+// it when the gateway exits.
+func Restore(fn any) MethodOption { return func(o *regOptions) { o.restore = fn } }
 
 // NewModule returns an empty module named name@version, e.g. "orders@1".
 func NewModule(name, version string) *Module {
@@ -141,8 +164,12 @@ func (m *Module) fail(err error) {
 // a registration error (Err). Options: FaultExempt, Stateless.
 func (m *Module) Func(typeName, method string, fn any, opts ...MethodOption) *Module {
 	o := collect(opts)
-	if o.include != nil || o.exclude != nil {
+	switch {
+	case o.include != nil || o.exclude != nil:
 		m.fail(fmt.Errorf("%s.%s: Methods and Exclude apply to Type, not Func", typeName, method))
+		return m
+	case o.restore != nil:
+		m.fail(fmt.Errorf("%s.%s: Restore applies to Type, not Func: functions have no objects to move", typeName, method))
 		return m
 	}
 	t := m.typeNamed(typeName)
@@ -218,6 +245,16 @@ func (m *Module) Type(typeName string, ctor any, opts ...MethodOption) *Module {
 		return m
 	}
 	ct.faultExempt = o.faultExempt
+	var restore reflect.Value
+	if o.restore != nil {
+		if restore, err = bindRestore(inst, o.restore); err != nil {
+			m.fail(fmt.Errorf("%s: %w", typeName, err))
+			return m
+		}
+		if !slices.Contains(o.include, snapshotMethod) && !slices.Contains(o.exclude, snapshotMethod) {
+			o.exclude = append(o.exclude, snapshotMethod)
+		}
+	}
 	names, err := remoteMethods(inst, o)
 	if err != nil {
 		m.fail(fmt.Errorf("%s: %w", typeName, err))
@@ -245,7 +282,7 @@ func (m *Module) Type(typeName string, ctor any, opts ...MethodOption) *Module {
 		md.faultExempt = o.faultExempt
 		methods[name] = md
 	}
-	t.ctor, t.instance = ct, methods
+	t.ctor, t.instance, t.restore = ct, methods, restore
 	return m
 }
 

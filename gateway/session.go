@@ -17,8 +17,11 @@ type session struct {
 	id protocol.SessionID
 
 	// Guarded by sessions.mu.
-	active int       // calls of the session running now
+	active int       // calls of the session running now, and a move in progress
 	last   time.Time // end of the last call or keep-alive
+	// moveDone is set while the session moves to another gateway (handoff)
+	// and closed when the move ended, moved or not.
+	moveDone chan struct{}
 
 	mu      sync.Mutex // guards the fields below
 	objects map[uint64]*object
@@ -65,10 +68,23 @@ type sessions struct {
 
 	mu sync.Mutex
 	m  map[protocol.SessionID]*session
+	// moved maps the sessions this gateway handed off to the gateway that
+	// took them, for the calls that still come here (SPEC.md section 7).
+	moved map[protocol.SessionID]*PeerInfo
 }
 
 func newSessions(c clock.Clock, ttl time.Duration) *sessions {
-	return &sessions{clock: c, ttl: ttl, m: map[protocol.SessionID]*session{}}
+	return &sessions{clock: c, ttl: ttl, m: map[protocol.SessionID]*session{}, moved: map[protocol.SessionID]*PeerInfo{}}
+}
+
+// found is what acquire found for a stateful call: the session (marked
+// busy), or the move it waits for, or the gateway it moved to, or why the
+// call is refused.
+type found struct {
+	s      *session
+	moving <-chan struct{}
+	moved  *PeerInfo
+	err    *protocol.Error
 }
 
 func (t *sessions) expiredLocked(s *session, now time.Time) bool {
@@ -80,7 +96,11 @@ func (t *sessions) expiredLocked(s *session, now time.Time) bool {
 // the caller declared it new (NEW_SESSION, or the connection's own fresh
 // session); otherwise the answer is SESSION_LOST, or NOT_OWNER to a proxy
 // that may find the holder elsewhere. A draining gateway refuses to create.
-func (t *sessions) acquire(id protocol.SessionID, create, draining, proxy bool) (*session, *protocol.Error) {
+//
+// A session that is moving to another gateway is not acquired: the call
+// waits on found.moving and asks again. One that has moved yields the
+// gateway that holds it now (found.moved), whatever create says.
+func (t *sessions) acquire(id protocol.SessionID, create, draining, proxy bool) found {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -90,20 +110,26 @@ func (t *sessions) acquire(id protocol.SessionID, create, draining, proxy bool) 
 		s = nil
 	}
 	if s == nil {
+		if to := t.moved[id]; to != nil {
+			return found{moved: to}
+		}
 		switch {
 		case !create && proxy:
-			return nil, errNotOwner
+			return found{err: errNotOwner}
 		case !create:
-			return nil, errSessionLost
+			return found{err: errSessionLost}
 		case draining:
-			return nil, errDrainingSession
+			return found{err: errDrainingSession}
 		}
 		s = &session{id: id}
 		t.m[id] = s
 	}
+	if s.moveDone != nil {
+		return found{moving: s.moveDone}
+	}
 	s.active++
 	s.last = now
-	return s, nil
+	return found{s: s}
 }
 
 // release ends a call of s and restarts its idle timer.
@@ -152,6 +178,75 @@ func (t *sessions) count() int {
 		}
 	}
 	return n
+}
+
+// beginMove marks s moving if it can move now (see movableLocked) and
+// reports whether it did. Calls of s wait until endMove.
+func (t *sessions) beginMove(s *session) bool {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m[s.id] != s || t.expiredLocked(s, now) || !s.movableLocked() {
+		return false
+	}
+	s.moveDone = make(chan struct{})
+	s.active++ // not expired, not acquired while it moves
+	return true
+}
+
+// endMove ends the move of s: to is the gateway that adopted it, or nil
+// when the move failed and s stays here.
+func (t *sessions) endMove(s *session, to *PeerInfo) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.active--
+	if to != nil {
+		delete(t.m, s.id)
+		t.moved[s.id] = to
+	}
+	close(s.moveDone)
+	s.moveDone = nil
+}
+
+// adopt adds session id with the objects another gateway handed over. It
+// fails when the gateway holds a live session of that id already.
+func (t *sessions) adopt(id protocol.SessionID, objs map[uint64]*object, next uint64) bool {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.m[id]; s != nil && !t.expiredLocked(s, now) {
+		return false
+	}
+	t.m[id] = &session{id: id, last: now, objects: objs, nextObj: next}
+	delete(t.moved, id)
+	return true
+}
+
+// moving returns the number of sessions moving now.
+func (t *sessions) moving() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, s := range t.m {
+		if s.moveDone != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// list returns the live sessions.
+func (t *sessions) list() []*session {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*session, 0, len(t.m))
+	for _, s := range t.m {
+		if !t.expiredLocked(s, now) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // sweepInterval is how often the janitor frees expired sessions: a tenth of

@@ -39,7 +39,10 @@ type topics struct {
 	mu      sync.Mutex
 	byTopic map[string]map[subscriber]struct{}
 	byConn  map[*conn]map[topicSub]struct{}
-	n       int
+	// bySession counts the subscriptions of each session: a session with
+	// one cannot move (its subscriptions belong to a connection here).
+	bySession map[protocol.SessionID]int
+	n         int
 }
 
 // topicSub is one subscription of a connection.
@@ -49,7 +52,8 @@ type topicSub struct {
 }
 
 func newTopics() *topics {
-	return &topics{byTopic: map[string]map[subscriber]struct{}{}, byConn: map[*conn]map[topicSub]struct{}{}}
+	return &topics{byTopic: map[string]map[subscriber]struct{}{}, byConn: map[*conn]map[topicSub]struct{}{},
+		bySession: map[protocol.SessionID]int{}}
 }
 
 // subscribe adds a subscription; it fails when the connection holds max
@@ -76,8 +80,16 @@ func (t *topics) subscribe(c *conn, session protocol.SessionID, topic string, ma
 		t.byTopic[topic] = subs
 	}
 	subs[subscriber{c: c, session: session}] = struct{}{}
+	t.bySession[session]++
 	t.n++
 	return nil
+}
+
+// hasSession reports whether session holds a subscription.
+func (t *topics) hasSession(session protocol.SessionID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.bySession[session] > 0
 }
 
 func (t *topics) unsubscribe(c *conn, session protocol.SessionID, topic string) {
@@ -109,6 +121,9 @@ func (t *topics) removeLocked(c *conn, key topicSub) {
 	delete(subs, subscriber{c: c, session: key.session})
 	if len(subs) == 0 {
 		delete(t.byTopic, key.topic)
+	}
+	if t.bySession[key.session]--; t.bySession[key.session] <= 0 {
+		delete(t.bySession, key.session)
 	}
 	t.n--
 }

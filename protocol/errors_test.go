@@ -57,7 +57,7 @@ func TestErrorIsByCode(t *testing.T) {
 }
 
 func TestCodeNames(t *testing.T) {
-	for c := CodeBadFrame; c <= CodeInternal; c++ {
+	for c := CodeBadFrame; c <= CodeMoved; c++ {
 		got, ok := ParseCode(c.String())
 		if !ok || got != c {
 			t.Errorf("ParseCode(%q) = %v, %v", c.String(), got, ok)

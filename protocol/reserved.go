@@ -14,3 +14,15 @@ const (
 	TopicSubscribe   = "Subscribe"
 	TopicUnsubscribe = "Unsubscribe"
 )
+
+// Names of the session handoff between gateways (SPEC.md section 7,
+// Handoff): a draining gateway dials the gateway that takes a session with
+// a HELLO carrying PROXY and client HandoffClient, and sends a CALL of
+// HandoffModule.HandoffType.HandoffAdopt whose body carries the session's
+// objects.
+const (
+	HandoffModule = "$handoff@1"
+	HandoffType   = "Session"
+	HandoffAdopt  = "Adopt"
+	HandoffClient = "graftlb-handoff/1"
+)

@@ -19,7 +19,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: graftlb bench --target tcp://HOST:PORT [flags]\n       graftlb bench --scenario scaleout|failover|drain|compare [flags]\n\nflags:")
+		fmt.Fprintln(stderr, "usage: graftlb bench --target tcp://HOST:PORT [flags]\n       graftlb bench --scenario scaleout|failover|drain|compare|rolling [flags]\n\nflags:")
 		fs.PrintDefaults()
 	}
 	var cfg bench.Config
@@ -32,6 +32,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: calls per second, latency from when each call was due (0: closed loop)")
 	fs.DurationVar(&cfg.CallTimeout, "timeout", bench.DefaultCallTimeout, "deadline of each call")
 	fs.IntVar(&cfg.SessionCalls, "session-calls", bench.DefaultSessionCalls, "AddItem calls per cart session (stateful, mixed)")
+	fs.DurationVar(&cfg.SessionPause, "session-pause", 0, "cart sessions: pause before each call after the first (rolling default 1s)")
 	fs.Float64Var(&cfg.Mix, "mix", bench.DefaultMix, "share of stateless calls in the mixed workload")
 	fs.DurationVar(&cfg.SleepMin, "sleep-min", bench.DefaultSleepMin, "shortest Chaos.Sleep of the sleep workload")
 	fs.DurationVar(&cfg.SleepMax, "sleep-max", bench.DefaultSleepMax, "longest Chaos.Sleep of the sleep workload")
@@ -41,10 +42,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	plotPath := fs.String("plot", "", "plot throughput and p99 over time to this file (.svg or .png)")
 
 	var sc bench.Scenario
-	fs.IntVar(&sc.Gateways, "gateways", 0, "scenario pool size (default: failover and drain 4, compare 3)")
+	fs.IntVar(&sc.Gateways, "gateways", 0, "scenario pool size (default: failover, drain and rolling 4, compare 3)")
 	pools := fs.String("pools", "1,2,4,8", "scaleout: pool sizes")
 	fs.IntVar(&sc.Workers, "workers", bench.DefaultScaleoutWorkers, "scaleout: calls each gateway executes at once (its capacity)")
-	fs.DurationVar(&sc.At, "at", 0, "failover, drain: when to signal the gateway (default 40% of --duration)")
+	fs.DurationVar(&sc.At, "at", 0, "failover, drain: when to signal the gateway (default 40% of --duration); rolling: the first restart (15%)")
 	fs.StringVar(&sc.Target, "victim", bench.DefaultTargetGateway, "failover, drain: the gateway to kill or drain")
 	fs.StringVar(&sc.Discovery, "discovery", bench.DiscoveryStatic, "scenario pool: static (--backend list) or gossip")
 	fs.StringVar(&sc.HAProxy, "haproxy", "", "compare: haproxy binary (default: haproxy on PATH, or in /usr/sbin)")

@@ -41,9 +41,12 @@ func TestDemo(t *testing.T) {
 		`(?m)^ +ok +new sessions are placed on gw4: `,
 		`(?m)^ +ok +existing carts stayed on their owners, contents intact: 30 of 30$`,
 		`(?m)^ +3 gw4 joins +[\d,]+ +[\d,]+ +[\d,]+ +0 +[1-9][\d,]*/0/0$`,
-		// 4: a drain without a failed call.
+		// 4: a drain hands its sessions over, without a failed call.
 		`(?m)^ +ok +zero failed calls: `,
-		`(?m)^ +ok +gw\d exited 0 after draining`,
+		`(?m)^ +ok +its carts moved and read back exactly: (\d+) of (\d+)$`,
+		`(?m)^ +ok +gw\d handed its sessions over, lost none: [1-9][\d,]* moved, 0 lost$`,
+		`(?m)^ +[\d.]+s gw\d handed [1-9][\d,]* sessions? over \(gw\d [\d,]+, `,
+		`(?m)^ +ok +gw\d exited 0 within seconds of SIGTERM`,
 		`(?m)^ +4 drain gw\d +[\d,]+ +[\d,]+ +[\d,]+ +0 +[1-9][\d,]*/0/0$`,
 		// 5: a kill loses exactly the victim's sessions.
 		`(?m)^ +ok +every cart on gw\d got SESSION_LOST: ([1-9]\d*) of ([1-9]\d*)$`,

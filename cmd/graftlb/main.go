@@ -20,7 +20,7 @@ func commands() []command {
 		{"gateway", "run an embedded gateway hosting the example modules", runGateway},
 		{"proxy", "run the graftlb proxy in front of a gateway pool", runProxy},
 		{"demo", "show stateless and stateful scaling end to end on this machine", runDemo},
-		{"bench", "load-test a target or run a scenario (scaleout, failover, drain, compare)", runBench},
+		{"bench", "load-test a target or run a scenario (scaleout, failover, drain, compare, rolling)", runBench},
 		{"call", "make one call and print its result as JSON", runCall},
 		{"healthcheck", "GET a URL: exit 0 on a 2xx answer, 1 otherwise (container HEALTHCHECK)", runHealthcheck},
 		{"version", "print the module version and VCS revision", runVersion},

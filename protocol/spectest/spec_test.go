@@ -5,13 +5,18 @@
 package spectest
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"net"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/internal/testgw"
 	"go.uber.org/goleak"
 )
@@ -71,4 +76,61 @@ func TestPythonClientThroughProxy(t *testing.T) {
 	if s.Server != "graftlb" || s.CartGateway == "" {
 		t.Fatalf("summary %+v", s)
 	}
+}
+
+// TestPythonClientHandoff: the gateway holding the Python client's cart
+// drains and hands it over to the other gateway of its pool; the client
+// gets ERROR MOVED with that gateway's address, resumes its session there
+// and finds the cart (SPEC.md section 7, Handoff).
+func TestPythonClientHandoff(t *testing.T) {
+	slow := func(c *gateway.Config) { c.DrainQuiet = 5 * time.Second } // still up when the client calls again
+	gws := []*gateway.Gateway{testgw.Start(t, "gw1", slow), testgw.Start(t, "gw2", slow)}
+	pool := func() []gateway.PeerInfo {
+		var out []gateway.PeerInfo
+		for _, g := range gws {
+			out = append(out, gateway.PeerInfo{Name: g.Name(), TCP: g.Addrs().TCP, WS: g.Addrs().WS, Weight: 1,
+				Draining: g.State() != gateway.StateReady})
+		}
+		return out
+	}
+	for _, g := range gws {
+		g.SetPool(pool)
+	}
+	host, port, _ := net.SplitHostPort(gws[0].Addrs().TCP)
+	cmd := exec.Command("python3", "testdata/client.py", "handoff", host, port)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("client.py: %q, %v", line, err)
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- gws[0].Drain(context.Background()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for gws[0].Stats().SessionsMoved != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("gw1 did not hand the session over")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, _ = stdin.Write([]byte("go\n"))
+	line, _ := out.ReadString('\n')
+	err := cmd.Wait()
+	var s struct {
+		summary
+		MovedMessage string `json:"moved_message"`
+	}
+	if jerr := json.Unmarshal([]byte(line), &s); jerr != nil || err != nil || !s.OK {
+		t.Fatalf("client.py: %v, %v, output %q", err, jerr, line)
+	}
+	if s.Server != "gw1" || s.CartGateway != "gw2" || s.MovedMessage != "session moved to gateway gw2" {
+		t.Fatalf("summary %+v", s)
+	}
+	_ = gws[0].Close()
+	<-drained
 }

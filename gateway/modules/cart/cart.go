@@ -6,9 +6,11 @@ package cart
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/graftlb/graftlb/gateway"
+	"github.com/graftlb/graftlb/protocol"
 )
 
 // Name and Version identify the module: cart@1.
@@ -42,8 +44,11 @@ type ItemsResult struct {
 //	Cart.AddItem(name string, priceCents int64) Added
 //	Cart.Total() TotalResult
 //	Cart.Items() ItemsResult
+//
+// Carts are movable (gateway.Restore): a draining gateway hands them over
+// to another gateway of its pool.
 func Module() *gateway.Module {
-	return gateway.NewModule(Name, Version).Type("Cart", New)
+	return gateway.NewModule(Name, Version).Type("Cart", New, gateway.Restore(Restore))
 }
 
 // Cart is a shopping cart. Its methods may be called concurrently.
@@ -55,6 +60,31 @@ type Cart struct {
 
 // New is the constructor behind $new.
 func New() *Cart { return &Cart{} }
+
+// state is a cart's snapshot.
+type state struct {
+	Items []string `cbor:"items"`
+	Total int64    `cbor:"total"`
+}
+
+// Snapshot returns the cart's items and total (gateway.Snapshotter).
+func (c *Cart) Snapshot() ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return protocol.Marshal(state{Items: c.items, Total: c.total})
+}
+
+// Restore rebuilds a cart from its Snapshot.
+func Restore(b []byte) (*Cart, error) {
+	var s state
+	if err := protocol.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("cart snapshot: %w", err)
+	}
+	if s.Total < 0 {
+		return nil, errors.New("cart snapshot: negative total")
+	}
+	return &Cart{items: s.Items, total: s.Total}, nil
+}
 
 func gatewayName(ctx context.Context) string {
 	info, _ := gateway.InfoFrom(ctx)

@@ -97,8 +97,9 @@ def cbor_loads(b):
 
 # --- frames (SPEC.md sections 1-2) ------------------------------------------
 
-HELLO, WELCOME, CALL, RESULT, ERROR, CALLBACK, CALLBACK_RESULT, EVENT, PING, PONG, GOAWAY = range(1, 12)
-STATELESS, NEW_SESSION = 0x0001, 0x0008
+HELLO, WELCOME, CALL, RESULT, ERROR, CALLBACK, CALLBACK_RESULT, EVENT, PING, PONG, GOAWAY, MOVED = range(1, 13)
+STATELESS, NEW_SESSION, RESUME = 0x0001, 0x0008, 0x0010
+CODE_MOVED = 16
 HEADER = struct.Struct(">BBHI16sQIIBBBB")  # 44 bytes
 
 def encode(ftype, flags=0, call_id=0, session=bytes(16), obj=0, deadline=0,
@@ -215,5 +216,60 @@ def main():
     seen["ok"] = True
     print(json.dumps(seen))
 
+def handoff():
+    """SPEC.md section 7, Handoff, as a direct client sees it: the gateway
+    holding our cart drains and hands the session over; the next call gets
+    ERROR MOVED naming the new gateway's address, where the session goes on
+    with HELLO RESUME."""
+    host, port = sys.argv[2], int(sys.argv[3])
+    c = Conn(host, port)
+    c.send(encode(HELLO, body=cbor_enc({"client": "spec-python/1"})))
+    w = c.recv()
+    if w["type"] != WELCOME:
+        fail("expected WELCOME, got %r" % w)
+    session = w["session"]
+    first = cbor_loads(w["body"]).get("server")
+
+    def call(conn, call_id, method, args, obj):
+        conn.send(encode(CALL, call_id=call_id, obj=obj, module=b"cart@1", typ=b"Cart", method=method,
+                         body=cbor_enc(args)))
+        while True:
+            f = conn.recv()
+            if f["type"] in (RESULT, ERROR) and f["call_id"] == call_id:
+                return f
+            if f["type"] not in (GOAWAY, EVENT):
+                fail("unexpected %r while waiting for call %d" % (f, call_id))
+
+    r = call(c, 1, b"$new", [], 0)
+    if r["type"] != RESULT or r["object"] == 0:
+        fail("$new: %r" % r)
+    cart = r["object"]
+    r = call(c, 2, b"AddItem", ["apple", 120], cart)
+    if r["type"] != RESULT:
+        fail("AddItem: %r" % (error_body(r["body"]),))
+    print("ready", flush=True)
+    sys.stdin.readline()  # the test drained the gateway meanwhile
+
+    r = call(c, 3, b"Total", [], cart)
+    if r["type"] != ERROR:
+        fail("Total after the handoff answered %r, want ERROR MOVED" % r)
+    code, msg, target = error_body(r["body"])
+    if code != CODE_MOVED or not target.startswith("tcp://"):
+        fail("Total after the handoff: code %d (%s), target %r; want MOVED (16) and tcp://host:port" % (code, msg, target))
+    thost, tport = target[len("tcp://"):].rsplit(":", 1)
+    c2 = Conn(thost, int(tport))
+    c2.send(encode(HELLO, flags=RESUME, session=session, body=cbor_enc({"client": "spec-python/1"})))
+    w2 = c2.recv()
+    if w2["type"] != WELCOME or w2["session"] != session:
+        fail("HELLO RESUME at %s: %r" % (target, w2))
+    r = call(c2, 1, b"Total", [], cart)
+    total = cbor_loads(r["body"]) if r["type"] == RESULT else None
+    if not total or total.get("total") != 120:
+        fail("Total at %s: %r" % (target, total or error_body(r["body"])))
+    print(json.dumps({"ok": True, "server": first, "cart_gateway": total.get("gateway"), "moved_message": msg}))
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "handoff":
+        handoff()
+    else:
+        main()
