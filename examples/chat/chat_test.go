@@ -130,7 +130,11 @@ func TestREADMEProgram(t *testing.T) {
 		t.Fatalf("after the kill bob heard %+v (%v)", line, err)
 	}
 
-	// SIGTERM drains a gateway, which then leaves the pool.
+	// SIGTERM drains the two gateways left, one after the other: the first
+	// hands its rooms to the other (they are movable), so the new room
+	// still works wherever it was; the last one has nowhere to hand them
+	// and exits once quiet. Each exits 0.
+	left := 0
 	for name, g := range gws {
 		if name == holder {
 			continue
@@ -140,6 +144,14 @@ func TestREADMEProgram(t *testing.T) {
 		}
 		if code, ok := g.Wait(20 * time.Second); !ok || code != 0 {
 			t.Fatalf("%s after SIGTERM: exit %d (exited %v)\n%s", name, code, ok, g.Stderr())
+		}
+		if left++; left == 1 {
+			if _, err := again.Call(ctx, "Say", "ann", "still here"); err != nil {
+				t.Fatalf("the room after %s drained: %v", name, err)
+			}
+			if err := (<-heard.C).Decode(&line); err != nil || line.Text != "still here" {
+				t.Fatalf("after the drain bob heard %+v (%v)", line, err)
+			}
 		}
 	}
 }

@@ -21,10 +21,15 @@ type Line struct {
 	Text string `cbor:"text"`
 }
 
-// Room is a chat room, an object of the session that created it.
+// Room is a chat room, an object of the session that created it. It can
+// move: a draining gateway hands it to the next one instead of losing it.
 type Room struct{ name string }
 
 func newRoom(name string) *Room { return &Room{name: name} }
+
+// Snapshot and restoreRoom make a Room movable (gateway.Snapshotter).
+func (r *Room) Snapshot() ([]byte, error)     { return []byte(r.name), nil }
+func restoreRoom(state []byte) (*Room, error) { return &Room{name: string(state)}, nil }
 
 // Say publishes a line to the room's topic: every subscribed session
 // hears it, whichever gateway and proxy it is on.
@@ -41,7 +46,7 @@ func main() {
 	flag.Parse()
 	chat := gateway.NewModule("chat", "1").
 		Func("Chat", "Version", version, gateway.Stateless()).
-		Type("Room", newRoom)
+		Type("Room", newRoom, gateway.Restore(restoreRoom))
 	gw, err := gateway.New(gateway.Config{Name: *name, TCP: "127.0.0.1:0", Modules: []*gateway.Module{chat}})
 	if err != nil {
 		log.Fatal(err)
@@ -60,6 +65,6 @@ func main() {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	<-stop
-	_ = gw.Drain(context.Background()) // GOAWAY, finish the calls in flight, stop
+	_ = gw.Drain(context.Background()) // GOAWAY, hand the rooms over, stop
 	<-pool.Done()
 }
