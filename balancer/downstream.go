@@ -93,6 +93,15 @@ func (d *downstream) serve() {
 			_ = d.pc.SetReadDeadline(d.deadline)
 		}
 		raw, err := d.pc.ReadFrame()
+		var pe *protocol.Error
+		if errors.As(err, &pe) && pe.Code != protocol.CodeTooLarge {
+			// A WebSocket text message: answered, and the message
+			// boundaries are intact, so the connection goes on (SPEC.md
+			// section 6), as on a gateway.
+			d.p.logBad(d, pe)
+			d.sendError(0, pe.Code, pe.Message)
+			continue
+		}
 		if err != nil {
 			d.readFailed(err)
 			return
@@ -180,18 +189,25 @@ func (d *downstream) handle(raw []byte) bool {
 		var pe *protocol.Error
 		errors.As(err, &pe)
 		d.p.logBad(d, pe)
-		if pe.Code == protocol.CodeBadFrame && len(raw) >= protocol.HeaderSize && !f.Type.Known() {
-			d.sendError(f.CallID, pe.Code, pe.Message) // unknown type: the stream is intact
-			return true
+		// The frame's size was known, so the stream is still in sync: it
+		// is answered (under its call id when its header was whole) and
+		// the connection goes on, except for an unsupported version,
+		// which ends it (SPEC.md section 6), as on a gateway.
+		var id uint32
+		if len(raw) >= protocol.HeaderSize {
+			id = f.CallID
 		}
-		d.badInput = true
-		d.sendError(0, pe.Code, pe.Message)
-		return false
+		d.sendError(id, pe.Code, pe.Message)
+		if pe.Code == protocol.CodeUnsupportedVersion {
+			d.badInput = true
+			return false
+		}
+		return true
 	}
 	switch f.Type {
 	case protocol.TypeCall:
-		if string(f.Module) == protocol.TopicModule {
-			d.topicCall(f) // the proxy's own: never forwarded
+		if len(f.Module) > 0 && f.Module[0] == '$' {
+			d.reservedCall(f) // the protocol's own: never forwarded
 			return true
 		}
 		return d.call(f, raw)

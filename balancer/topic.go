@@ -82,9 +82,16 @@ func (t *topicTable) publish(topic []byte, raw []byte) int {
 	return n
 }
 
-// topicCall answers a client's CALL of the reserved module $topic@1.
-func (d *downstream) topicCall(f *protocol.Frame) {
-	e := d.subscription(f)
+// reservedCall answers a client's CALL of a reserved module ('$'): the
+// proxy answers $topic@1 itself; the others ($handoff@1 is between
+// gateways) are NOT_FOUND, never forwarded.
+func (d *downstream) reservedCall(f *protocol.Frame) {
+	var e *protocol.Error
+	if string(f.Module) == protocol.TopicModule {
+		e = d.subscription(f)
+	} else {
+		e = protocol.Errorf(protocol.CodeNotFound, "module %q is reserved", f.Module)
+	}
 	if f.Flags.Has(protocol.FlagOneway) {
 		return
 	}

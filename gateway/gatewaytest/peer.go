@@ -250,6 +250,16 @@ func (p *Peer) Start(c Call) (uint32, <-chan *protocol.Frame) {
 	return f.CallID, ch
 }
 
+// Expect returns a channel that gets the reply with call id id, for a
+// frame the test sends by other means (raw bytes).
+func (p *Peer) Expect(id uint32) <-chan *protocol.Frame {
+	ch := make(chan *protocol.Frame, 1)
+	p.mu.Lock()
+	p.waiters[id] = ch
+	p.mu.Unlock()
+	return ch
+}
+
 // Call sends a CALL and waits for its reply (nil if the connection closed
 // or Timeout passed; the test is failed then).
 func (p *Peer) Call(c Call) *protocol.Frame {
