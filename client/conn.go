@@ -276,6 +276,8 @@ func (c *Conn) readLoop(pc *protocol.Conn) error {
 			f.Type = protocol.TypePong
 			_ = pc.Send(&f)
 		case protocol.TypePong:
+		case protocol.TypeMoved:
+			c.movedNotice(pc, &f)
 		case protocol.TypeGoaway:
 			if f.Flags.Has(protocol.FlagReconnect) {
 				c.startMove(pc)

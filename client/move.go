@@ -211,3 +211,26 @@ func (c *Conn) awaitMove(ctx context.Context, pc *protocol.Conn) error {
 		}
 	}
 }
+
+// movedNotice answers a gateway's MOVED frame on pc: the connection's own
+// session moved to the gateway whose target the body names (SPEC.md
+// section 7, Handoff), so the Conn follows it there at once, before the
+// draining gateway closes pc.
+func (c *Conn) movedNotice(pc *protocol.Conn, f *protocol.Frame) {
+	if f.Session != c.session.id || len(f.Body) == 0 {
+		return
+	}
+	e := protocol.ErrorFromBody(f.Body)
+	if e.Code != protocol.CodeMoved || e.Type == "" {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.cbCtx, c.opts.DialTimeout)
+		defer cancel()
+		if err := c.follow(ctx, pc, e.Type); err != nil {
+			c.opts.Logger.Warn().Err(err).Msg("could not follow the moved session")
+		}
+	}()
+}

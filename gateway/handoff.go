@@ -276,8 +276,16 @@ func (g *Gateway) movedOut(id protocol.SessionID, t *PeerInfo) {
 	g.lastActivity.Store(g.cfg.Clock.Now().UnixNano()) // calls sent before MOVED may still come
 	g.log.Debug().Str("session", id.String()).Str("to", t.Name).Msg("handoff: session moved")
 	for _, c := range g.snapshotConns() {
-		if c.proxy && !c.handoff && c.welcomed.Load() {
+		switch {
+		case c.proxy && !c.handoff && c.welcomed.Load():
 			c.sendMoved(id, t)
+		case !c.proxy && c.welcomed.Load() && c.session == id:
+			// A direct client whose connection's session moved: told at
+			// once, with where to (the ERROR MOVED body), so that it
+			// follows before this gateway exits.
+			e := c.movedError(t)
+			_ = c.pc.Send(&protocol.Frame{Type: protocol.TypeMoved, Session: id, Module: []byte(t.Name),
+				Body: protocol.AppendErrorBody(nil, e.Code, e.Message, e.Type)})
 		}
 	}
 }
