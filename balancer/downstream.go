@@ -227,7 +227,13 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	}
 	d.p.active.Add(1)
 	now := d.p.now() // read once: the forwarding path reads no other clock
-	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now}
+	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now, mc: d.p.metrics.unrouted.module(f.Module)}
+	if d.p.cfg.TraceIDs && len(f.Trace) == 0 {
+		raw = addTrace(f, raw) // allocates: only with --trace-ids
+	}
+	if d.p.cfg.AccessLog != nil {
+		d.p.startAccess(&pd, f) // allocates when the call is logged
+	}
 	s := d.sess
 	if !f.Session.IsZero() && f.Session != s.id {
 		if s = d.p.sessions.lookup(f.Session); s == nil {
