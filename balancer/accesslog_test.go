@@ -93,7 +93,7 @@ func TestAccessLogAndTraceIDs(t *testing.T) {
 		if l["gateway"] != "gw1" || l["kind"] != "stateless" || l["code"] != want[i].code || l["message"] != "call" {
 			t.Errorf("line %d: %v", i, l)
 		}
-		if _, ok := l["duration"].(float64); !ok {
+		if _, ok := l["duration_ms"].(float64); !ok {
 			t.Errorf("line %d has no duration: %v", i, l)
 		}
 		if got, _ := l["trace_id"].(string); got != want[i].trace && want[i].trace != "" {

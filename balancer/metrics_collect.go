@@ -266,4 +266,3 @@ func (p *Proxy) CallCount(gateway, code string) uint64 {
 	}
 	return n
 }
-

@@ -18,7 +18,7 @@ var ErrUnknownGateway = errors.New("balancer: no gateway of that name in the poo
 // operatorState remembers the gateways an operator drained, by name, so
 // that a drained gateway that comes back as a new instance stays drained.
 type operatorState struct {
-	mu      sync.Mutex
+	mu    sync.Mutex
 	names map[string]bool
 }
 
