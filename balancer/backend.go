@@ -41,6 +41,7 @@ type backend struct {
 	sessions    atomic.Int64  // sessions bound here by this proxy
 	sessionTTL  atomic.Int64  // the gateway's session TTL (WELCOME), nanoseconds; 0: unknown
 	draining    atomic.Bool   // the member says draining, or the gateway sent GOAWAY
+	adminDrain  atomic.Bool   // an operator drained it (DrainGateway): no new sessions here
 	up          atomic.Bool   // at least one upstream is connected
 	// epoch grows each time the gateway is found dead (its connections
 	// broke and it refused a new one): sessions bound in an older epoch
@@ -62,6 +63,7 @@ type backend struct {
 	lastSample atomic.Int64 // unix nanoseconds of the last estimate update
 	breaker    *health.Breaker
 	rec        *health.Recorder
+	m          *gwMetrics // its counters (metrics.go); nil when metrics are off
 
 	// mu guards the slots' upstreams and deadSeen.
 	mu    sync.Mutex
@@ -79,6 +81,8 @@ func newBackend(p *Proxy, m discovery.Member) *backend {
 	b.draining.Store(m.State == discovery.StateDraining)
 	b.weight.Store(int64(m.Weight))
 	b.checkUp.Store(true)
+	b.m = p.metrics.gateway(m.Name)
+	b.adminDrain.Store(p.operator.drained(m.Name))
 	return b
 }
 

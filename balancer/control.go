@@ -143,6 +143,7 @@ func (p *Proxy) rebuild() {
 		}
 	}
 	p.picker.Store(pk)
+	p.metrics.sync(pk, p.now())
 }
 
 // expireDeadlines fails the calls whose deadline passed.

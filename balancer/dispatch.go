@@ -14,6 +14,7 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 	}
 	b := u.b
 	b.served.Add(1)
+	b.m.received(len(raw))
 	p.endRetry(&pd)
 	code := protocol.Code(0)
 	if f.Type == protocol.TypeError {
@@ -29,7 +30,10 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 	if s := pd.sess; s != nil {
 		refusal := code == protocol.CodeNotOwner ||
 			(pd.flags.Has(protocol.FlagNewSession) && (code == protocol.CodeDraining || code == protocol.CodeOverloaded))
-		if refusal && pd.kept != nil && p.refused(s, b) {
+		if refusal && pd.kept != nil && p.refused(s, b, code) {
+			if code == protocol.CodeNotOwner {
+				p.stats.notOwnerWalks.Add(1)
+			}
 			p.reroute(pd)
 			return
 		}
@@ -43,7 +47,7 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 			p.confirm(s, b)
 		}
 	}
-	p.deliver(&pd, raw)
+	p.deliver(&pd, code, raw)
 }
 
 // reroute sends a kept stateful frame again, to the session's next owner.
@@ -62,6 +66,7 @@ func (p *Proxy) reroute(pd pending) {
 func (p *Proxy) callback(u *upstream, f *protocol.Frame, raw []byte) {
 	if s := p.sessions.lookup(f.Session); s != nil {
 		if d := s.client.Load().get(); d != nil && d.forwardCallback(u, f.CallID, raw) {
+			p.stats.callbacks.Add(1)
 			return
 		}
 	}
@@ -84,6 +89,7 @@ func (p *Proxy) event(f *protocol.Frame, raw []byte) {
 				return
 			}
 			d.write(raw)
+			p.stats.events.Add(1)
 			return
 		}
 	}

@@ -93,16 +93,10 @@ func (d *downstream) serve() {
 			_ = d.pc.SetReadDeadline(d.deadline)
 		}
 		raw, err := d.pc.ReadFrame()
-		var pe *protocol.Error
-		if errors.As(err, &pe) && pe.Code != protocol.CodeTooLarge {
-			// A WebSocket text message: answered, and the message
-			// boundaries are intact, so the connection goes on (SPEC.md
-			// section 6), as on a gateway.
-			d.p.logBad(d, pe)
-			d.sendError(0, pe.Code, pe.Message)
-			continue
-		}
 		if err != nil {
+			if d.recoverable(err) {
+				continue
+			}
 			d.readFailed(err)
 			return
 		}
@@ -110,6 +104,19 @@ func (d *downstream) serve() {
 			return
 		}
 	}
+}
+
+// recoverable answers a read error after which the stream goes on: a
+// WebSocket text message, whose message boundaries are intact (SPEC.md
+// section 6), as on a gateway.
+func (d *downstream) recoverable(err error) bool {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code == protocol.CodeTooLarge {
+		return false
+	}
+	d.p.logBad(d, pe)
+	d.sendError(0, pe.Code, pe.Message)
+	return true
 }
 
 func (d *downstream) readFailed(err error) {
@@ -259,10 +266,16 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	}
 	d.p.active.Add(1)
 	now := d.p.now() // read once: the forwarding path reads no other clock
-	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now}
+	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now, mc: d.p.metrics.unrouted.module(f.Module)}
 	if g := d.goawayAt.Load(); g != 0 && time.Now().UnixNano()-g > int64(moveWindow) {
 		d.p.fail(&pd, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
+	}
+	if d.p.cfg.TraceIDs && len(f.Trace) == 0 {
+		raw = addTrace(f, raw) // allocates: only with --trace-ids
+	}
+	if d.p.cfg.AccessLog != nil {
+		d.p.startAccess(&pd, f) // allocates when the call is logged
 	}
 	s := d.sess
 	if !f.Session.IsZero() && f.Session != s.id {

@@ -71,6 +71,7 @@ func (p *Proxy) addHealth(b *backend) {
 		ev := p.cfg.Logger.Info()
 		if to == health.Open {
 			ev = p.cfg.Logger.Warn()
+			b.m.inc(tripsOf)
 		}
 		ev.Str("gateway", name).Stringer("from", from).Stringer("to", to).Msg("circuit breaker")
 	}
@@ -118,6 +119,7 @@ func (p *Proxy) onEjection(e health.Ejection) {
 	}
 	b.ejected.Store(e.Ejected)
 	if e.Ejected {
+		b.m.inc(ejectionsOf)
 		p.cfg.Logger.Warn().Str("gateway", e.Target).Stringer("reason", e.Reason).Int("count", e.Count).
 			Time("until", e.Until).Msg("outlier detection: gateway ejected")
 	} else {
@@ -157,6 +159,7 @@ func (b *backend) outcome(pd *pending, ok bool, now int64) {
 	}
 	if pd.start != 0 && now > pd.start {
 		b.observe(now-pd.start, now)
+		b.m.latency(pd, now-pd.start)
 	}
 }
 

@@ -19,7 +19,8 @@ import (
 type picker struct {
 	backends []*backend      // sorted by name; index i is table member i
 	table    *affinity.Table // nil when the pool is empty
-	// admit[i]: backend i may take a new session (connected, not draining).
+	// admit[i]: backend i may take a new session (connected, not draining,
+	// not drained by an operator).
 	admit []bool
 	// hold[i]: backend i may hold sessions (connected, draining or not).
 	hold []bool
@@ -45,8 +46,8 @@ type picker struct {
 
 // buildPicker builds the snapshot of backends (sorted by name). The table
 // is reused from prev when the member set is unchanged. A gateway admits new
-// sessions and stateless calls when it is connected, not draining, and
-// healthy (active checks up, not ejected) — or, in panic mode (fewer than
+// sessions and stateless calls when it is connected, not draining (nor
+// drained by an operator), and healthy (active checks up, not ejected) — or, in panic mode (fewer than
 // panicThreshold of the connected gateways healthy), when it is connected
 // and not draining. A gateway may hold sessions when it is connected and
 // its active checks pass.
@@ -93,7 +94,7 @@ func buildPicker(backends []*backend, prev *picker, panicThreshold float64) (*pi
 	for i, b := range backends {
 		up := b.up.Load() && !b.removed.Load()
 		pk.hold[i] = up && b.checkUp.Load()
-		pk.admit[i] = up && !b.draining.Load() && (pk.panic || b.healthy())
+		pk.admit[i] = up && !b.draining.Load() && !b.adminDrain.Load() && (pk.panic || b.healthy())
 		if len(b.member.Modules) == 0 {
 			pk.servesAll[i] = true
 			if pk.admit[i] {

@@ -26,10 +26,12 @@ type PoolMember struct {
 	// outlier detection took the gateway out; Breaker is its circuit
 	// breaker's state (closed, open, half-open); LatencyUs its round-trip
 	// estimate.
-	Check     string `json:"check"`
-	Ejected   bool   `json:"ejected"`
-	Breaker   string `json:"breaker"`
-	LatencyUs int64  `json:"latency_us"`
+	// AdminDrain says an operator drained the gateway here (DrainGateway).
+	AdminDrain bool   `json:"admin_drain,omitempty"`
+	Check      string `json:"check"`
+	Ejected    bool   `json:"ejected"`
+	Breaker    string `json:"breaker"`
+	LatencyUs  int64  `json:"latency_us"`
 	// Health has the details: the active checks' counts and last error,
 	// outlier detection's ejection count and time, the breaker's counts.
 	Health *health.TargetStatus `json:"health,omitempty"`
@@ -98,7 +100,7 @@ func (p *Proxy) Pool() []PoolMember {
 			Name: b.name, State: st, Addrs: m.Addrs, Modules: m.Modules, Weight: m.Weight, Zone: m.Zone,
 			Instance: m.Instance, Conns: len(*b.conns.Load()), InFlight: b.outstanding.Load(),
 			Sessions: b.sessions.Load(), Served: b.served.Load(),
-			Check: check, Ejected: b.ejected.Load(), Breaker: br, LatencyUs: b.ewma.Load() / 1000,
+			AdminDrain: b.adminDrain.Load(), Check: check, Ejected: b.ejected.Load(), Breaker: br, LatencyUs: b.ewma.Load() / 1000,
 		})
 		if st, ok := details[b.name]; ok {
 			out[len(out)-1].Health = &st

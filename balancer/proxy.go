@@ -73,6 +73,8 @@ type Proxy struct {
 	active                     atomic.Int64 // client calls in flight
 	retries                    atomic.Int64 // retries in flight
 	stats                      stats
+	metrics                    *proxyMetrics // metrics.go
+	operator                   operatorState // operator.go
 
 	// wg counts the goroutines the proxy owns: the control loop, the
 	// accept loops, the WebSocket server and client connections.
@@ -100,6 +102,9 @@ type stats struct {
 	lostNotices       atomic.Int64
 	topicDeliveries   atomic.Int64
 	sessionsMoved     atomic.Int64
+	notOwnerWalks     atomic.Int64
+	callbacks         atomic.Int64 // CALLBACKs delivered to clients
+	events            atomic.Int64 // session EVENTs delivered to clients
 }
 
 // New returns a proxy for the pool src describes. It owns src from then on
@@ -121,6 +126,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		downs:    make(map[*downstream]struct{}),
 		backends: make(map[string]*backend),
 		sources:  newSourceConns(cfg.MaxConnsPerSource),
+		metrics:  newProxyMetrics(cfg.DisableMetrics),
 	}
 	// Upstream frames are client frames plus nothing: the same size limit,
 	// and room for many clients' calls in flight.

@@ -43,6 +43,7 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 		}
 		pd.attempts++
 		pd.ticket, pd.start = t, now
+		pd.mc = b.m.module(module)
 		if u.forward(raw, pd) == nil {
 			return
 		}
@@ -98,13 +99,14 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 				p.fail(&pd, protocol.CodeCircuitOpen, "the circuit breaker of gateway "+b.name+", which holds the session, is open")
 				return
 			}
-			if !p.refused(s, b) {
+			if !p.refused(s, b, protocol.CodeCircuitOpen) {
 				break
 			}
 			continue // a new session goes to the next gateway
 		}
 		pd.attempts = 1
 		pd.ticket = t
+		pd.mc = b.m.module(module)
 		if u := b.pickConn(); u != nil && u.forward(raw, pd) == nil {
 			return
 		}
@@ -115,7 +117,7 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 			continue
 		}
 		// Not sent: a tentative owner is skipped; a confirmed one is down.
-		if pl.confirmed || !p.refused(s, b) {
+		if pl.confirmed || !p.refused(s, b, protocol.CodeUnavailable) {
 			p.fail(&pd, protocol.CodeUnavailable, "gateway "+b.name+" holding the session is unreachable")
 			return
 		}
@@ -156,7 +158,7 @@ func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *[]int
 			p.loseLocked(s)
 			return placement{code: protocol.CodeSessionLost, msg: "gateway " + b.name + " that held the session is gone"}
 		}
-		s.tried = append(s.tried, b)
+		s.skip(b, protocol.CodeUnavailable)
 		s.owner, b = nil, nil
 	}
 	if b == nil {
@@ -174,7 +176,7 @@ func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *[]int
 			}
 			if pk.unreachable(module, s.tried) {
 				// The holder may be a gateway that is not connected now.
-				s.tried = nil
+				s.tried, s.why = nil, nil
 				return placement{code: protocol.CodeUnavailable, msg: "the session's gateway is not reachable now"}
 			}
 			if p.settling() {
@@ -193,9 +195,11 @@ func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *[]int
 }
 
 // refused records that b did not take session s (it refused, or could not
-// be reached) and reports whether the call should be routed again: true
-// when the session is not bound to b for good.
-func (p *Proxy) refused(s *session, b *backend) bool {
+// be reached), and why (the code of its refusal; UNAVAILABLE when it could
+// not be reached, CIRCUIT_OPEN when its breaker refused), and reports
+// whether the call should be routed again: true when the session is not
+// bound to b for good.
+func (p *Proxy) refused(s *session, b *backend, why protocol.Code) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.owner != b {
@@ -204,7 +208,7 @@ func (p *Proxy) refused(s *session, b *backend) bool {
 	if s.confirmed {
 		return false
 	}
-	s.tried = append(s.tried, b)
+	s.skip(b, why)
 	s.owner = nil
 	return true
 }
@@ -215,8 +219,8 @@ func (p *Proxy) confirm(s *session, b *backend) {
 	if s.owner == b && !s.confirmed {
 		s.confirmed = true
 		s.fresh = false
-		s.tried = nil
 		b.sessions.Add(1)
+		b.m.inc(placedOf)
 	}
 	s.mu.Unlock()
 }
@@ -226,14 +230,17 @@ func (p *Proxy) confirm(s *session, b *backend) {
 // kept frame and frees its slot on the client connection. Every such exit
 // goes through here; a call a gateway answered settles in deliver.
 func (p *Proxy) fail(pd *pending, code protocol.Code, msg string) {
+	p.settled(pd, code)
 	p.endRetry(pd)
 	pd.kept.release()
 	pd.kept = nil
 	pd.down.failCall(pd, code, msg)
 }
 
-// deliver settles a call its gateway answered, passing the reply on.
-func (p *Proxy) deliver(pd *pending, raw []byte) {
+// deliver settles a call its gateway answered with code (0: a RESULT),
+// passing the reply on.
+func (p *Proxy) deliver(pd *pending, code protocol.Code, raw []byte) {
+	p.settled(pd, code)
 	p.endRetry(pd)
 	pd.kept.release()
 	pd.kept = nil
@@ -249,6 +256,7 @@ func (p *Proxy) loseLocked(s *session) bool {
 	}
 	s.lost = true
 	p.stats.sessionsLost.Add(1)
+	p.metrics.lostSession(s)
 	if s.owner != nil && s.confirmed {
 		s.owner.sessions.Add(-1)
 		return true

@@ -41,7 +41,15 @@ type session struct {
 	fresh     bool   // created by the client: placement may create it
 	confirmed bool
 	lost      bool
-	tried     []*backend // refused this session during placement
+	tried     []*backend      // refused this session during placement
+	why       []protocol.Code // why each of tried was skipped (refused)
+}
+
+// skip records that b was skipped while placing s, and why. Caller must
+// hold s.mu.
+func (s *session) skip(b *backend, why protocol.Code) {
+	s.tried = append(s.tried, b)
+	s.why = append(s.why, why)
 }
 
 // heldObjects reports whether the session may hold objects on a gateway:
@@ -286,7 +294,7 @@ func (s *session) unbind() {
 		s.owner.sessions.Add(-1)
 	}
 	s.owner = nil
-	s.tried = nil
+	s.tried, s.why = nil, nil
 	s.mu.Unlock()
 }
 

@@ -24,6 +24,8 @@ type pending struct {
 	deadline int64     // unix nanoseconds; 0: none
 	start    int64     // unix nanoseconds when forwarded, for the latency estimate
 	ticket   health.Ticket
+	mc       *moduleCalls // counts the call when it settles (metrics.go); nil: metrics off
+	acc      *accessEntry // its access log line, when it is logged (accesslog.go)
 	flags    protocol.Flags
 	attempts uint8
 	retry    bool // holds a retry from the budget
@@ -68,6 +70,7 @@ func (u *upstream) forward(raw []byte, pd pending) error {
 	}
 	u.mu.Unlock()
 	u.b.outstanding.Add(1)
+	u.b.m.sent(len(raw))
 	protocol.SetCallID(raw, id)
 	if err := u.pc.WriteFrame(raw); err != nil {
 		if _, ok := u.take(id); ok {

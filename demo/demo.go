@@ -128,12 +128,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer cl.close()
 	p.event("cluster up: the proxy routes to %s", joinNames(cl.live()))
-	p.line("  %-6s pid %-7d tcp %-21s admin %s", "proxy", cl.proxy.PID(), cl.proxy.Addr.TCP,
-		p.bold(cl.adminURL("/pool")))
+	p.line("  %-6s pid %-7d tcp %-21s admin %s", "proxy", cl.proxy.PID(), cl.proxy.Addr.TCP, cl.adminURL("/"))
 	for _, g := range cl.procs()[1:] {
 		p.line("  %-6s pid %-7d tcp %-21s http %s", g.Name, g.PID(), g.Addr.TCP, g.Addr.HTTP)
 	}
-	p.say("Look at %s (and /stats) while it runs; Ctrl-C stops the demo cleanly.", cl.adminURL("/pool"))
+	p.line("  dashboard: %s", p.bold(cl.adminURL("/")))
+	p.say("Open the dashboard in a browser to watch the pool live (Prometheus metrics: %s); Ctrl-C stops the demo cleanly.",
+		cl.adminURL("/metrics"))
 
 	ld, err := newLoad(ctx, "tcp://"+cl.proxy.Addr.TCP)
 	if err != nil {

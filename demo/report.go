@@ -253,7 +253,7 @@ func (p *printer) summary(r Result, admin string) {
 			}
 		}
 	}
-	p.line("  admin API while it ran: http://%s/pool and /stats", admin)
+	p.line("  dashboard while it ran: http://%s/ (metrics /metrics, JSON /pool and /stats)", admin)
 	switch {
 	case r.Interrupted:
 		where := "before step 1"

@@ -183,6 +183,7 @@ func (c *conn) answers(flags protocol.Flags, id uint32) bool {
 
 // refuse answers a call that was not admitted.
 func (c *conn) refuse(call *Call, f *protocol.Frame, e *protocol.Error) {
+	c.g.metrics.count(call, e.Code)
 	c.logCallError(e, f.Module, f.TypeName, f.Method)
 	if c.answers(call.flags, call.id) {
 		c.sendError(call.id, call.sessionHdr, call.object, e)

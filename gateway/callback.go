@@ -61,6 +61,7 @@ func (cb Callback) Invoke(ctx context.Context, args ...any) (protocol.RawValue, 
 	if err := c.pc.Send(&f); err != nil {
 		return nil, errCallbackConnClosed
 	}
+	c.g.metrics.callbacks.Add(1)
 	select {
 	case r := <-ch:
 		return r.value, r.err

@@ -78,5 +78,9 @@ func Emit(ctx context.Context, event string, payload any) error {
 	if f.Size() > c.conn.peerMax {
 		return protocol.Errorf(protocol.CodeTooLarge, "event of %d bytes exceeds the peer's max_frame %d", f.Size(), c.conn.peerMax)
 	}
-	return c.conn.pc.Send(&f)
+	if err := c.conn.pc.Send(&f); err != nil {
+		return err
+	}
+	c.conn.g.metrics.events.Add(1)
+	return nil
 }

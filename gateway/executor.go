@@ -248,13 +248,13 @@ func (c *Call) replyResult(res any) {
 		c.replyError(protocol.Errorf(protocol.CodeTooLarge, "result of %d bytes exceeds the peer's max_frame %d", f.Size(), c.conn.peerMax))
 		return
 	}
-	if c.end(false) {
+	if c.end(0) {
 		_ = c.conn.pc.Send(&f)
 	}
 }
 
 func (c *Call) replyError(e *protocol.Error) {
-	if !c.end(true) {
+	if !c.end(e.Code) {
 		return
 	}
 	c.conn.logCallError(e, []byte(c.typ.module), []byte(c.typ.name), []byte(c.Info().Target.Method))
@@ -263,8 +263,9 @@ func (c *Call) replyError(e *protocol.Error) {
 
 // end marks the call answered, exactly once, and frees its call id before
 // the answer is queued: the peer may reuse the id as soon as it reads it.
-// It reports whether the caller should send the answer.
-func (c *Call) end(failed bool) bool {
+// It reports whether the caller should send the answer. code is the
+// answer's (0: a RESULT).
+func (c *Call) end(code protocol.Code) bool {
 	if !c.replied.CompareAndSwap(false, true) {
 		return false
 	}
@@ -276,8 +277,9 @@ func (c *Call) end(failed bool) bool {
 	cn.inflight--
 	cn.mu.Unlock()
 	cn.g.callEnded()
+	cn.g.metrics.count(c, code)
 	if ms := cn.g.served[c.typ.module]; ms != nil && c.relay == nil {
-		if failed {
+		if code != 0 {
 			ms.failed.Add(1)
 		} else {
 			ms.served.Add(1)

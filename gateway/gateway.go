@@ -35,6 +35,7 @@ type Gateway struct {
 	sessions    *sessions
 	topics      *topics
 	served      map[string]*moduleStats // by module@version
+	metrics     *gatewayMetrics         // metrics.go
 	welcomeBody []byte
 	connOpts    protocol.ConnOptions
 	upgrader    websocket.FastHTTPUpgrader
@@ -140,6 +141,7 @@ func New(cfg Config) (*Gateway, error) {
 		}
 	}
 	slices.Sort(g.modules)
+	g.metrics = newGatewayMetrics(g)
 	if cfg.Workers > 0 {
 		g.workers = make(chan struct{}, cfg.Workers)
 	}

@@ -11,6 +11,7 @@ import (
 //	GET /status  200 "OK" while the process serves (liveness, as GG has)
 //	GET /readyz  200 when ready, 503 while draining (readiness)
 //	GET /stats   the Stats snapshot as JSON
+//	GET /metrics Prometheus metrics (metrics.go)
 func (g *Gateway) handleHTTP(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
@@ -27,6 +28,8 @@ func (g *Gateway) handleHTTP(ctx *fasthttp.RequestCtx) {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		}
 		ctx.SetBodyString(st.String())
+	case "/metrics":
+		g.metrics.handler(ctx)
 	case "/stats":
 		b, err := json.Marshal(g.Stats())
 		if err != nil {

@@ -62,7 +62,11 @@ func (c *Call) runRelay(ctx context.Context) {
 			"relaying the call to gateway %s, which holds the session now, failed (it may have run): %v", c.relay.Name, err))
 		return
 	}
-	if !c.end(r.Type == protocol.TypeError) {
+	code := protocol.Code(0)
+	if r.Type == protocol.TypeError {
+		code = protocol.ErrorFromBody(r.Body).Code
+	}
+	if !c.end(code) {
 		return
 	}
 	r.CallID, r.Session = c.id, c.sessionHdr

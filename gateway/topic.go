@@ -285,6 +285,7 @@ func (c *conn) sendTopicEvent(f *protocol.Frame) bool {
 		c.log.Debug().Err(err).Str("topic", string(f.TypeName)).Msg("topic event not sent")
 		return false
 	}
+	c.g.metrics.topicEvents.Add(1)
 	return true
 }
 

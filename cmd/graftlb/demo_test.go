@@ -54,7 +54,9 @@ func TestDemo(t *testing.T) {
 		`(?m)^ +ok +everything else unaffected: `,
 		`(?m)^ +5 kill gw\d +[\d,]+ +[\d,]+ +[\d,]+ +SESSION_LOST [1-9][\d,]* +[\d,]+/[1-9][\d,]*/0$`,
 		// 6: the summary.
-		`(?m)^  admin API while it ran: http://127\.0\.0\.1:\d+/pool and /stats$`,
+		`(?m)^  dashboard while it ran: http://127\.0\.0\.1:\d+/ \(metrics /metrics, JSON /pool and /stats\)$`,
+		// The dashboard's address comes before the first step.
+		`(?s)^.*  dashboard: http://127\.0\.0\.1:\d+/\n.*1/5`,
 		`PASS: all \d+ checks of the 5 steps held\n$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {

@@ -11,7 +11,7 @@ import (
 	"github.com/graftlb/graftlb/affinity"
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/discovery"
-	"github.com/graftlb/graftlb/internal/httpserver"
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -22,11 +22,12 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "graftlb", "proxy name (gossip node name, WELCOME)")
 	fs.StringVar(&cfg.TCP, "tcp", "127.0.0.1:9990", "client TCP listener (empty: off)")
 	fs.StringVar(&cfg.WS, "ws", "127.0.0.1:9888", "client WebSocket listener, path /ws (empty: off)")
-	adminAddr := fs.String("admin", "127.0.0.1:9889", "admin HTTP listener: /pool, /stats, /healthz (empty: off)")
-	var adminLimits admin.Limits
-	fs.DurationVar(&adminLimits.ReadTimeout, "admin-read-timeout", httpserver.DefaultReadTimeout, "admin: time to send a whole request (408 after)")
-	fs.DurationVar(&adminLimits.IdleTimeout, "admin-idle-timeout", httpserver.DefaultIdleTimeout, "admin: close keep-alive connections idle this long")
-	fs.IntVar(&adminLimits.MaxConns, "admin-max-conns", httpserver.DefaultMaxConns, "admin: connections at once (503 beyond)")
+	var af adminFlags
+	af.register(fs)
+	adminAddr := &af.addr
+	accessLog := fs.Bool("access-log", false, "log one line per call (gateway, target, kind, code, duration, trace id)")
+	fs.Float64Var(&cfg.AccessLogSample, "access-log-sample", 1, "share of calls the access log logs (0..1]")
+	fs.BoolVar(&cfg.TraceIDs, "trace-ids", false, "give calls without a W3C traceparent a new one (calls with one keep it)")
 	var backends, passthrough repeatFlag
 	fs.Var(&backends, "backend", "static gateway tcp://host:port[#name=gw1,weight=2]; repeat for more gateways")
 	dnsTarget := fs.String("backend-dns", "", "gateways from DNS: name:port, re-resolved every --dns-interval")
@@ -83,6 +84,10 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = &log
+	if *accessLog {
+		access := log.With().Str("log", "access").Logger().Level(zerolog.InfoLevel)
+		cfg.AccessLog = &access
+	}
 	cfg.Name = *name
 	cfg.Limits = lim.limits()
 	fail := func(code int, err error) int {
@@ -99,6 +104,9 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	if sources != 1 {
 		return fail(2, fmt.Errorf("give exactly one pool source: --gossip, --backend, --backend-dns or --passthrough"))
 	}
+	if err := af.resolve(); err != nil {
+		return fail(2, err)
+	}
 
 	type server interface {
 		Start() error
@@ -108,7 +116,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	var srv server
 	var gs *discovery.Gossip
-	adm := admin.New(&log, adminLimits)
+	adm := af.server(admin.New(&log, af.limits))
 	switch {
 	case len(passthrough) > 0:
 		ms, err := discovery.ParseBackends(passthrough)
@@ -170,8 +178,11 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			_ = src.Close()
 			return fail(2, err)
 		}
-		adm.HandleJSON("/pool", func() any { return p.Pool() })
-		adm.HandleJSON("/stats", func() any { return p.Stats() })
+		disc := gossipView(&gf)
+		disc.Backends, disc.DNS = backends, *dnsTarget
+		adm.HandleProxy(p, func() any {
+			return proxyConfigView{Proxy: p.Config(), Admin: af.view(), Discovery: disc, DrainGrace: *drainGrace}
+		})
 		srv = p
 	}
 	adm.Handle("/readyz", func(ctx *fasthttp.RequestCtx) {

@@ -77,8 +77,14 @@ type Proc struct {
 // log then shows its stderr if the test failed.
 func Start(tb testing.TB, args ...string) *Proc {
 	tb.Helper()
+	return StartEnv(tb, nil, args...)
+}
+
+// StartEnv is Start with the environment env (nil: this process's).
+func StartEnv(tb testing.TB, env []string, args ...string) *Proc {
+	tb.Helper()
 	name := strings.Join(args, " ")
-	p, err := child.Start(context.Background(), name, Binary(tb), args, child.Options{ListenTimeout: 30 * time.Second})
+	p, err := child.Start(context.Background(), name, Binary(tb), args, child.Options{Env: env, ListenTimeout: 30 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}
