@@ -47,7 +47,7 @@ type Server struct {
 	log    *zerolog.Logger
 	limits Limits
 	routes []route
-	token  []byte // the bearer token every path but /healthz needs; nil: none
+	token  []byte // the bearer token every path but /healthz and /readyz needs; nil: none
 	// closing is closed when Close begins, so that long responses (the
 	// dashboard's feed) end and the server can stop.
 	closing chan struct{}
@@ -99,7 +99,7 @@ func (s *Server) EnablePprof() {
 	s.HandlePrefix(fasthttp.MethodGet, "/debug/pprof/", pprofhandler.PprofHandler)
 }
 
-// RequireToken makes every path but /healthz need "Authorization: Bearer
+// RequireToken makes every path but /healthz and /readyz need "Authorization: Bearer
 // token" (the dashboard may also present it as a cookie; see auth). An
 // empty token requires none. Call it before Start.
 func (s *Server) RequireToken(token string) {
@@ -144,9 +144,14 @@ func (s *Server) Start(addr string) error {
 	return nil
 }
 
+// probe reports whether path is a health probe, served without the token:
+// load balancers and kubelets check /healthz and /readyz with no
+// credentials, and the answers reveal nothing but up or not.
+func probe(path string) bool { return path == "/healthz" || path == "/readyz" }
+
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
-	if path != "/healthz" && !s.auth(ctx) {
+	if !probe(path) && !s.auth(ctx) {
 		return
 	}
 	method := string(ctx.Method())

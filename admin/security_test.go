@@ -61,13 +61,14 @@ func do(t *testing.T, method, url string, hdr map[string]string) (int, string, *
 	return resp.StatusCode, b.String(), resp
 }
 
-// TestTokenAuth: with a token, every path but /healthz needs it as a
+// TestTokenAuth: with a token, every path but /healthz and /readyz needs it as a
 // bearer token; a browser gets a cookie from /?token=, which opens GETs
 // but not POSTs; cross-site POSTs are refused even without a token.
 func TestTokenAuth(t *testing.T) {
 	s := New(nil, Limits{})
 	s.RequireToken("s3cret")
 	s.HandleJSON("/pool", func() any { return []string{"gw1"} })
+	s.Handle("/readyz", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ready") })
 	posted := 0
 	s.HandlePrefix(fasthttp.MethodPost, "/pool/", func(ctx *fasthttp.RequestCtx) { posted++ })
 	if err := s.Start("127.0.0.1:0"); err != nil {
@@ -75,8 +76,10 @@ func TestTokenAuth(t *testing.T) {
 	}
 	defer s.Close()
 	base := "http://" + s.Addr()
-	if code, _, _ := do(t, "GET", base+"/healthz", nil); code != 200 {
-		t.Errorf("/healthz without token = %d, want 200", code)
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		if code, _, _ := do(t, "GET", base+probe, nil); code != 200 {
+			t.Errorf("%s without token = %d, want 200 (probes send no credentials)", probe, code)
+		}
 	}
 	if code, _, resp := do(t, "GET", base+"/pool", nil); code != 401 || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("/pool without token = %d, want 401 with WWW-Authenticate", code)

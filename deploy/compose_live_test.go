@@ -57,7 +57,7 @@ func startCompose(t *testing.T, image string) *composeCluster {
 	for name, body := range map[string]string{
 		"compose.yaml": string(src),
 		"test.yaml":    composeOverride,
-		"gossip.env":   "GRAFTLB_GOSSIP_KEY=" + base64.StdEncoding.EncodeToString(key) + "\n",
+		"gossip.env":   "GRAFTLB_GOSSIP_KEY=" + base64.StdEncoding.EncodeToString(key) + "\nGRAFTLB_ADMIN_TOKEN=" + adminToken + "\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
@@ -127,7 +127,9 @@ func (c *composeCluster) pool(proxy string) map[string]poolEntry {
 	if ip == "" {
 		return nil
 	}
-	resp, err := c.http.Get("http://" + ip + ":9889/pool")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ip+":9889/pool", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil
 	}
@@ -145,6 +147,9 @@ func (c *composeCluster) pool(proxy string) map[string]poolEntry {
 }
 
 var proxies = []string{"proxy1", "proxy2"}
+
+// adminToken is the proxies' admin token in the test's gossip.env.
+const adminToken = "compose-test-admin-token"
 
 // everyProxy reports whether cond holds of every proxy's pool.
 func (c *composeCluster) everyProxy(cond func(map[string]poolEntry) bool) bool {

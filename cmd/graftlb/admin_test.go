@@ -52,7 +52,7 @@ func authGet(t *testing.T, url, token string) (int, []byte) {
 }
 
 // TestAdminAPIThroughProcess: with a token from the environment the admin
-// listener may bind any address; every path but /healthz needs the token;
+// listener may bind any address; every path but /healthz and /readyz needs the token;
 // POST /pool/{gw}/drain takes a gateway out of placement; GET
 // /sessions/{id} finds a session; GET /config redacts the token.
 func TestAdminAPIThroughProcess(t *testing.T) {

@@ -26,7 +26,7 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&a.limits.ReadTimeout, "admin-read-timeout", httpserver.DefaultReadTimeout, "admin: time to send a whole request (408 after)")
 	fs.DurationVar(&a.limits.IdleTimeout, "admin-idle-timeout", httpserver.DefaultIdleTimeout, "admin: close keep-alive connections idle this long")
 	fs.IntVar(&a.limits.MaxConns, "admin-max-conns", httpserver.DefaultMaxConns, "admin: connections at once (503 beyond)")
-	fs.StringVar(&a.token, "admin-token", "", "bearer token the admin listener requires on every path but /healthz (default: $"+admin.TokenEnv+")")
+	fs.StringVar(&a.token, "admin-token", "", "bearer token the admin listener requires on every path but /healthz and /readyz (default: $"+admin.TokenEnv+")")
 	fs.BoolVar(&a.insecure, "admin-insecure", false, "allow a non-loopback --admin without a token")
 	fs.BoolVar(&a.pprof, "admin-pprof", false, "serve /debug/pprof/ on the admin listener")
 }
