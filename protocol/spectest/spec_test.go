@@ -80,7 +80,7 @@ func TestPythonClientThroughProxy(t *testing.T) {
 
 // TestPythonClientHandoff: the gateway holding the Python client's cart
 // drains and hands it over to the other gateway of its pool; the client
-// gets ERROR MOVED with that gateway's address, resumes its session there
+// gets a MOVED frame with that gateway's address, resumes its session there
 // and finds the cart (SPEC.md section 7, Handoff).
 func TestPythonClientHandoff(t *testing.T) {
 	slow := func(c *gateway.Config) { c.DrainQuiet = 5 * time.Second } // still up when the client calls again
