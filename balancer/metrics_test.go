@@ -167,8 +167,11 @@ func TestMetricsSessionsLostByGateway(t *testing.T) {
 	}
 	victim := gs[1]
 	_ = victim.Close()
-	proctest.Eventually(t, 10*time.Second, "the victim's sessions to be lost", func() bool {
-		return p.Stats().SessionsLost == int64(owners[victim.Name()])
+	proctest.Eventually(t, 10*time.Second, "the victim's sessions lost and the victim down", func() bool {
+		// Sessions are lost as soon as the redial fails; the picker
+		// (which gateway_up reads) is rebuilt just after.
+		return p.Stats().SessionsLost == int64(owners[victim.Name()]) &&
+			sumOf(gather(t, p), "graftlb_gateway_up", map[string]string{"gateway": victim.Name()}) == 0
 	})
 	mfs := gather(t, p)
 	if n := sumOf(mfs, "graftlb_sessions_lost_total", map[string]string{"gateway": victim.Name()}); n != float64(owners[victim.Name()]) {
