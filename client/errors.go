@@ -38,6 +38,7 @@ var (
 	ErrDeadlineExceeded   = protocol.ErrDeadlineExceeded
 	ErrDraining           = protocol.ErrDraining
 	ErrInternal           = protocol.ErrInternal
+	ErrMoved              = protocol.ErrMoved // a session moved to another gateway (a direct client; the Conn follows its own session)
 )
 
 // ErrBadTarget is wrapped by the error of a call whose module, type or
