@@ -213,6 +213,38 @@ def main():
     if p["type"] != PONG or p["call_id"] != 99 or p["body"] != b"hi":
         fail("PING answered %r" % p)
 
+    # Section 6, malformed input: a frame whose header declares more body
+    # than the frame holds is answered BAD_FRAME under its call id, and the
+    # connection goes on (its size was known).
+    bad = bytearray(encode(CALL, flags=STATELESS, call_id=6, module=b"orders@1", typ=b"Orders",
+                           method=b"GetOrder", body=cbor_enc(["o-1"])))
+    struct.pack_into(">I", bad, 40, len(bad))  # body length field
+    c.send(bytes(bad))
+    r = c.recv()
+    if r["type"] != ERROR or r["call_id"] != 6 or error_body(r["body"])[0] != 1:
+        fail("a frame with a wrong body length: %r, want ERROR BAD_FRAME (1) for call 6" % (r,))
+    r = call(7, b"orders@1", b"Orders", b"GetOrder", ["o-2"], flags=STATELESS)
+    if r["type"] != RESULT:
+        fail("a call after a bad frame: %r" % (error_body(r["body"]),))
+
+    # Section 6: a reply larger than the max_frame this client announced
+    # is not sent; the call gets ERROR TOO_LARGE, the connection goes on.
+    small = Conn(host, port)
+    small.send(encode(HELLO, body=cbor_enc({"client": "spec-python/1", "max_frame": 300})))
+    if small.recv()["type"] != WELCOME:
+        fail("HELLO with max_frame 300 was not welcomed")
+    small.send(encode(CALL, flags=STATELESS, call_id=1, module=b"orders@1", typ=b"Orders",
+                      method=b"ListOrders", body=cbor_enc([10])))
+    r = small.recv()
+    if r["type"] != ERROR or r["call_id"] != 1 or error_body(r["body"])[0] != 2:
+        fail("a reply over the announced max_frame: %r, want ERROR TOO_LARGE (2) for call 1" % (r,))
+    small.send(encode(CALL, flags=STATELESS, call_id=2, module=b"orders@1", typ=b"Orders",
+                      method=b"GetOrder", body=cbor_enc(["o-1"])))
+    r = small.recv()
+    if r["type"] != RESULT or len(r["body"]) > 300:
+        fail("a small reply after a refused large one: %r" % (r,))
+    seen["limits"] = "ok"
+
     seen["ok"] = True
     print(json.dumps(seen))
 
