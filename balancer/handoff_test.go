@@ -2,18 +2,14 @@ package balancer
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/graftlb/graftlb/client"
-	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/modules/cart"
-	"github.com/graftlb/graftlb/internal/proctest"
 	"github.com/graftlb/graftlb/internal/testgw"
-	"github.com/rs/zerolog"
 )
 
 // TestDrainHandsSessionsOverThroughTwoProxies is scale-in as an operator
@@ -25,29 +21,7 @@ import (
 // drained gateway stopped within seconds, not at its drain grace.
 func TestDrainHandsSessionsOverThroughTwoProxies(t *testing.T) {
 	const carts = 200
-	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	nop := zerolog.Nop()
-	var gs []*gateway.Gateway
-	var seed string
-	for i := range 3 {
-		g := testgw.Start(t, gwName(i), func(c *gateway.Config) { c.DrainGrace = time.Minute })
-		cfg := discovery.Config{BindAddr: "127.0.0.1:0", Key: key, Logger: &nop}
-		if seed != "" {
-			cfg.Join = []string{seed}
-		}
-		m, err := discovery.JoinGateway(g, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Close() })
-		if seed == "" {
-			seed = m.Gossip().LocalAddr()
-		}
-		proctest.Eventually(t, 10*time.Second, "the gossip pool", func() bool {
-			return len(m.Gossip().Snapshot().Gateways()) == i+1
-		})
-		gs = append(gs, g)
-	}
+	gs := testgw.GossipPool(t, []string{"gw1", "gw2", "gw3"}, func(c *gateway.Config) { c.DrainGrace = time.Minute })
 	pa, pb := startProxy(t, gs, nil), startProxy(t, gs, nil)
 	ctx := testCtx(t)
 	ca, cb := dialProxy(t, proxyTargets(pa)["tcp"]), dialProxy(t, proxyTargets(pb)["ws"])

@@ -2,16 +2,13 @@ package client_test
 
 import (
 	"context"
-	"encoding/base64"
 	"testing"
 	"time"
 
 	"github.com/graftlb/graftlb/client"
-	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/modules/cart"
 	"github.com/graftlb/graftlb/internal/testgw"
-	"github.com/rs/zerolog"
 )
 
 // TestFollowMovedSession connects straight to a gateway (no proxy), keeps
@@ -20,35 +17,7 @@ import (
 // MOVED, and the Conn follows it there (resuming the session) and resends
 // the call, which finds the cart as it was. The caller sees no error.
 func TestFollowMovedSession(t *testing.T) {
-	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
-	nop := zerolog.Nop()
-	var gs []*gateway.Gateway
-	var seed string
-	var members []*discovery.Membership
-	for _, name := range []string{"gw1", "gw2"} {
-		g := testgw.Start(t, name, func(c *gateway.Config) { c.DrainGrace = time.Minute })
-		cfg := discovery.Config{BindAddr: "127.0.0.1:0", Key: key, Logger: &nop}
-		if seed != "" {
-			cfg.Join = []string{seed}
-		}
-		m, err := discovery.JoinGateway(g, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Close() })
-		if seed == "" {
-			seed = m.Gossip().LocalAddr()
-		}
-		members = append(members, m)
-		gs = append(gs, g)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(members[0].Gossip().Snapshot().Gateways()) < 2 || len(members[1].Gossip().Snapshot().Gateways()) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the gossip pool never formed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	gs := testgw.GossipPool(t, []string{"gw1", "gw2"}, func(c *gateway.Config) { c.DrainGrace = time.Minute })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, testgw.Targets(gs[0])["tcp"], client.Options{})
