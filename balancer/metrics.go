@@ -127,7 +127,13 @@ type gwMetrics struct {
 	lat   [numKinds]latencyHist
 
 	placed, lost, ejections, trips atomic.Uint64
-	bytesOut, bytesIn              atomic.Uint64
+	bytesIn                        atomic.Uint64 // written by the gateway's connection readers
+	// bytesOut is written by every client connection's reader: a cache
+	// line of its own, so that it does not bounce the counters the reply
+	// path writes.
+	_        [56]byte
+	bytesOut atomic.Uint64
+	_        [56]byte
 
 	goneAt int64 // when its backend left the pool, 0 while in it; under proxyMetrics.mu
 }
