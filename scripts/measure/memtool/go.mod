@@ -1,0 +1,3 @@
+module memtool
+
+go 1.26
