@@ -41,7 +41,7 @@ func (p *Proxy) logAccess(pd *pending, code protocol.Code) {
 		gw = pd.mc.gateway
 	}
 	ev := p.cfg.AccessLog.Info().Str("gateway", gw).Str("target", a.target).Str("kind", kindNames[kindOf(pd)]).
-		Str("code", codeLabel(codeSlot(code))).Dur("duration_ms", time.Duration(p.now()-a.start))
+		Str("code", protocol.SlotLabel(protocol.CodeSlot(code))).Dur("duration_ms", time.Duration(p.now()-a.start))
 	if a.trace != "" {
 		ev = ev.Str("trace_id", a.trace)
 	}

@@ -38,28 +38,6 @@ func kindOf(pd *pending) int {
 	return kindStateful
 }
 
-// codeSlots: slot 0 counts calls answered with a RESULT, slots 1..15 the
-// protocol's error codes, the last one any other code.
-const codeSlots = 17
-
-func codeSlot(c protocol.Code) int {
-	if int(c) < codeSlots-1 {
-		return int(c)
-	}
-	return codeSlots - 1
-}
-
-// codeLabel is the code label of slot i.
-func codeLabel(i int) string {
-	switch i {
-	case 0:
-		return "OK"
-	case codeSlots - 1:
-		return "OTHER"
-	}
-	return protocol.Code(i).String()
-}
-
 // maxMetricModules bounds the modules that get series of their own.
 const maxMetricModules = 256
 
@@ -75,13 +53,13 @@ const metricsRetention = 10 * time.Minute
 // moduleCalls counts one module's calls on one gateway by kind and code.
 type moduleCalls struct {
 	gateway, module string
-	n               [numKinds][codeSlots]atomic.Uint64
+	n               [numKinds][protocol.CodeSlots]atomic.Uint64
 }
 
 // count records a settled call; a nil mc (metrics off) records nothing.
 func (mc *moduleCalls) count(kind int, code protocol.Code) {
 	if mc != nil {
-		mc.n[kind][codeSlot(code)].Add(1)
+		mc.n[kind][protocol.CodeSlot(code)].Add(1)
 	}
 }
 

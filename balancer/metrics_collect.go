@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"github.com/graftlb/graftlb/health"
+	"github.com/graftlb/graftlb/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -204,13 +205,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 func collectCalls(ch chan<- prometheus.Metric, g *gwMetrics) {
 	send := func(mc *moduleCalls) {
 		for k := range numKinds {
-			for i := range codeSlots {
+			for i := range protocol.CodeSlots {
 				n := mc.n[k][i].Load()
 				if n == 0 && (i != 0 || g.name == "") {
 					continue
 				}
 				ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(n),
-					mc.gateway, mc.module, kindNames[k], codeLabel(i))
+					mc.gateway, mc.module, kindNames[k], protocol.SlotLabel(i))
 			}
 		}
 	}
@@ -252,8 +253,8 @@ func (p *Proxy) CallCount(gateway, code string) uint64 {
 		}
 		add := func(mc *moduleCalls) {
 			for k := range numKinds {
-				for i := range codeSlots {
-					if codeLabel(i) == code {
+				for i := range protocol.CodeSlots {
+					if protocol.SlotLabel(i) == code {
 						n += mc.n[k][i].Load()
 					}
 				}

@@ -1,6 +1,10 @@
 package balancer
 
-import "time"
+import (
+	"time"
+
+	"github.com/graftlb/graftlb/protocol"
+)
 
 // LatencyBounds are the upper bounds of the call latency histogram's
 // buckets (graftlb_call_duration_seconds); GatewayView.Latency has one
@@ -70,7 +74,7 @@ func (p *Proxy) View() View {
 			gv.SessionsLost, gv.Ejections, gv.BreakerTrips = g.lost.Load(), g.ejections.Load(), g.trips.Load()
 			count := func(mc *moduleCalls) {
 				for k := range numKinds {
-					for i := range codeSlots {
+					for i := range protocol.CodeSlots {
 						n := mc.n[k][i].Load()
 						gv.Calls += n
 						if i != 0 {

@@ -18,31 +18,10 @@ import (
 // time. The names begin with graftlb_gateway_ and carry the gateway's name
 // as the gateway label; README's "Watching it" lists them.
 
-// codeSlots: slot 0 counts RESULTs, 1..15 the protocol's error codes, the
-// last one any other code.
-const codeSlots = 17
-
-func codeSlot(c protocol.Code) int {
-	if int(c) < codeSlots-1 {
-		return int(c)
-	}
-	return codeSlots - 1
-}
-
-func codeLabel(i int) string {
-	switch i {
-	case 0:
-		return "OK"
-	case codeSlots - 1:
-		return "OTHER"
-	}
-	return protocol.Code(i).String()
-}
-
 // callStats counts the calls of one method by outcome code.
 type callStats struct {
 	module, method string // module@version, Type.Method
-	n              [codeSlots]atomic.Uint64
+	n              [protocol.CodeSlots]atomic.Uint64
 }
 
 // gatewayMetrics are a gateway's counters and its registry.
@@ -92,7 +71,7 @@ func (m *gatewayMetrics) count(c *Call, code protocol.Code) {
 	if st == nil {
 		st = &m.other
 	}
-	st.n[codeSlot(code)].Add(1)
+	st.n[protocol.CodeSlot(code)].Add(1)
 }
 
 var (
@@ -146,12 +125,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name)
 	}
 	send := func(st *callStats, always bool) {
-		for i := range codeSlots {
+		for i := range protocol.CodeSlots {
 			n := st.n[i].Load()
 			if n == 0 && (i != 0 || !always) {
 				continue
 			}
-			ch <- prometheus.MustNewConstMetric(gwDescCalls, prometheus.CounterValue, float64(n), name, st.module, st.method, codeLabel(i))
+			ch <- prometheus.MustNewConstMetric(gwDescCalls, prometheus.CounterValue, float64(n), name, st.module, st.method, protocol.SlotLabel(i))
 		}
 	}
 	for _, st := range m.methods {

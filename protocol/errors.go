@@ -181,3 +181,29 @@ func ErrorFromBody(b []byte) *Error {
 	}
 	return &Error{Code: c, Message: string(msg), Type: string(typ)}
 }
+
+// CodeSlots is the number of outcome slots that counters indexed by
+// CodeSlot need: slot 0 for success (a RESULT), one per error code, and a
+// last one for codes this version does not know.
+const CodeSlots = len(codeNames) + 1
+
+// CodeSlot is the counter slot of an outcome: 0 for success, the code
+// itself for a known code, CodeSlots-1 for any other.
+func CodeSlot(c Code) int {
+	if int(c) < len(codeNames) {
+		return int(c)
+	}
+	return CodeSlots - 1
+}
+
+// SlotLabel is the metric label of counter slot i: "OK", a code's name,
+// or "OTHER".
+func SlotLabel(i int) string {
+	switch i {
+	case 0:
+		return "OK"
+	case CodeSlots - 1:
+		return "OTHER"
+	}
+	return Code(i).String()
+}

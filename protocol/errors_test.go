@@ -70,3 +70,20 @@ func TestCodeNames(t *testing.T) {
 		t.Fatal("ParseCode accepted NOPE")
 	}
 }
+
+// TestCodeSlots: every known code has a counter slot of its own, labelled
+// with its name (MOVED, added last, included); success is OK and an
+// unknown code OTHER.
+func TestCodeSlots(t *testing.T) {
+	seen := map[int]bool{}
+	for c := CodeBadFrame; c <= CodeMoved; c++ {
+		i := CodeSlot(c)
+		if seen[i] || SlotLabel(i) != c.String() {
+			t.Fatalf("code %s: slot %d labelled %q", c, i, SlotLabel(i))
+		}
+		seen[i] = true
+	}
+	if SlotLabel(CodeSlot(0)) != "OK" || SlotLabel(CodeSlot(999)) != "OTHER" {
+		t.Fatalf("success %q, unknown %q", SlotLabel(CodeSlot(0)), SlotLabel(CodeSlot(999)))
+	}
+}
