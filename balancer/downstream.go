@@ -266,9 +266,9 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	}
 	d.p.active.Add(1)
 	now := d.p.now() // read once: the forwarding path reads no other clock
-	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now, mc: d.p.metrics.unrouted.module(f.Module)}
+	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now}
 	if g := d.goawayAt.Load(); g != 0 && time.Now().UnixNano()-g > int64(moveWindow) {
-		d.p.fail(&pd, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
+		d.p.failUnrouted(&pd, f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
 	}
 	if d.p.cfg.TraceIDs && len(f.Trace) == 0 {
@@ -282,7 +282,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		if s = d.p.sessions.lookup(f.Session); s == nil {
 			var why tableRefusal
 			if s, why = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), now, d, true); s == nil {
-				d.p.fail(&pd, protocol.CodeOverloaded, why.String())
+				d.p.failUnrouted(&pd, f.Module, protocol.CodeOverloaded, why.String())
 				return true
 			}
 			d.bring(s)

@@ -52,13 +52,13 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 	}
 	switch {
 	case pk.connected == 0:
-		p.fail(&pd, protocol.CodeUnavailable, errEmptyPool)
+		p.failUnrouted(&pd, module, protocol.CodeUnavailable, errEmptyPool)
 	case !pk.knows(module):
-		p.fail(&pd, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
+		p.failUnrouted(&pd, module, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
 	case circuitOpen:
-		p.fail(&pd, protocol.CodeCircuitOpen, "the circuit breakers of the gateways for "+string(module)+" are open")
+		p.failUnrouted(&pd, module, protocol.CodeCircuitOpen, "the circuit breakers of the gateways for "+string(module)+" are open")
 	default:
-		p.fail(&pd, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
+		p.failUnrouted(&pd, module, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
 	}
 }
 
@@ -76,7 +76,7 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 			if pl.code == protocol.CodeSessionLost {
 				p.sessions.forgetIfEmpty(s) // a resumed session nobody holds
 			}
-			p.fail(&pd, pl.code, pl.msg)
+			p.failUnrouted(&pd, module, pl.code, pl.msg)
 			return
 		}
 		flags := pd.flags &^ protocol.FlagNewSession
@@ -90,13 +90,13 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 			raw = pd.kept.b
 		}
 		if pl.confirmed && !b.checkUp.Load() {
-			p.fail(&pd, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
+			p.failUnrouted(&pd, module, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
 			return
 		}
 		t, err := b.breaker.Allow()
 		if err != nil {
 			if pl.confirmed {
-				p.fail(&pd, protocol.CodeCircuitOpen, "the circuit breaker of gateway "+b.name+", which holds the session, is open")
+				p.failUnrouted(&pd, module, protocol.CodeCircuitOpen, "the circuit breaker of gateway "+b.name+", which holds the session, is open")
 				return
 			}
 			if !p.refused(s, b, protocol.CodeCircuitOpen) {
@@ -118,11 +118,11 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 		}
 		// Not sent: a tentative owner is skipped; a confirmed one is down.
 		if pl.confirmed || !p.refused(s, b, protocol.CodeUnavailable) {
-			p.fail(&pd, protocol.CodeUnavailable, "gateway "+b.name+" holding the session is unreachable")
+			p.failUnrouted(&pd, module, protocol.CodeUnavailable, "gateway "+b.name+" holding the session is unreachable")
 			return
 		}
 	}
-	p.fail(&pd, protocol.CodeUnavailable, "no gateway took the session")
+	p.failUnrouted(&pd, module, protocol.CodeUnavailable, "no gateway took the session")
 }
 
 // errEmptyPool is what calls get while no gateway of the pool is connected:
@@ -235,6 +235,16 @@ func (p *Proxy) fail(pd *pending, code protocol.Code, msg string) {
 	pd.kept.release()
 	pd.kept = nil
 	pd.down.failCall(pd, code, msg)
+}
+
+// failUnrouted is fail for a call that no gateway took: it is counted
+// under the module but no gateway. Counters are looked up here, not for
+// every call on arrival, so that a routed call looks them up once.
+func (p *Proxy) failUnrouted(pd *pending, module []byte, code protocol.Code, msg string) {
+	if pd.mc == nil {
+		pd.mc = p.metrics.unrouted.module(module)
+	}
+	p.fail(pd, code, msg)
 }
 
 // deliver settles a call its gateway answered with code (0: a RESULT),
