@@ -89,7 +89,11 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 			pd.kept = keepFrame(raw)
 			raw = pd.kept.b
 		}
-		if pl.confirmed && !b.checkUp.Load() {
+		if pl.confirmed && !b.checkUp.Load() && !b.draining.Load() {
+			// A hung gateway (its checks fail) would hold the call until
+			// its deadline: fail it now. A draining one is alive and busy
+			// handing its sessions over (its checks may lag under that
+			// load): the call goes to it, to run or be relayed.
 			p.failUnrouted(&pd, module, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
 			return
 		}
