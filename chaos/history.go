@@ -65,6 +65,7 @@ type Fault struct {
 	PoolTruthMs    int64  `json:"pool_truth_ms,omitempty"`
 	Recovered      bool   `json:"recovered"`
 	PoolRecovered  bool   `json:"pool_recovered"`
+	PoolDiff       string `json:"pool_diff,omitempty"` // the last difference seen before the pools agreed
 	SessionsLostIn int    `json:"sessions_lost,omitempty"`
 }
 
