@@ -59,3 +59,30 @@ func TestRunAndKill(t *testing.T) {
 		t.Fatalf("after Stop: exited %v, code %d", p.Exited(), p.ExitCode())
 	}
 }
+
+func TestUsageCountsDescendants(t *testing.T) {
+	// A master with two workers, as nginx runs; on SIGTERM it stops them
+	// (its own process group) and exits.
+	p, err := child.Run("master", "sh", []string{"-c", `trap 'kill 0; exit 0' TERM; sleep 30 & sleep 30 & wait`},
+		child.Options{OwnGroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(5 * time.Second)
+	var u child.Usage
+	proctest.Eventually(t, 5*time.Second, "the master and its 2 workers counted", func() bool {
+		u, err = p.Usage()
+		return err == nil && u.Procs == 3
+	})
+	if u.RSS <= 0 {
+		t.Fatalf("usage %+v", u)
+	}
+	single, err := child.Run("sleep", "sleep", []string{"30"}, child.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer single.Kill()
+	if u, err := single.Usage(); err != nil || u.Procs != 1 {
+		t.Fatalf("a process without children: usage %+v, %v", u, err)
+	}
+}
