@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -47,8 +48,8 @@ func findSbin(name, path string) (string, error) {
 // startOnFreePort starts a server that cannot listen on port 0 and report
 // the port (HAProxy, nginx): the bench picks a free port, args writes the
 // server's configuration for it and returns its arguments, and the server
-// is up once the port accepts connections. If another process takes the
-// port first, it tries again with another.
+// is up once it listens on the port. If another process takes the port
+// first, it tries again with another.
 func startOnFreePort(ctx context.Context, name, bin string, o child.Options, args func(addr string) ([]string, error)) (*Proc, error) {
 	var lastErr error
 	for range 3 {
@@ -64,9 +65,18 @@ func startOnFreePort(ctx context.Context, name, bin string, o child.Options, arg
 		if err != nil {
 			return nil, err
 		}
-		if lastErr = waitDial(ctx, p, addr, 10*time.Second); lastErr == nil {
-			p.Addr = Listening{Event: "listening", Name: name, TCP: addr}
-			return p, nil
+		lastErr = waitDial(ctx, p, addr, 10*time.Second)
+		if lastErr == nil {
+			// Another process may have taken the port first (the server then
+			// fails to bind) and be what answered.
+			var ours bool
+			if ours, lastErr = p.Listens(addr); ours {
+				p.Addr = Listening{Event: "listening", Name: name, TCP: addr}
+				return p, nil
+			}
+			if lastErr == nil {
+				lastErr = fmt.Errorf("bench: %s: another process listens on %s; stderr:\n%s", name, addr, p.Stderr())
+			}
 		}
 		p.Stop(peerStopGrace)
 		if ctx.Err() != nil {

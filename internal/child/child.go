@@ -213,6 +213,12 @@ type Usage struct {
 // live descendants (nginx's worker processes, say).
 func (p *Proc) Usage() (Usage, error) { return treeUsage(p.PID()) }
 
+// Listens reports whether the child or a descendant holds the listening
+// TCP socket on addr (127.0.0.1:port): a server told to listen on a port
+// picked for it may have lost the port to another process, which then
+// answers in its place.
+func (p *Proc) Listens(addr string) (bool, error) { return treeListens(p.PID(), addr) }
+
 // Stderr returns the last 16 KiB the child wrote to stderr.
 func (p *Proc) Stderr() string { return p.stderr.String() }
 

@@ -2,6 +2,7 @@ package child_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,17 @@ func TestStartReadsListeningAndStops(t *testing.T) {
 	}
 	if cpu, err := p.CPU(); err != nil || cpu < 0 {
 		t.Fatalf("CPU = %v, %v", cpu, err)
+	}
+	if ok, err := p.Listens(p.Addr.TCP); !ok || err != nil {
+		t.Fatalf("Listens(%s) = %v, %v: the gateway said it listens there", p.Addr.TCP, ok, err)
+	}
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if ok, err := p.Listens(other.Addr().String()); ok || err != nil {
+		t.Fatalf("Listens(%s) = %v, %v: the test holds that socket, not the gateway", other.Addr(), ok, err)
 	}
 	p.Stop(10 * time.Second) // SIGTERM drains the gateway, which exits 0
 	if p.Forced() || p.ExitCode() != 0 {

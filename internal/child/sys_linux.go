@@ -1,7 +1,9 @@
 package child
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -69,18 +71,18 @@ func readStat(pid int) (stat, error) {
 	}, nil
 }
 
-// treeUsage adds up the stat of pid and of every live process descended
-// from it, found by their parent ids in /proc.
-func treeUsage(pid int) (Usage, error) {
+// tree returns pid and every live process descended from it, found by
+// their parent ids in /proc, with their stat.
+func tree(pid int) ([]int, map[int]stat, error) {
 	root, err := readStat(pid)
 	if err != nil {
-		return Usage{}, err
+		return nil, nil, err
 	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return Usage{}, err
+		return nil, nil, err
 	}
-	stats := map[int]stat{}
+	stats := map[int]stat{pid: root}
 	kids := map[int][]int{}
 	for _, e := range ents {
 		q, err := strconv.Atoi(e.Name())
@@ -94,13 +96,71 @@ func treeUsage(pid int) (Usage, error) {
 		stats[q] = st
 		kids[st.ppid] = append(kids[st.ppid], q)
 	}
-	u := Usage{CPU: root.cpu, RSS: root.rss, Procs: 1}
-	for queue := kids[pid]; len(queue) > 0; queue = queue[1:] {
-		q := queue[0]
+	pids := []int{pid}
+	for i := 0; i < len(pids); i++ {
+		pids = append(pids, kids[pids[i]]...)
+	}
+	return pids, stats, nil
+}
+
+// treeUsage adds up the stat of pid and of its live descendants.
+func treeUsage(pid int) (Usage, error) {
+	pids, stats, err := tree(pid)
+	if err != nil {
+		return Usage{}, err
+	}
+	var u Usage
+	for _, q := range pids {
 		u.CPU += stats[q].cpu
 		u.RSS += stats[q].rss
 		u.Procs++
-		queue = append(queue, kids[q]...)
 	}
 	return u, nil
+}
+
+// treeListens reports whether pid or a descendant holds the listening
+// TCP socket on addr (an IPv4 host:port): its inode, from /proc/net/tcp,
+// is among their open files.
+func treeListens(pid int, addr string) (bool, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is4() {
+		return false, fmt.Errorf("child: listens on %q: want an IPv4 host:port", addr)
+	}
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false, err
+	}
+	// local_address is the address's 4 bytes read as a word in the
+	// machine's byte order, in hex, then the port in hex.
+	a := ap.Addr().As4()
+	local := fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(a[:]), ap.Port())
+	inode := ""
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) >= 10 && f[1] == local && f[3] == "0A" { // 0A: LISTEN
+			inode = f[9]
+			break
+		}
+	}
+	if inode == "" {
+		return false, nil
+	}
+	pids, _, err := tree(pid)
+	if err != nil {
+		return false, err
+	}
+	want := "socket:[" + inode + "]"
+	for _, q := range pids {
+		dir := "/proc/" + strconv.Itoa(q) + "/fd"
+		fds, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if l, err := os.Readlink(dir + "/" + fd.Name()); err == nil && l == want {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }

@@ -21,3 +21,7 @@ func cpuTime(int) (time.Duration, error) {
 func treeUsage(int) (Usage, error) {
 	return Usage{}, errors.New("child: process usage needs /proc (Linux)")
 }
+
+func treeListens(int, string) (bool, error) {
+	return false, errors.New("child: listening sockets need /proc (Linux)")
+}
