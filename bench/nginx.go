@@ -29,18 +29,22 @@ events {
 }
 `
 
-// nginxStream is nginx as an L4 proxy (the stream module): least_conn
-// over the gateways, its state shared by the workers (zone), and
-// max_fails=0 so that no failure takes a gateway out (no breaker). Each
-// client connection stays on one gateway for its life. reuseport gives
-// each worker a listening socket of its own, so the kernel spreads the
-// connections over the workers instead of one worker taking them all.
-const nginxStream = `stream {
-    upstream gateways {
+// nginxUpstream is the gateways, for both transports: least_conn over
+// them, its state shared by the workers (zone), and max_fails=0 on each
+// server (%s) so that no failure takes a gateway out (no breaker).
+const nginxUpstream = `    upstream gateways {
         least_conn;
         zone gateways 64k;
-%[1]s    }
-    server {
+%s    }
+`
+
+// nginxStream is nginx as an L4 proxy (the stream module) in front of
+// nginxUpstream (%[1]s): each client connection stays on one gateway for
+// its life. reuseport gives each worker a listening socket of its own, so
+// the kernel spreads the connections over the workers instead of one
+// worker taking most of them.
+const nginxStream = `stream {
+%[1]s    server {
         listen %[2]s reuseport;
         proxy_pass gateways;
         proxy_connect_timeout 2s;
@@ -65,11 +69,7 @@ const nginxWS = `http {
         default upgrade;
         ''      close;
     }
-    upstream gateways {
-        least_conn;
-        zone gateways 64k;
-%[1]s    }
-    server {
+%[1]s    server {
         listen %[2]s reuseport;
         location / {
             proxy_pass http://gateways;
@@ -134,6 +134,7 @@ func startNginx(ctx context.Context, bin, dir string, gws []*Proc, transport str
 		}
 		fmt.Fprintf(&servers, "        server %s max_fails=0;\n", addr)
 	}
+	upstream := fmt.Sprintf(nginxUpstream, servers.String())
 	load := ""
 	if transport == transportTCP {
 		var err error
@@ -149,9 +150,9 @@ func startNginx(ctx context.Context, bin, dir string, gws []*Proc, transport str
 	return startOnFreePort(ctx, "nginx", bin, o, func(addr string) ([]string, error) {
 		cfg := fmt.Sprintf(nginxMain, load, peerThreads(), dir)
 		if transport == transportWS {
-			cfg += fmt.Sprintf(nginxWS, servers.String(), addr, dir)
+			cfg += fmt.Sprintf(nginxWS, upstream, addr, dir)
 		} else {
-			cfg += fmt.Sprintf(nginxStream, servers.String(), addr)
+			cfg += fmt.Sprintf(nginxStream, upstream, addr)
 		}
 		path := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
