@@ -61,6 +61,7 @@ func compare(ctx context.Context, sc Scenario, rep *ScenarioReport) error {
 		return err
 	}
 	peers := comparePeers(sc, cl, dir, rep)
+	defer func() { rep.Ratios = compareRatios(rep.Runs) }() // of the runs done, if interrupted
 	rep.Notes = append(rep.Notes, fmt.Sprintf("fairness: the same %d gateways behind every proxy, one fresh proxy process per run, none pinned to a core: "+
 		"graftlb GOMAXPROCS %d (Go's default), HAProxy nbthread %d, nginx worker_processes %d (reuseport); "+
 		"no breaker or health check in any; other engineers' processes may share the cores",
@@ -127,7 +128,6 @@ func compare(ctx context.Context, sc Scenario, rep *ScenarioReport) error {
 			}
 		}
 	}
-	rep.Ratios = compareRatios(rep.Runs)
 	return nil
 }
 
