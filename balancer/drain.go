@@ -44,12 +44,7 @@ func (p *Proxy) Drain(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	p.mu.Lock()
-	if p.tcpLn != nil {
-		_ = p.tcpLn.Close()
-	}
-	if p.wsLn != nil {
-		_ = p.wsLn.Close()
-	}
+	p.lns.Close()
 	downs := make([]*downstream, 0, len(p.downs))
 	for d := range p.downs {
 		downs = append(downs, d)

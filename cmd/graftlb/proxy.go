@@ -11,6 +11,8 @@ import (
 	"github.com/graftlb/graftlb/affinity"
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/internal/listener"
+	"github.com/graftlb/graftlb/passthrough"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
@@ -28,11 +30,11 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	accessLog := fs.Bool("access-log", false, "log one line per call (gateway, target, kind, code, duration, trace id)")
 	fs.Float64Var(&cfg.AccessLogSample, "access-log-sample", 1, "share of calls the access log logs (0..1]")
 	fs.BoolVar(&cfg.TraceIDs, "trace-ids", false, "give calls without a W3C traceparent a new one (calls with one keep it)")
-	var backends, passthrough repeatFlag
+	var backends, passthroughs repeatFlag
 	fs.Var(&backends, "backend", "static gateway tcp://host:port[#name=gw1,weight=2]; repeat for more gateways")
 	dnsTarget := fs.String("backend-dns", "", "gateways from DNS: name:port, re-resolved every --dns-interval")
 	dnsInterval := fs.Duration("dns-interval", discovery.DefaultDNSInterval, "DNS re-resolution interval")
-	fs.Var(&passthrough, "passthrough", "pass-through backend (real GG): ws://host:port/ws[#http=:PORT] or tcp://host:port; repeat for more")
+	fs.Var(&passthroughs, "passthrough", "pass-through backend (real GG): ws://host:port/ws[#http=:PORT] or tcp://host:port; repeat for more")
 	ptKey := fs.String("passthrough-key", "addr", "pass-through affinity key: query:NAME, header:NAME, cookie:NAME or addr")
 	fs.IntVar(&cfg.MaxConns, "max-conns", balancer.DefaultMaxConns, "client connections at once")
 	fs.IntVar(&cfg.MaxConnsPerSource, "max-conns-per-source", balancer.DefaultMaxConnsPerSource,
@@ -96,7 +98,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 
 	sources := 0
-	for _, set := range []bool{len(backends) > 0, *dnsTarget != "", len(passthrough) > 0, gf.bind != ""} {
+	for _, set := range []bool{len(backends) > 0, *dnsTarget != "", len(passthroughs) > 0, gf.bind != ""} {
 		if set {
 			sources++
 		}
@@ -110,7 +112,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 
 	type server interface {
 		Start() error
-		Addrs() balancer.Addrs
+		Addrs() listener.Addrs
 		Ready() error
 		Close() error
 	}
@@ -118,8 +120,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	var gs *discovery.Gossip
 	adm := af.server(admin.New(&log, af.limits))
 	switch {
-	case len(passthrough) > 0:
-		ms, err := discovery.ParseBackends(passthrough)
+	case len(passthroughs) > 0:
+		ms, err := discovery.ParseBackends(passthroughs)
 		if err != nil {
 			return fail(2, err)
 		}
@@ -139,7 +141,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 				ws = cfg.WS
 			}
 		}
-		pt, err := balancer.NewPassthrough(balancer.PassthroughConfig{TCP: tcp, WS: ws, Key: key,
+		pt, err := passthrough.New(passthrough.Config{TCP: tcp, WS: ws, Key: key,
 			MaxConns: cfg.MaxConns, MaxConnsPerSource: cfg.MaxConnsPerSource, DialTimeout: cfg.DialTimeout,
 			Check: hc.Check, ProxyProtocol: cfg.ProxyProtocol, Logger: &log}, discovery.NewStatic(ms))
 		if err != nil {

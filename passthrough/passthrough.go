@@ -1,4 +1,4 @@
-package balancer
+package passthrough
 
 import (
 	"cmp"
@@ -16,13 +16,12 @@ import (
 	"github.com/graftlb/graftlb/affinity"
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/health"
+	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/rs/zerolog"
 )
 
-// PassthroughConfig configures pass-through mode: whole connections to
-// gateways that do not speak graftlb's protocol (real Graftcode Gateways),
-// with connection-level affinity. Zero fields take their defaults.
-type PassthroughConfig struct {
+// Config configures pass-through mode. Zero fields take their defaults.
+type Config struct {
 	// TCP forwards raw TCP connections to the members' TCP addresses,
 	// choosing by client address. Empty: off.
 	TCP string `json:"tcp" yaml:"tcp"`
@@ -34,9 +33,11 @@ type PassthroughConfig struct {
 	// header:NAME, cookie:NAME or addr (default addr); a missing key falls
 	// back to the client address.
 	Key affinity.KeySource `json:"key" yaml:"key"`
-	// DialTimeout bounds a dial to a backend (default 2s).
+	// DialTimeout bounds a dial to a backend (default 2s), and Start's wait
+	// for the first membership snapshot.
 	DialTimeout time.Duration `json:"dial_timeout" yaml:"dial_timeout"`
-	// HeadTimeout bounds reading the HTTP request head (default 10s).
+	// HeadTimeout bounds reading the HTTP request head, and a PROXY
+	// protocol header (default 10s).
 	HeadTimeout time.Duration `json:"head_timeout" yaml:"head_timeout"`
 	// IdleTimeout closes a connection with no traffic either way for this
 	// long (default 1h: Hypertube sessions are long-lived and quiet).
@@ -44,37 +45,55 @@ type PassthroughConfig struct {
 	// MaxConns caps client connections (default 10000).
 	MaxConns int `json:"max_conns" yaml:"max_conns"`
 	// MaxConnsPerSource caps the client connections from one source
-	// address, as Config.MaxConnsPerSource does (default 1000; negative:
-	// no cap). Connections over either cap are closed at once: this mode
+	// address, an IPv4 address or an IPv6 /64 (default 1000; negative: no
+	// cap). Connections over either cap are closed at once: this mode
 	// does not speak the protocol, so it cannot say why.
 	MaxConnsPerSource int `json:"max_conns_per_source" yaml:"max_conns_per_source"`
 	// Check configures the liveness checks: GET /status on each member's
-	// HTTP address (a TCP connect to its data address when it has none).
+	// HTTP address (a TCP connect to its data address when it has none);
+	// health package defaults (every 1s, down after 3 failures, up after 2
+	// passes).
 	Check health.CheckerConfig `json:"check" yaml:"check"`
 	// ProxyProtocol reads the client's address from a PROXY protocol
 	// header (off by default), so that the addr key sees the client behind
 	// a balancer or NAT rather than the balancer.
-	ProxyProtocol ProxyProtocol `json:"proxy_protocol" yaml:"proxy_protocol"`
+	ProxyProtocol listener.ProxyProtocol `json:"proxy_protocol" yaml:"proxy_protocol"`
 	// Logger receives logs (default: none).
 	Logger *zerolog.Logger `json:"-" yaml:"-"`
 }
 
+// Defaults of Config.
 const (
-	defaultHeadTimeout    = 10 * time.Second
-	defaultPassIdle       = time.Hour
-	maxRequestHead        = 16 << 10
-	passthroughCopyBuffer = 32 << 10
+	DefaultDialTimeout       = 2 * time.Second
+	DefaultHeadTimeout       = 10 * time.Second
+	DefaultIdleTimeout       = time.Hour
+	DefaultMaxConns          = listener.DefaultMaxConns
+	DefaultMaxConnsPerSource = listener.DefaultMaxConnsPerSource
 )
 
-func (c PassthroughConfig) withDefaults() PassthroughConfig {
+const (
+	maxRequestHead = 16 << 10 // a longer head is answered 431
+	copyBuffer     = 32 << 10 // per direction of a forwarded connection
+	// maxRedispatch bounds the backends one connection tries when dials
+	// fail (HAProxy's "option redispatch" with retries).
+	maxRedispatch = 3
+)
+
+// DefaultConfig returns a Config with every default filled in and both
+// listeners on loopback with ports chosen by the system.
+func DefaultConfig() Config {
+	return Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0"}.withDefaults()
+}
+
+func (c Config) withDefaults() Config {
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = DefaultDialTimeout
 	}
 	if c.HeadTimeout <= 0 {
-		c.HeadTimeout = defaultHeadTimeout
+		c.HeadTimeout = DefaultHeadTimeout
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = defaultPassIdle
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
@@ -83,7 +102,7 @@ func (c PassthroughConfig) withDefaults() PassthroughConfig {
 		c.MaxConnsPerSource = DefaultMaxConnsPerSource
 	}
 	c.Check = c.Check.WithDefaults()
-	c.ProxyProtocol = c.ProxyProtocol.withDefaults()
+	c.ProxyProtocol = c.ProxyProtocol.WithDefaults()
 	if c.Logger == nil {
 		nop := zerolog.Nop()
 		c.Logger = &nop
@@ -91,56 +110,62 @@ func (c PassthroughConfig) withDefaults() PassthroughConfig {
 	return c
 }
 
-// Passthrough forwards whole TCP and WebSocket connections to a pool,
-// choosing the backend of each connection by consistent hash of its key,
-// among the backends whose liveness check passes.
-type Passthrough struct {
-	cfg     PassthroughConfig
-	src     discovery.Source
-	checker *health.Checker
-	stop    chan struct{}
-	kick    chan struct{}
-	warm    chan struct{} // closed once the first snapshot is applied
-	wg      sync.WaitGroup
-	snap    atomic.Pointer[passPicker]
+// Errors Ready returns.
+var (
+	ErrNotStarted = errors.New("passthrough: not started")
+	ErrNoBackend  = errors.New("passthrough: no live backend")
+)
+
+// Proxy forwards whole TCP and WebSocket connections to a pool.
+type Proxy struct {
+	// Immutable after New.
+	cfg       Config
+	src       discovery.Source
+	checker   *health.Checker
+	admission *listener.Admission
+	stop      chan struct{}
+	kick      chan struct{}
+	warm      chan struct{} // closed once the first snapshot is applied
+
+	wg   sync.WaitGroup // the control loop, accept loops and connections
+	snap atomic.Pointer[snapshot]
 	// perBackend maps a backend name to its open forwarded connections
 	// (*atomic.Int64).
 	perBackend sync.Map
-	refused    refusalLog // rate-limits the logs of refused connections
 
+	// mu guards what follows.
 	mu      sync.Mutex
-	tcpLn   net.Listener
-	wsLn    net.Listener
+	lns     *listener.Pair        // nil until Start binds them
 	open    map[net.Conn]struct{} // client and backend connections, closed by Close
-	clients int                   // the client connections in open
-	sources *sourceConns          // the client connections by source address
 	members map[string]discovery.Member
+	started bool
 	closed  bool
 }
 
-// passPicker is the immutable routing view of pass-through mode.
-type passPicker struct {
+// snapshot is the immutable routing view: the members, their Maglev
+// table and which of them are alive.
+type snapshot struct {
 	members []discovery.Member // sorted by name; index = table member
-	table   *affinity.Table
+	table   *affinity.Table    // nil for an empty pool
 	alive   []bool
 }
 
-// NewPassthrough returns a pass-through proxy for the pool src describes;
-// it owns src and closes it on Close.
-func NewPassthrough(cfg PassthroughConfig, src discovery.Source) (*Passthrough, error) {
+// New returns a pass-through proxy for the pool src describes; it owns
+// src and closes it on Close.
+func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	cfg = cfg.withDefaults()
 	if cfg.TCP == "" && cfg.WS == "" {
-		return nil, errors.New("balancer: passthrough: no listener")
+		return nil, errors.New("passthrough: no listener (tcp and ws are both empty)")
 	}
 	if err := cfg.Key.Validate(); err != nil {
-		return nil, fmt.Errorf("balancer: passthrough: %w", err)
+		return nil, fmt.Errorf("passthrough: %w", err)
 	}
 	if err := cfg.ProxyProtocol.Validate(); err != nil {
-		return nil, fmt.Errorf("balancer: passthrough: %w", err)
+		return nil, fmt.Errorf("passthrough: %w", err)
 	}
-	p := &Passthrough{cfg: cfg, src: src, stop: make(chan struct{}), kick: make(chan struct{}, 1), warm: make(chan struct{}),
-		open: make(map[net.Conn]struct{}), sources: newSourceConns(cfg.MaxConnsPerSource),
-		members: make(map[string]discovery.Member)}
+	p := &Proxy{cfg: cfg, src: src, stop: make(chan struct{}), kick: make(chan struct{}, 1), warm: make(chan struct{}),
+		admission: listener.NewAdmission(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.Logger, nil),
+		open:      make(map[net.Conn]struct{}), members: make(map[string]discovery.Member)}
 	cc := cfg.Check
 	cc.OnTransition = func(t health.Transition) {
 		ev := p.cfg.Logger.Info()
@@ -152,19 +177,26 @@ func NewPassthrough(cfg PassthroughConfig, src discovery.Source) (*Passthrough, 
 	}
 	ch, err := health.NewChecker(cc)
 	if err != nil {
-		return nil, fmt.Errorf("balancer: passthrough: %w", err)
+		return nil, fmt.Errorf("passthrough: %w", err)
 	}
 	p.checker = ch
-	p.snap.Store(&passPicker{})
+	p.snap.Store(&snapshot{})
 	return p, nil
 }
 
 // Start applies the first membership snapshot (waiting up to DialTimeout
 // for it), then binds the listeners and starts checking the backends.
-func (p *Passthrough) Start() error {
+func (p *Proxy) Start() error {
+	p.mu.Lock()
+	if p.started || p.closed {
+		p.mu.Unlock()
+		return errors.New("passthrough: already started")
+	}
+	p.started = true
 	p.checker.Start()
 	p.wg.Add(1)
 	go p.control()
+	p.mu.Unlock()
 	select {
 	case <-p.warm:
 	case <-time.After(p.cfg.DialTimeout):
@@ -172,60 +204,52 @@ func (p *Passthrough) Start() error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	listen := func(addr string) (net.Listener, error) {
-		if addr == "" {
-			return nil, nil
-		}
-		return listen(addr, p.cfg.ProxyProtocol, p.cfg.HeadTimeout)
+	lns, err := listener.Bind(p.cfg.TCP, p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.HeadTimeout)
+	if err != nil {
+		return fmt.Errorf("passthrough: %w", err)
 	}
-	var err error
-	if p.tcpLn, err = listen(p.cfg.TCP); err != nil {
-		return fmt.Errorf("balancer: passthrough: listen %s: %w", p.cfg.TCP, err)
-	}
-	if p.wsLn, err = listen(p.cfg.WS); err != nil {
-		if p.tcpLn != nil {
-			_ = p.tcpLn.Close()
-		}
-		return fmt.Errorf("balancer: passthrough: listen %s: %w", p.cfg.WS, err)
-	}
-	if p.tcpLn != nil {
+	p.lns = lns
+	if ln := lns.TCP(); ln != nil {
 		p.wg.Add(1)
-		go p.accept(p.tcpLn, false)
+		go p.accept(ln, p.serveTCP)
 	}
-	if p.wsLn != nil {
+	if ln := lns.WS(); ln != nil {
 		p.wg.Add(1)
-		go p.accept(p.wsLn, true)
+		go p.accept(ln, p.serveWS)
 	}
 	return nil
 }
 
-// Addrs returns the bound addresses.
-func (p *Passthrough) Addrs() Addrs {
+// Addrs returns the bound addresses (after Start).
+func (p *Proxy) Addrs() listener.Addrs {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var a Addrs
-	if p.tcpLn != nil {
-		a.TCP = p.tcpLn.Addr().String()
+	return p.lns.Addrs()
+}
+
+// Ready reports whether the proxy has a live backend.
+func (p *Proxy) Ready() error {
+	p.mu.Lock()
+	started, closed := p.started, p.closed
+	p.mu.Unlock()
+	if !started || closed {
+		return ErrNotStarted
 	}
-	if p.wsLn != nil {
-		a.WS = p.wsLn.Addr().String()
+	if !slices.Contains(p.snap.Load().alive, true) {
+		return ErrNoBackend
 	}
-	return a
+	return nil
 }
 
 // Close stops listening, closes every forwarded connection and waits.
-func (p *Passthrough) Close() error {
+func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil
 	}
 	p.closed = true
-	for _, ln := range []net.Listener{p.tcpLn, p.wsLn} {
-		if ln != nil {
-			_ = ln.Close()
-		}
-	}
+	p.lns.Close()
 	for c := range p.open {
 		_ = c.Close()
 	}
@@ -236,7 +260,7 @@ func (p *Passthrough) Close() error {
 	return p.src.Close()
 }
 
-func (p *Passthrough) rebuildSoon() {
+func (p *Proxy) rebuildSoon() {
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -244,7 +268,7 @@ func (p *Passthrough) rebuildSoon() {
 }
 
 // control applies membership snapshots and liveness changes.
-func (p *Passthrough) control() {
+func (p *Proxy) control() {
 	defer p.wg.Done()
 	updates := p.src.Updates()
 	for {
@@ -253,7 +277,7 @@ func (p *Passthrough) control() {
 			return
 		case snap, ok := <-updates:
 			if !ok {
-				updates = nil
+				updates = nil // the source closed: keep the last pool
 				continue
 			}
 			p.apply(snap)
@@ -268,7 +292,8 @@ func (p *Passthrough) control() {
 	}
 }
 
-func (p *Passthrough) apply(snap discovery.Snapshot) {
+// apply reconciles the checked members with a membership snapshot.
+func (p *Proxy) apply(snap discovery.Snapshot) {
 	want := map[string]discovery.Member{}
 	for _, m := range snap.Gateways() {
 		want[m.Name] = m
@@ -287,7 +312,7 @@ func (p *Passthrough) apply(snap discovery.Snapshot) {
 			if ok {
 				p.checker.Remove(name)
 			}
-			_ = p.checker.Add(name, p.probe(m))
+			_ = p.checker.Add(name, probe(m))
 		}
 	}
 	p.rebuild()
@@ -295,7 +320,7 @@ func (p *Passthrough) apply(snap discovery.Snapshot) {
 
 // probe checks a member's liveness the way GG offers it: GET /status on its
 // HTTP listener, 200 meaning alive; without one, a TCP connect.
-func (p *Passthrough) probe(m discovery.Member) health.Probe {
+func probe(m discovery.Member) health.Probe {
 	if m.Addrs.HTTP == "" {
 		addr := cmp.Or(m.Addrs.WS, m.Addrs.TCP)
 		return func(ctx context.Context) error {
@@ -327,7 +352,8 @@ func (p *Passthrough) probe(m discovery.Member) health.Probe {
 	}
 }
 
-func (p *Passthrough) rebuild() {
+// rebuild publishes a new snapshot from the members and their liveness.
+func (p *Proxy) rebuild() {
 	p.mu.Lock()
 	ms := make([]discovery.Member, 0, len(p.members))
 	for _, m := range p.members {
@@ -335,121 +361,110 @@ func (p *Passthrough) rebuild() {
 	}
 	p.mu.Unlock()
 	slices.SortFunc(ms, func(a, b discovery.Member) int { return cmp.Compare(a.Name, b.Name) })
-	pk := &passPicker{members: ms, alive: make([]bool, len(ms))}
+	s := &snapshot{members: ms, alive: make([]bool, len(ms))}
 	am := make([]affinity.Member, len(ms))
 	for i, m := range ms {
 		am[i] = affinity.Member{Name: m.Name, Weight: m.Weight}
 		st, ok := p.checker.State(m.Name)
-		pk.alive[i] = ok && st == health.Up
+		s.alive[i] = ok && st == health.Up
 	}
 	if len(ms) > 0 {
 		t, err := affinity.NewTable(am)
 		if err != nil {
-			p.cfg.Logger.Error().Err(err).Msg("pass-through: cannot build the table")
+			p.cfg.Logger.Error().Err(err).Msg("pass-through: cannot build the table; keeping the previous one")
 			return
 		}
-		pk.table = t
+		s.table = t
 	}
-	p.snap.Store(pk)
+	p.snap.Store(s)
 }
-
-// maxRedispatch bounds the backends one connection tries when dials fail
-// (HAProxy's "option redispatch" with retries).
-const maxRedispatch = 3
 
 // dial connects to the first live member in key's preference list that has
 // the needed listener, moving down the list when a dial fails (the backend
-// died before the checks noticed). It returns the backend's name and the
-// connection, or ok false.
-func (p *Passthrough) dial(key []byte, ws bool) (name string, conn net.Conn, ok bool) {
-	pk := p.snap.Load()
-	if pk.table == nil {
-		return "", nil, false
+// died before the checks noticed). It returns the connection, or ok false.
+func (p *Proxy) dial(key []byte, ws bool) (conn net.Conn, ok bool) {
+	s := p.snap.Load()
+	if s.table == nil {
+		return nil, false
 	}
 	var buf [16]int
 	tries := 0
-	for _, i := range pk.table.Preference(affinity.HashKey(key), buf[:0]) {
-		m := pk.members[i]
+	for _, i := range s.table.Preference(affinity.HashKey(key), buf[:0]) {
+		m := s.members[i]
 		addr := m.Addrs.TCP
 		if ws {
 			addr = m.Addrs.WS
 		}
-		if !pk.alive[i] || addr == "" {
+		if !s.alive[i] || addr == "" {
 			continue
 		}
 		c, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
 		if err == nil {
-			return m.Name, &countedConn{Conn: c, n: p.forwarded(m.Name)}, true
+			return &countedConn{Conn: c, n: p.forwarded(m.Name)}, true
 		}
 		p.cfg.Logger.Warn().Err(err).Str("backend", m.Name).Msg("pass-through: dial failed; trying the next backend")
 		if tries++; tries == maxRedispatch {
 			break
 		}
 	}
-	return "", nil, false
+	return nil, false
 }
 
-func (p *Passthrough) accept(ln net.Listener, ws bool) {
+// accept admits the connections of ln and serves each on its own
+// goroutine. A refused connection is closed at once: this mode does not
+// speak the protocol, so it cannot say why (the admission logs it).
+func (p *Proxy) accept(ln net.Listener, serve func(net.Conn)) {
 	defer p.wg.Done()
-	acceptLoop(ln, p.stop, p.cfg.Logger, func(c net.Conn) {
-		if !p.track(c) {
-			_ = c.Close()
-			return
-		}
+	listener.Serve(ln, p.stop, p.cfg.Logger, func(c net.Conn) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			defer p.untrackClient(c)
-			if ws {
-				p.serveWS(c)
-			} else {
-				p.serveTCP(c)
+			// Admission reads the client's address, which under the PROXY
+			// protocol waits for its header: on this goroutine, not the
+			// accept loop's.
+			if !p.admit(c) {
+				_ = c.Close()
+				return
 			}
+			defer p.release(c)
+			serve(c)
 		}()
 	})
 }
 
-// track admits a client connection unless the proxy is closing or full,
-// or the connection's source has too many; refusals are logged at most
-// once per refusalLogInterval.
-func (p *Passthrough) track(c net.Conn) bool {
-	p.mu.Lock()
-	why := ""
-	switch {
-	case p.closed:
-		p.mu.Unlock()
+// admit counts a client connection in, unless the proxy is closing or
+// full, or the connection's source has too many.
+func (p *Proxy) admit(c net.Conn) bool {
+	if _, ok := p.admission.Admit(c.RemoteAddr()); !ok {
 		return false
-	case p.clients >= p.cfg.MaxConns:
-		why = "connection limit reached"
-	case !p.sources.acquire(c.RemoteAddr()):
-		why = fmt.Sprintf("more than %d connections from one source", p.cfg.MaxConnsPerSource)
-	default:
-		p.open[c] = struct{}{}
-		p.clients++
-		p.mu.Unlock()
-		return true
 	}
-	p.mu.Unlock()
-	if ok, suppressed := p.refused.allow(time.Now().UnixNano()); ok {
-		p.cfg.Logger.Warn().Str("client", c.RemoteAddr().String()).Str("reason", why).
-			Int64("suppressed", suppressed).Msg("pass-through connection refused")
+	if !p.track(c) {
+		p.admission.Release(c.RemoteAddr())
+		return false
 	}
-	return false
+	return true
 }
 
-// untrackClient closes and forgets a client connection that track
-// admitted.
-func (p *Passthrough) untrackClient(c net.Conn) {
-	_ = c.Close()
+// release closes and forgets a client connection that admit admitted.
+func (p *Proxy) release(c net.Conn) {
+	p.untrack(c)
+	p.admission.Release(c.RemoteAddr())
+}
+
+// track records a connection for Close to close, unless the proxy is
+// closing.
+func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()
-	delete(p.open, c)
-	p.clients--
-	p.sources.release(c.RemoteAddr())
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.open[c] = struct{}{}
+	return true
 }
 
-// untrack closes and forgets a backend connection.
-func (p *Passthrough) untrack(c net.Conn) {
+// untrack closes and forgets a connection.
+func (p *Proxy) untrack(c net.Conn) {
 	_ = c.Close()
 	p.mu.Lock()
 	delete(p.open, c)
