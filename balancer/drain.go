@@ -19,6 +19,10 @@ const drainIdle = time.Second
 // client resends such a call on its new connection.
 const moveWindow = 2 * time.Second
 
+// DefaultDrainGrace is the longest the proxy command lets Drain wait for
+// the clients to move (its --drain-grace) before it closes the proxy.
+const DefaultDrainGrace = 30 * time.Second
+
 // Drain stops the proxy gracefully, as a rolling restart of the proxy tier
 // needs (SPEC.md section 4, GOAWAY with RECONNECT):
 //
