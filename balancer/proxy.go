@@ -53,7 +53,7 @@ type Proxy struct {
 	topics   topicTable
 	instance string // random per process: gateways send topic EVENTs once per proxy
 	stop     chan struct{}
-	kickCh   chan struct{}
+	ctl      *discovery.Control // the control loop (control.go)
 	done     chan struct{}
 	warm     chan struct{} // closed once the first pool is connected
 	// expiredFn is p.expired as a func value made once, so that sweeps
@@ -117,7 +117,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		sessions: newSessionTable(cfg.MaxSessions, cfg.MaxSessionsPerSource, cfg.MaxSessionsPerConn),
 		instance: protocol.NewSessionID().String(),
 		stop:     make(chan struct{}),
-		kickCh:   make(chan struct{}, 1),
+		ctl:      discovery.NewControl(),
 		done:     make(chan struct{}),
 		warm:     make(chan struct{}),
 		downs:    make(map[*downstream]struct{}),
@@ -311,12 +311,7 @@ func (p *Proxy) Close() error {
 func (p *Proxy) now() int64 { return p.cfg.Clock.Now().UnixNano() }
 
 // kick asks the control goroutine to rebuild the picker.
-func (p *Proxy) kick() {
-	select {
-	case p.kickCh <- struct{}{}:
-	default:
-	}
-}
+func (p *Proxy) kick() { p.ctl.Kick() }
 
 // logBad logs a client's protocol error, once per event.
 func (p *Proxy) logBad(d *downstream, pe *protocol.Error) {

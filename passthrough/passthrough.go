@@ -124,8 +124,8 @@ type Proxy struct {
 	checker   *health.Checker
 	admission *listener.Admission
 	stop      chan struct{}
-	kick      chan struct{}
-	warm      chan struct{} // closed once the first snapshot is applied
+	ctl       *discovery.Control // the control loop: snapshots and liveness changes
+	warm      chan struct{}      // closed once the first snapshot is applied
 
 	wg   sync.WaitGroup // the control loop, accept loops and connections
 	snap atomic.Pointer[snapshot]
@@ -163,7 +163,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	if err := cfg.ProxyProtocol.Validate(); err != nil {
 		return nil, fmt.Errorf("passthrough: %w", err)
 	}
-	p := &Proxy{cfg: cfg, src: src, stop: make(chan struct{}), kick: make(chan struct{}, 1), warm: make(chan struct{}),
+	p := &Proxy{cfg: cfg, src: src, stop: make(chan struct{}), ctl: discovery.NewControl(), warm: make(chan struct{}),
 		admission: listener.NewAdmission(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.Logger, nil),
 		open:      make(map[net.Conn]struct{}), members: make(map[string]discovery.Member)}
 	cc := cfg.Check
@@ -173,7 +173,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 			ev = p.cfg.Logger.Warn().AnErr("cause", t.Err)
 		}
 		ev.Str("backend", t.Target).Stringer("state", t.To).Msg("pass-through backend liveness changed")
-		p.rebuildSoon()
+		p.ctl.Kick()
 	}
 	ch, err := health.NewChecker(cc)
 	if err != nil {
@@ -260,36 +260,17 @@ func (p *Proxy) Close() error {
 	return p.src.Close()
 }
 
-func (p *Proxy) rebuildSoon() {
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
-}
-
 // control applies membership snapshots and liveness changes.
 func (p *Proxy) control() {
 	defer p.wg.Done()
-	updates := p.src.Updates()
-	for {
+	p.ctl.Run(p.src, p.stop, discovery.Handlers{Rebuild: p.rebuild, Apply: func(snap discovery.Snapshot) {
+		p.apply(snap)
 		select {
-		case <-p.stop:
-			return
-		case snap, ok := <-updates:
-			if !ok {
-				updates = nil // the source closed: keep the last pool
-				continue
-			}
-			p.apply(snap)
-			select {
-			case <-p.warm:
-			default:
-				close(p.warm)
-			}
-		case <-p.kick:
-			p.rebuild()
+		case <-p.warm:
+		default:
+			close(p.warm)
 		}
-	}
+	}})
 }
 
 // apply reconciles the checked members with a membership snapshot.
