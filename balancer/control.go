@@ -156,9 +156,9 @@ func (p *Proxy) expireDeadlines(now int64) {
 	}
 }
 
-func (p *Proxy) expired(pd pending) {
+func (p *Proxy) expired(c call) {
 	p.stats.deadlinesExceeded.Add(1)
-	p.fail(&pd, protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
+	c.fail(protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
 }
 
 // fasthttpLogger routes fasthttp's messages to zerolog.

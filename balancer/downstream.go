@@ -266,23 +266,23 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	}
 	d.p.active.Add(1)
 	now := d.p.now() // read once: the forwarding path reads no other clock
-	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now}
+	c := call{down: d, clientID: f.CallID, flags: f.Flags, start: now}
 	if g := d.goawayAt.Load(); g != 0 && time.Now().UnixNano()-g > int64(moveWindow) {
-		d.p.failUnrouted(&pd, f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
+		c.failUnrouted(f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
 	}
 	if d.p.cfg.TraceIDs && len(f.Trace) == 0 {
 		raw = addTrace(f, raw) // allocates: only with --trace-ids
 	}
 	if d.p.cfg.AccessLog != nil {
-		d.p.startAccess(&pd, f) // allocates when the call is logged
+		d.p.startAccess(&c, f) // allocates when the call is logged
 	}
 	s := d.sess
 	if !f.Session.IsZero() && f.Session != s.id {
 		if s = d.p.sessions.lookup(f.Session); s == nil {
 			var why tableRefusal
 			if s, why = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), now, d, true); s == nil {
-				d.p.failUnrouted(&pd, f.Module, protocol.CodeOverloaded, why.String())
+				c.failUnrouted(f.Module, protocol.CodeOverloaded, why.String())
 				return true
 			}
 			d.bring(s)
@@ -296,16 +296,16 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	s.lastUsed.Store(now)
 	switch {
 	case f.Deadline > 0:
-		pd.deadline = now + int64(f.Deadline)*int64(time.Millisecond)
+		c.deadline = now + int64(f.Deadline)*int64(time.Millisecond)
 	case d.p.cfg.CallTimeout > 0:
-		pd.deadline = now + int64(d.p.cfg.CallTimeout)
+		c.deadline = now + int64(d.p.cfg.CallTimeout)
 		protocol.SetDeadline(raw, uint32(d.p.cfg.CallTimeout/time.Millisecond))
 	}
 	if f.Flags.Has(protocol.FlagStateless) {
-		d.p.routeStateless(pd, f.Module, raw, nil)
+		d.p.routeStateless(c, f.Module, raw, nil)
 	} else {
-		pd.sess = s
-		d.p.routeStateful(pd, f.Module, raw, &d.scratch)
+		c.sess = s
+		d.p.routeStateful(c, f.Module, raw, &d.scratch)
 	}
 	return true
 }
@@ -355,41 +355,31 @@ func (d *downstream) keepalive(id protocol.SessionID) {
 
 // finish frees the slot of a settled call: its call id (or its ONEWAY
 // count) and its share of the proxy's active calls.
-func (d *downstream) finish(pd *pending) {
+func (d *downstream) finish(c *call) {
 	d.mu.Lock()
-	if pd.flags.Has(protocol.FlagOneway) {
+	if c.flags.Has(protocol.FlagOneway) {
 		d.oneways--
 	} else {
-		delete(d.ids, pd.clientID)
+		delete(d.ids, c.clientID)
 	}
 	d.mu.Unlock()
 	d.p.active.Add(-1)
 }
 
-// deliver sends a gateway's reply to the client under the client's call
-// id; the gateway's acknowledgement of a ONEWAY call goes no further. A
-// reply larger than the client's max_frame becomes ERROR TOO_LARGE for
-// that call, as a gateway answers (SPEC.md section 6).
-func (d *downstream) deliver(pd *pending, raw []byte) {
-	d.finish(pd)
-	if pd.flags.Has(protocol.FlagOneway) {
+// deliver sends a gateway's reply to settled call c to the client under
+// the client's call id; the gateway's acknowledgement of a ONEWAY call goes
+// no further. A reply larger than the client's max_frame becomes ERROR
+// TOO_LARGE for that call, as a gateway answers (SPEC.md section 6).
+func (d *downstream) deliver(c *call, raw []byte) {
+	if c.flags.Has(protocol.FlagOneway) {
 		return
 	}
 	if len(raw) > d.peerMax {
-		d.sendError(pd.clientID, protocol.CodeTooLarge, "the reply exceeds the max_frame this client announced")
+		d.sendError(c.clientID, protocol.CodeTooLarge, "the reply exceeds the max_frame this client announced")
 		return
 	}
-	protocol.SetCallID(raw, pd.clientID)
+	protocol.SetCallID(raw, c.clientID)
 	d.write(raw)
-}
-
-// failCall answers a forwarded call with a proxy-made error (none for a
-// ONEWAY call).
-func (d *downstream) failCall(pd *pending, code protocol.Code, msg string) {
-	d.finish(pd)
-	if !pd.flags.Has(protocol.FlagOneway) {
-		d.sendError(pd.clientID, code, msg)
-	}
 }
 
 // write queues a frame for the client; a client that does not read is cut

@@ -57,7 +57,7 @@ type Proxy struct {
 	warm     chan struct{} // closed once the first pool is connected
 	// expiredFn is p.expired as a func value made once, so that sweeps
 	// allocate nothing.
-	expiredFn func(pending)
+	expiredFn func(call)
 
 	checker  *health.Checker
 	detector *health.Detector

@@ -16,9 +16,9 @@ func TestRetryBudget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		p.active.Store(tt.active)
-		var held []pending
+		var held []call
 		for {
-			var pd pending
+			var pd call
 			if !p.takeRetry(&pd) {
 				break
 			}

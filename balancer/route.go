@@ -8,17 +8,17 @@ import (
 // A gateway the frame provably did not reach (no connection, or its
 // connection closed before the frame left) is skipped and another picked,
 // up to MaxAttempts, without drawing on the retry budget: nothing ran. A
-// call that comes back for a second attempt (pd.attempts > 0: its gateway
+// call that comes back for a second attempt (c.attempts > 0: its gateway
 // died with it in flight and it is IDEMPOTENT) draws on the budget. skip is
 // a gateway to avoid.
-func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
-	if pd.attempts > 0 && !p.takeRetry(&pd) {
-		p.fail(&pd, protocol.CodeUnavailable, "gateway failed with the call in flight and the retry budget is spent")
+func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
+	if c.attempts > 0 && !p.takeRetry(&c) {
+		c.fail(protocol.CodeUnavailable, "gateway failed with the call in flight and the retry budget is spent")
 		return
 	}
 	pk := p.picker.Load()
-	now := pd.start // when the client's frame arrived
-	if pd.attempts > 0 {
+	now := c.start // when the client's frame arrived
+	if c.attempts > 0 {
 		now = p.now() // a retry: its own latency sample starts now
 	}
 	circuitOpen := false
@@ -37,70 +37,70 @@ func (p *Proxy) routeStateless(pd pending, module, raw []byte, skip *backend) {
 			circuitOpen = true
 			continue // its breaker refuses: another gateway
 		}
-		if pd.kept == nil && pd.flags.Has(protocol.FlagIdempotent) {
-			pd.kept = keepFrame(raw)
-			raw = pd.kept.b
+		if c.kept == nil && c.flags.Has(protocol.FlagIdempotent) {
+			c.kept = keepFrame(raw)
+			raw = c.kept.b
 		}
-		pd.attempts++
-		pd.ticket, pd.start = t, now
-		pd.mc = b.m.module(module)
-		if u.forward(raw, pd) == nil {
+		c.attempts++
+		c.start = now
+		c.admitted(b, t, module)
+		if u.forward(raw, c) == nil {
 			return
 		}
-		b.breaker.Cancel(t)
-		pd.attempts--
+		c.unsent()
+		c.attempts--
 	}
 	switch {
 	case pk.connected == 0:
-		p.failUnrouted(&pd, module, protocol.CodeUnavailable, errEmptyPool)
+		c.failUnrouted(module, protocol.CodeUnavailable, errEmptyPool)
 	case !pk.knows(module):
-		p.failUnrouted(&pd, module, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
+		c.failUnrouted(module, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
 	case circuitOpen:
-		p.failUnrouted(&pd, module, protocol.CodeCircuitOpen, "the circuit breakers of the gateways for "+string(module)+" are open")
+		c.failUnrouted(module, protocol.CodeCircuitOpen, "the circuit breakers of the gateways for "+string(module)+" are open")
 	default:
-		p.failUnrouted(&pd, module, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
+		c.failUnrouted(module, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
 	}
 }
 
-// routeStateful sends a call of session pd.sess to the gateway that holds
+// routeStateful sends a call of session c.sess to the gateway that holds
 // the session, placing the session first if this proxy has not bound it.
 // Until a gateway answers one of its calls, the binding is tentative and the
 // frame is kept, so that a refusal (DRAINING, OVERLOADED, NOT_OWNER) can
 // move it down the preference list.
-func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
-	s := pd.sess
+func (p *Proxy) routeStateful(c call, module, raw []byte, scratch *[]int) {
+	s := c.sess
 	for probe := 0; probe <= p.cfg.MaxOwnerProbes; probe++ {
-		pl := p.owner(s, module, pd.flags.Has(protocol.FlagNewSession), scratch)
+		pl := p.owner(s, module, c.flags.Has(protocol.FlagNewSession), scratch)
 		b := pl.b
 		if b == nil {
 			if pl.code == protocol.CodeSessionLost {
 				p.sessions.forgetIfEmpty(s) // a resumed session nobody holds
 			}
-			p.failUnrouted(&pd, module, pl.code, pl.msg)
+			c.failUnrouted(module, pl.code, pl.msg)
 			return
 		}
-		flags := pd.flags &^ protocol.FlagNewSession
+		flags := c.flags &^ protocol.FlagNewSession
 		if pl.fresh && !pl.confirmed {
 			flags |= protocol.FlagNewSession
 		}
 		protocol.SetFlags(raw, flags)
-		pd.flags = flags
-		if !pl.confirmed && pd.kept == nil {
-			pd.kept = keepFrame(raw)
-			raw = pd.kept.b
+		c.flags = flags
+		if !pl.confirmed && c.kept == nil {
+			c.kept = keepFrame(raw)
+			raw = c.kept.b
 		}
 		if pl.confirmed && !b.checkUp.Load() && !b.draining.Load() {
 			// A hung gateway (its checks fail) would hold the call until
 			// its deadline: fail it now. A draining one is alive and busy
 			// handing its sessions over (its checks may lag under that
 			// load): the call goes to it, to run or be relayed.
-			p.failUnrouted(&pd, module, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
+			c.failUnrouted(module, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
 			return
 		}
 		t, err := b.breaker.Allow()
 		if err != nil {
 			if pl.confirmed {
-				p.failUnrouted(&pd, module, protocol.CodeCircuitOpen, "the circuit breaker of gateway "+b.name+", which holds the session, is open")
+				c.failUnrouted(module, protocol.CodeCircuitOpen, "the circuit breaker of gateway "+b.name+", which holds the session, is open")
 				return
 			}
 			if !p.refused(s, b, protocol.CodeCircuitOpen) {
@@ -108,13 +108,12 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 			}
 			continue // a new session goes to the next gateway
 		}
-		pd.attempts = 1
-		pd.ticket = t
-		pd.mc = b.m.module(module)
-		if u := b.pickConn(); u != nil && u.forward(raw, pd) == nil {
+		c.attempts = 1
+		c.admitted(b, t, module)
+		if u := b.pickConn(); u != nil && u.forward(raw, c) == nil {
 			return
 		}
-		b.breaker.Cancel(t)
+		c.unsent()
 		if pl.confirmed && b.awaitVerdict(p.cfg.DialTimeout) {
 			// Its connection just broke: once the redial tells whether the
 			// gateway lives, route again (SESSION_LOST if it died).
@@ -122,11 +121,11 @@ func (p *Proxy) routeStateful(pd pending, module, raw []byte, scratch *[]int) {
 		}
 		// Not sent: a tentative owner is skipped; a confirmed one is down.
 		if pl.confirmed || !p.refused(s, b, protocol.CodeUnavailable) {
-			p.failUnrouted(&pd, module, protocol.CodeUnavailable, "gateway "+b.name+" holding the session is unreachable")
+			c.failUnrouted(module, protocol.CodeUnavailable, "gateway "+b.name+" holding the session is unreachable")
 			return
 		}
 	}
-	p.failUnrouted(&pd, module, protocol.CodeUnavailable, "no gateway took the session")
+	c.failUnrouted(module, protocol.CodeUnavailable, "no gateway took the session")
 }
 
 // errEmptyPool is what calls get while no gateway of the pool is connected:
@@ -229,38 +228,6 @@ func (p *Proxy) confirm(s *session, b *backend) {
 	s.mu.Unlock()
 }
 
-// fail settles a call that no gateway answers: the proxy answers it (a
-// ONEWAY call gets nothing), returns its retry to the budget, releases its
-// kept frame and frees its slot on the client connection. Every such exit
-// goes through here; a call a gateway answered settles in deliver.
-func (p *Proxy) fail(pd *pending, code protocol.Code, msg string) {
-	p.settled(pd, code)
-	p.endRetry(pd)
-	pd.kept.release()
-	pd.kept = nil
-	pd.down.failCall(pd, code, msg)
-}
-
-// failUnrouted is fail for a call that no gateway took: it is counted
-// under the module but no gateway. Counters are looked up here, not for
-// every call on arrival, so that a routed call looks them up once.
-func (p *Proxy) failUnrouted(pd *pending, module []byte, code protocol.Code, msg string) {
-	if pd.mc == nil {
-		pd.mc = p.metrics.unrouted.module(module)
-	}
-	p.fail(pd, code, msg)
-}
-
-// deliver settles a call its gateway answered with code (0: a RESULT),
-// passing the reply on.
-func (p *Proxy) deliver(pd *pending, code protocol.Code, raw []byte) {
-	p.settled(pd, code)
-	p.endRetry(pd)
-	pd.kept.release()
-	pd.kept = nil
-	pd.down.deliver(pd, raw)
-}
-
 // loseLocked marks s lost. Caller must hold s.mu. It reports whether a
 // confirmed session was lost just now: the caller then tells its client
 // (noticeLost) once it has let go of s.mu.
@@ -321,28 +288,5 @@ func (p *Proxy) loseAllOn(b *backend, upTo uint64, why string) {
 	}
 	if len(held) > 0 {
 		p.cfg.Logger.Warn().Str("gateway", b.name).Int("sessions", len(held)).Msg("sessions lost with their gateway; clients told")
-	}
-}
-
-// takeRetry reserves a retry from the budget: retries in flight may not
-// exceed RetryBudget × active calls, with RetryMin as the floor.
-func (p *Proxy) takeRetry(pd *pending) bool {
-	limit := int64(p.cfg.RetryBudget * float64(p.active.Load()))
-	limit = max(limit, int64(p.cfg.RetryMin))
-	if p.retries.Add(1) > limit {
-		p.retries.Add(-1)
-		p.stats.retriesDenied.Add(1)
-		return false
-	}
-	pd.retry = true
-	p.stats.retries.Add(1)
-	return true
-}
-
-// endRetry returns pd's retry to the budget.
-func (p *Proxy) endRetry(pd *pending) {
-	if pd.retry {
-		pd.retry = false
-		p.retries.Add(-1)
 	}
 }

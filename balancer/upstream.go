@@ -4,7 +4,6 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -12,24 +11,6 @@ var (
 	errBackendClosed  = errors.New("balancer: backend closed")
 	errUpstreamClosed = errors.New("balancer: upstream connection closed")
 )
-
-// pending is a call forwarded to a gateway and not yet answered, keyed by
-// the call id the proxy gave it on the upstream connection. It is a value
-// in the upstream's map: forwarding allocates nothing.
-type pending struct {
-	down     *downstream
-	clientID uint32
-	sess     *session  // the session of a stateful call; nil for stateless
-	kept     *frameBuf // a copy of the frame, kept when it may be re-sent
-	deadline int64     // unix nanoseconds; 0: none
-	start    int64     // unix nanoseconds when forwarded, for the latency estimate
-	ticket   health.Ticket
-	mc       *moduleCalls // counts the call when it settles (metrics.go); nil: metrics off
-	acc      *accessEntry // its access log line, when it is logged (accesslog.go)
-	flags    protocol.Flags
-	attempts uint8
-	retry    bool // holds a retry from the budget
-}
 
 // upstream is one multiplexed connection from the proxy to a gateway:
 // calls of many client sessions share it, under call ids the proxy assigns.
@@ -39,7 +20,7 @@ type upstream struct {
 
 	// mu guards the calls in flight.
 	mu        sync.Mutex
-	calls     map[uint32]pending
+	calls     map[uint32]call
 	nextID    uint32
 	deadlines int // entries with a deadline, so sweeps skip idle upstreams
 	pings     map[uint32]pingWaiter
@@ -47,16 +28,16 @@ type upstream struct {
 }
 
 func newUpstream(b *backend, pc *protocol.Conn) *upstream {
-	return &upstream{b: b, pc: pc, calls: make(map[uint32]pending, 256)}
+	return &upstream{b: b, pc: pc, calls: make(map[uint32]call, 256)}
 }
 
 // forward sends raw (a CALL frame, patched in place with the upstream call
-// id) and records pd to route the reply. It fails only when the frame
+// id) and records call c to route the reply. It fails only when the frame
 // provably did not leave: the connection was already closed. A ONEWAY call
 // is recorded like any other: a gateway acknowledges the ONEWAY calls a
 // proxy sends under a non-zero id once they ran (SPEC.md section 3), which
 // settles them, so they hold their slots and breaker tickets until then.
-func (u *upstream) forward(raw []byte, pd pending) error {
+func (u *upstream) forward(raw []byte, c call) error {
 	u.mu.Lock()
 	if u.closed {
 		u.mu.Unlock()
@@ -64,8 +45,8 @@ func (u *upstream) forward(raw []byte, pd pending) error {
 	}
 	id := freeID(u.calls, u.nextID)
 	u.nextID = id
-	u.calls[id] = pd
-	if pd.deadline != 0 {
+	u.calls[id] = c
+	if c.deadline != 0 {
 		u.deadlines++
 	}
 	u.mu.Unlock()
@@ -82,12 +63,12 @@ func (u *upstream) forward(raw []byte, pd pending) error {
 }
 
 // take removes and returns the call with upstream id id.
-func (u *upstream) take(id uint32) (pending, bool) {
+func (u *upstream) take(id uint32) (call, bool) {
 	u.mu.Lock()
-	pd, ok := u.calls[id]
+	c, ok := u.calls[id]
 	if ok {
 		delete(u.calls, id)
-		if pd.deadline != 0 {
+		if c.deadline != 0 {
 			u.deadlines--
 		}
 	}
@@ -95,12 +76,12 @@ func (u *upstream) take(id uint32) (pending, bool) {
 	if ok {
 		u.b.outstanding.Add(-1)
 	}
-	return pd, ok
+	return c, ok
 }
 
 // serve reads the gateway's frames until the connection breaks, and
 // returns the calls left in flight.
-func (u *upstream) serve() map[uint32]pending {
+func (u *upstream) serve() map[uint32]call {
 	var f protocol.Frame
 	log := u.b.p.cfg.Logger
 	for {
@@ -156,25 +137,25 @@ func (u *upstream) serve() map[uint32]pending {
 
 // expire removes the calls whose deadline is before now and returns them
 // through fn.
-func (u *upstream) expire(now int64, fn func(pending)) {
+func (u *upstream) expire(now int64, fn func(call)) {
 	u.mu.Lock()
 	if u.deadlines == 0 {
 		u.mu.Unlock()
 		return
 	}
-	var due []pending
-	for id, pd := range u.calls {
-		if pd.deadline != 0 && pd.deadline <= now {
+	var due []call
+	for id, c := range u.calls {
+		if c.deadline != 0 && c.deadline <= now {
 			delete(u.calls, id)
 			u.deadlines--
-			due = append(due, pd)
+			due = append(due, c)
 		}
 	}
 	u.mu.Unlock()
 	u.b.outstanding.Add(-int64(len(due)))
-	for _, pd := range due {
-		u.b.outcome(&pd, false, 0) // a timeout is a failure of the gateway
-		fn(pd)
+	for _, c := range due {
+		c.outcome(false, 0) // a timeout is a failure of the gateway
+		fn(c)
 	}
 }
 
