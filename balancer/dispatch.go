@@ -134,6 +134,7 @@ func (p *Proxy) moved(from *backend, f *protocol.Frame) {
 		} else {
 			s.owner, s.confirmed, s.fresh, s.tried = nil, false, false, nil
 		}
+		s.syncHeldLocked()
 		p.stats.sessionsMoved.Add(1)
 	}
 	s.mu.Unlock()

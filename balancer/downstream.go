@@ -342,10 +342,8 @@ func (d *downstream) keepalive(id protocol.SessionID) {
 		}
 	}
 	s.lastUsed.Store(d.p.now())
-	s.mu.Lock()
-	b, ok := s.owner, s.confirmed && !s.lost
-	s.mu.Unlock()
-	if !ok {
+	b := s.held.Load()
+	if b == nil {
 		return
 	}
 	if u := b.pickConn(); u != nil {

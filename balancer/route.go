@@ -216,14 +216,20 @@ func (p *Proxy) refused(s *session, b *backend, why protocol.Code) bool {
 	return true
 }
 
-// confirm makes b the session's owner for good once b answered a call of it.
+// confirm makes b the session's owner for good once b answered a call of
+// it. A session confirmed on b already (every reply but its first) is
+// seen so without taking its lock.
 func (p *Proxy) confirm(s *session, b *backend) {
+	if s.held.Load() == b {
+		return
+	}
 	s.mu.Lock()
-	if s.owner == b && !s.confirmed {
+	if s.owner == b && !s.confirmed && !s.lost {
 		s.confirmed = true
 		s.fresh = false
 		b.sessions.Add(1)
 		b.m.inc(placedOf)
+		s.syncHeldLocked()
 	}
 	s.mu.Unlock()
 }
@@ -236,6 +242,7 @@ func (p *Proxy) loseLocked(s *session) bool {
 		return false
 	}
 	s.lost = true
+	s.syncHeldLocked()
 	p.stats.sessionsLost.Add(1)
 	p.metrics.lostSession(s)
 	if s.owner != nil && s.confirmed {
