@@ -129,7 +129,7 @@ func (c call) resend(from *backend) {
 		p.routeStateless(c, f.Module, c.kept.b, from)
 		return
 	}
-	var scratch []int
+	var scratch pickScratch
 	p.routeStateful(c, f.Module, c.kept.b, &scratch)
 }
 

@@ -129,7 +129,7 @@ func (p *Proxy) rebuild() {
 	p.mu.Unlock()
 	slices.SortFunc(bs, func(a, b *backend) int { return cmp.Compare(a.name, b.name) })
 	prev := p.picker.Load()
-	pk, err := buildPicker(bs, prev, p.cfg.Health.PanicThreshold)
+	pk, err := buildSnapshot(bs, prev, routingOf(p.cfg))
 	if err != nil {
 		p.cfg.Logger.Error().Err(err).Msg("cannot build the routing table; keeping the previous one")
 		return

@@ -37,7 +37,7 @@ type downstream struct {
 
 	// Owned by the reader goroutine.
 	f        protocol.Frame
-	scratch  []int
+	scratch  pickScratch
 	deadline time.Time // read deadline currently set
 
 	// mu guards the calls in flight, the callback routes and the sessions

@@ -239,7 +239,7 @@ func (pm *proxyMetrics) lostSession(s *session) {
 // sync follows a new picker: every gateway's counters get the modules the
 // pool announces, and those of gateways gone for metricsRetention are
 // dropped. Only the control goroutine calls it.
-func (pm *proxyMetrics) sync(pk *picker, now int64) {
+func (pm *proxyMetrics) sync(pk *snapshot, now int64) {
 	if pm.off {
 		return
 	}

@@ -62,11 +62,11 @@ type Proxy struct {
 	checker  *health.Checker
 	detector *health.Detector
 
-	picker    atomic.Pointer[picker]
-	draining  atomic.Bool  // Drain was called: not ready, GOAWAY to clients
-	startedAt atomic.Int64 // unix nanoseconds when Start began serving
-	conns     atomic.Int64 // client connections
-	sources   *sourceConns // client connections by source address
+	picker    atomic.Pointer[snapshot] // the current routing snapshot and its pickers
+	draining  atomic.Bool              // Drain was called: not ready, GOAWAY to clients
+	startedAt atomic.Int64             // unix nanoseconds when Start began serving
+	conns     atomic.Int64             // client connections
+	sources   *sourceConns             // client connections by source address
 	// refusedFull and refusedSource rate-limit the logs of connections
 	// refused by MaxConns and MaxConnsPerSource.
 	refusedFull, refusedSource refusalLog
@@ -136,7 +136,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	if err := p.initHealth(); err != nil {
 		return nil, fmt.Errorf("balancer: %w", err)
 	}
-	pk, _ := buildPicker(nil, nil, 0)
+	pk, _ := buildSnapshot(nil, nil, routingOf(cfg))
 	p.picker.Store(pk)
 	return p, nil
 }

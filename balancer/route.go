@@ -4,7 +4,8 @@ import (
 	"github.com/graftlb/graftlb/protocol"
 )
 
-// routeStateless sends a stateless call to a gateway chosen by the picker.
+// routeStateless sends a stateless call to the gateway the snapshot's
+// stateless picker chooses.
 // A gateway the frame provably did not reach (no connection, or its
 // connection closed before the frame left) is skipped and another picked,
 // up to MaxAttempts, without drawing on the retry budget: nothing ran. A
@@ -17,23 +18,25 @@ func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
 		return
 	}
 	pk := p.picker.Load()
-	now := c.start // when the client's frame arrived
+	in := pickInfo{module: module, skip: skip, now: c.start} // when the client's frame arrived
 	if c.attempts > 0 {
-		now = p.now() // a retry: its own latency sample starts now
+		in.now = p.now() // a retry: its own latency sample starts now
 	}
 	circuitOpen := false
+	var err error
 	for try := 0; try < p.cfg.MaxAttempts; try++ {
-		b := pk.pickStateless(module, skip, now)
-		if b == nil {
+		var pc pick
+		if pc, err = pk.stateless.Pick(in); err != nil {
 			break
 		}
-		skip = b
+		b := pc.b
+		in.skip = b
 		u := b.pickConn()
 		if u == nil {
 			continue
 		}
-		t, err := b.breaker.Allow()
-		if err != nil {
+		t, refused := b.breaker.Allow()
+		if refused != nil {
 			circuitOpen = true
 			continue // its breaker refuses: another gateway
 		}
@@ -42,7 +45,7 @@ func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
 			raw = c.kept.b
 		}
 		c.attempts++
-		c.start = now
+		c.start = in.now
 		c.admitted(b, t, module)
 		if u.forward(raw, c) == nil {
 			return
@@ -51,9 +54,9 @@ func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
 		c.attempts--
 	}
 	switch {
-	case pk.connected == 0:
-		c.failUnrouted(module, protocol.CodeUnavailable, errEmptyPool)
-	case !pk.knows(module):
+	case err == errEmptyPool:
+		c.failUnrouted(module, protocol.CodeUnavailable, errEmptyPool.Error())
+	case err == errUnknownModule:
 		c.failUnrouted(module, protocol.CodeNotFound, "no gateway in the pool serves "+string(module))
 	case circuitOpen:
 		c.failUnrouted(module, protocol.CodeCircuitOpen, "the circuit breakers of the gateways for "+string(module)+" are open")
@@ -67,7 +70,7 @@ func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
 // Until a gateway answers one of its calls, the binding is tentative and the
 // frame is kept, so that a refusal (DRAINING, OVERLOADED, NOT_OWNER) can
 // move it down the preference list.
-func (p *Proxy) routeStateful(c call, module, raw []byte, scratch *[]int) {
+func (p *Proxy) routeStateful(c call, module, raw []byte, scratch *pickScratch) {
 	s := c.sess
 	for probe := 0; probe <= p.cfg.MaxOwnerProbes; probe++ {
 		pl := p.owner(s, module, c.flags.Has(protocol.FlagNewSession), scratch)
@@ -89,16 +92,16 @@ func (p *Proxy) routeStateful(c call, module, raw []byte, scratch *[]int) {
 			c.kept = keepFrame(raw)
 			raw = c.kept.b
 		}
-		if pl.confirmed && !b.checkUp.Load() && !b.draining.Load() {
+		if pl.confirmed && p.picker.Load().fails(b) {
 			// A hung gateway (its checks fail) would hold the call until
 			// its deadline: fail it now. A draining one is alive and busy
-			// handing its sessions over (its checks may lag under that
-			// load): the call goes to it, to run or be relayed.
+			// handing its sessions over: the call goes to it, to run or be
+			// relayed (snapshot.failing).
 			c.failUnrouted(module, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
 			return
 		}
-		t, err := b.breaker.Allow()
-		if err != nil {
+		t, refused := b.breaker.Allow()
+		if refused != nil {
 			if pl.confirmed {
 				c.failUnrouted(module, protocol.CodeCircuitOpen, "the circuit breaker of gateway "+b.name+", which holds the session, is open")
 				return
@@ -128,11 +131,6 @@ func (p *Proxy) routeStateful(c call, module, raw []byte, scratch *[]int) {
 	c.failUnrouted(module, protocol.CodeUnavailable, "no gateway took the session")
 }
 
-// errEmptyPool is what calls get while no gateway of the pool is connected:
-// UNAVAILABLE (try again), not NOT_FOUND (a mistake in the call), since a
-// proxy that just started or lost its pool does not know what it serves.
-const errEmptyPool = "no gateway of the pool is up"
-
 // placement is where owner says a session's call goes: a gateway, or the
 // error the client gets.
 type placement struct {
@@ -145,7 +143,7 @@ type placement struct {
 // owner returns the session's gateway, binding it tentatively when unbound.
 // newSession says the call carries NEW_SESSION: a session the proxy first
 // saw in a stateless call (so it could not know) may then be created.
-func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *[]int) placement {
+func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *pickScratch) placement {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lost {
@@ -166,14 +164,16 @@ func (p *Proxy) owner(s *session, module []byte, newSession bool, scratch *[]int
 	}
 	if b == nil {
 		pk := p.picker.Load()
-		b, *scratch = pk.nextOwner(s.key, module, s.fresh, s.tried, p.cfg.MaxOwnerProbes, *scratch)
+		pc, err := pk.sessions.Pick(pickInfo{module: module, key: s.key, fresh: s.fresh, tried: s.tried, scratch: scratch})
+		switch err {
+		case nil:
+			b = pc.b
+		case errEmptyPool:
+			return placement{code: protocol.CodeUnavailable, msg: errEmptyPool.Error()}
+		case errUnknownModule:
+			return placement{code: protocol.CodeNotFound, msg: "no gateway in the pool serves " + string(module)}
+		}
 		if b == nil {
-			if pk.connected == 0 {
-				return placement{code: protocol.CodeUnavailable, msg: errEmptyPool}
-			}
-			if !pk.knows(module) {
-				return placement{code: protocol.CodeNotFound, msg: "no gateway in the pool serves " + string(module)}
-			}
 			if s.fresh {
 				return placement{code: protocol.CodeUnavailable, msg: "no gateway admits new sessions for " + string(module)}
 			}

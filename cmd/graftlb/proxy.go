@@ -50,6 +50,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxSessionsPerSource, "max-sessions-per-source", balancer.DefaultMaxSessionsSource, "sessions one source address may bring to the table")
 	fs.IntVar(&cfg.MaxSessionsPerConn, "max-sessions-per-conn", balancer.DefaultMaxSessionsPerConn, "sessions one client connection may bring to the table")
 	fs.DurationVar(&cfg.SessionIdle, "session-idle", balancer.DefaultSessionIdle, "forget the binding of a session unused this long")
+	fs.Float64Var(&cfg.SessionLoadBound, "session-load-bound", 0, "place new sessions by consistent hashing with bounded loads: skip gateways holding (1+this) × the mean (0: off; 0.25 is usual)")
 	hc := &cfg.Health
 	fs.DurationVar(&hc.Check.Interval, "check-interval", time.Second, "active check (PING; pass-through: GET /status) interval")
 	fs.DurationVar(&hc.Check.Timeout, "check-timeout", time.Second, "active check timeout")
