@@ -22,7 +22,8 @@ type downstream struct {
 	sess    *session   // the connection's session
 	ref     *clientRef // what sessions point at: this connection, weakly
 	src     *sourceQuota
-	peerMax int // the largest frame the client accepts (its HELLO's max_frame)
+	peerMax int   // the largest frame the client accepts (its HELLO's max_frame)
+	shard   uint8 // its calls' shard of every upstream's call table
 
 	closed   atomic.Bool
 	goawayAt atomic.Int64 // unix nanoseconds of the drain's GOAWAY; 0: none
@@ -64,7 +65,7 @@ type cbRoute struct {
 
 func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
 	d := &downstream{p: p, pc: pc, ids: make(map[uint32]struct{}, 64), cbs: make(map[uint32]cbRoute),
-		sessionsLive: new(atomic.Int32)}
+		sessionsLive: new(atomic.Int32), shard: nextShard()}
 	d.ref = newClientRef(d)
 	d.src = p.sessions.openSource(sourceKey(pc.RemoteAddr()))
 	return d

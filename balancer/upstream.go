@@ -18,17 +18,16 @@ type upstream struct {
 	b  *backend
 	pc *protocol.Conn
 
-	// mu guards the calls in flight.
-	mu        sync.Mutex
-	calls     map[uint32]call
-	nextID    uint32
-	deadlines int // entries with a deadline, so sweeps skip idle upstreams
-	pings     map[uint32]pingWaiter
-	closed    bool
+	calls *callTable // the calls in flight, sharded by client connection
+
+	// mu guards the active checks waiting for their PONG.
+	mu     sync.Mutex
+	pings  map[uint32]pingWaiter
+	closed bool
 }
 
 func newUpstream(b *backend, pc *protocol.Conn) *upstream {
-	return &upstream{b: b, pc: pc, calls: make(map[uint32]call, 256)}
+	return &upstream{b: b, pc: pc, calls: newCallTable()}
 }
 
 // forward sends raw (a CALL frame, patched in place with the upstream call
@@ -38,18 +37,10 @@ func newUpstream(b *backend, pc *protocol.Conn) *upstream {
 // proxy sends under a non-zero id once they ran (SPEC.md section 3), which
 // settles them, so they hold their slots and breaker tickets until then.
 func (u *upstream) forward(raw []byte, c call) error {
-	u.mu.Lock()
-	if u.closed {
-		u.mu.Unlock()
+	id, ok := u.calls.add(c)
+	if !ok {
 		return errUpstreamClosed
 	}
-	id := freeID(u.calls, u.nextID)
-	u.nextID = id
-	u.calls[id] = c
-	if c.deadline != 0 {
-		u.deadlines++
-	}
-	u.mu.Unlock()
 	u.b.outstanding.Add(1)
 	u.b.m.sent(len(raw))
 	protocol.SetCallID(raw, id)
@@ -64,15 +55,7 @@ func (u *upstream) forward(raw []byte, c call) error {
 
 // take removes and returns the call with upstream id id.
 func (u *upstream) take(id uint32) (call, bool) {
-	u.mu.Lock()
-	c, ok := u.calls[id]
-	if ok {
-		delete(u.calls, id)
-		if c.deadline != 0 {
-			u.deadlines--
-		}
-	}
-	u.mu.Unlock()
+	c, ok := u.calls.take(id)
 	if ok {
 		u.b.outstanding.Add(-1)
 	}
@@ -126,10 +109,9 @@ func (u *upstream) serve() map[uint32]call {
 	}
 	u.b.beginVerdict() // before the closed flag, so no call sees one without the other
 	u.pc.Abort()
+	calls := u.calls.close()
 	u.mu.Lock()
 	u.closed = true
-	calls := u.calls
-	u.calls = nil
 	u.mu.Unlock()
 	u.b.outstanding.Add(-int64(len(calls)))
 	return calls
@@ -138,20 +120,10 @@ func (u *upstream) serve() map[uint32]call {
 // expire removes the calls whose deadline is before now and returns them
 // through fn.
 func (u *upstream) expire(now int64, fn func(call)) {
-	u.mu.Lock()
-	if u.deadlines == 0 {
-		u.mu.Unlock()
+	due := u.calls.expire(now, nil)
+	if len(due) == 0 {
 		return
 	}
-	var due []call
-	for id, c := range u.calls {
-		if c.deadline != 0 && c.deadline <= now {
-			delete(u.calls, id)
-			u.deadlines--
-			due = append(due, c)
-		}
-	}
-	u.mu.Unlock()
 	u.b.outstanding.Add(-int64(len(due)))
 	for _, c := range due {
 		c.outcome(false, 0) // a timeout is a failure of the gateway
