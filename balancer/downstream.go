@@ -266,7 +266,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		return true
 	}
 	d.p.active.Add(1)
-	now := d.p.now() // read once: the forwarding path reads no other clock
+	now := d.p.now() // Config.Clock, read once: the call's deadline, latency sample and session use
 	c := call{down: d, clientID: f.CallID, flags: f.Flags, start: now}
 	if g := d.goawayAt.Load(); g != 0 && time.Now().UnixNano()-g > int64(moveWindow) {
 		c.failUnrouted(f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")

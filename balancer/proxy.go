@@ -8,7 +8,8 @@
 //     over the whole pool;
 //   - stateful calls go to their session's owner: the first gateway in the
 //     session id's Maglev preference list that serves the module and admits
-//     new sessions. Each proxy binds the sessions it sees; a gateway asked
+//     new sessions (with Config.SessionLoadBound, the first whose load is
+//     under the bound). Each proxy binds the sessions it sees; a gateway asked
 //     for a resumed session it does not hold answers NOT_OWNER and the proxy
 //     walks down the list, so proxies agree on owners without sharing state
 //     (DESIGN.md section 4);
@@ -20,10 +21,22 @@
 // patches call ids and session ids in place and copies each frame once,
 // into the destination's write batch: it allocates nothing per frame.
 //
+// A call reads one way through the package: decide (picker.go: a picker
+// of the routing snapshot chooses the gateway, route.go applies it),
+// forward (upstream.go: onto one of that gateway's connections, recorded in
+// its call table) and settle (call.go: the call gives back what it holds,
+// and its client gets the answer, dispatch.go routing the gateway's).
+//
 // Threading: one control goroutine applies membership snapshots and
-// gateway state changes and publishes an immutable picker; readers of
-// client and gateway connections route concurrently from the current
-// picker without locks. Per-session state has its own small lock.
+// gateway state and health changes, and publishes an immutable snapshot
+// with its pickers; readers of client and gateway connections route
+// concurrently from the current snapshot without locks. The locks of this
+// package a call takes are its client connection's, its session's (a
+// stateful call) and one shard of its upstream's call table, none shared by
+// all the clients of a gateway; the breaker and outlier counters it feeds
+// are atomics. The write batch of the upstream connection (protocol.Writer)
+// is the one lock those clients share. BenchmarkForwardLocks counts the
+// waits.
 package balancer
 
 import (
