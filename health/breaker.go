@@ -41,8 +41,7 @@ var (
 	// ErrOpen refuses a call because the breaker is open, or half-open with
 	// all its probe calls in flight. The balancer answers CIRCUIT_OPEN.
 	ErrOpen = errors.New("health: circuit open")
-	// ErrTooMany refuses a call because MaxConcurrent or MaxPending is
-	// reached. The balancer answers OVERLOADED.
+	// ErrTooMany refuses a call because MaxConcurrent is reached.
 	ErrTooMany = errors.New("health: too many calls")
 )
 
@@ -52,8 +51,7 @@ var (
 // breaker tripped cannot close it. The zero Ticket is no call; Done and
 // Cancel ignore it.
 type Ticket struct {
-	gen     uint64
-	pending bool
+	gen uint64
 }
 
 // Breaker is a circuit breaker for one target, after sony/gobreaker and
@@ -64,9 +62,7 @@ type Ticket struct {
 //	ok := send(call)
 //	br.Done(t, ok)
 //
-// A call that must first wait for a backend connection is admitted with
-// AllowPending and marked sent with Start. Every admitted ticket must end
-// with exactly one Done or Cancel.
+// Every admitted ticket must end with exactly one Done or Cancel.
 //
 // Transitions are lazy: they are worked out from the clock by Allow, Done,
 // State and Status, and no timer or goroutine runs. Closed → Open when, on a
@@ -75,8 +71,8 @@ type Ticket struct {
 // HalfOpen → Closed after HalfOpenSuccesses successes; HalfOpen → Open on a
 // failure. Each transition starts a new generation.
 //
-// The caps MaxConcurrent and MaxPending are checked with atomic counters and
-// may be overshot by a few calls under a race, as Envoy's are. While closed,
+// The cap MaxConcurrent is checked with an atomic counter and may be
+// overshot by a few calls under a race, as Envoy's caps are. While closed,
 // Allow and Cancel take no lock, and neither does Done for a success: it is
 // an atomic add to the window's current bucket. The lock is taken only to
 // start a new bucket (once per Window/Buckets), for a failure (which may
@@ -95,9 +91,8 @@ type Breaker struct {
 	genState  atomic.Uint64 // generation<<2 | State
 	openUntil atomic.Int64  // offset from start at which Open ends
 
-	// Admission counters, changed without the lock.
+	// Admitted calls not yet done, changed without the lock.
 	inFlight atomic.Int64
-	pending  atomic.Int64
 
 	// The window, a ring: epoch e (a Window/Buckets slice of time) is
 	// counted in buckets[e%len] once that bucket's epoch is e. Successes
@@ -143,83 +138,57 @@ func NewBreaker(name string, s Settings) (*Breaker, error) {
 // Name returns the name given to NewBreaker.
 func (b *Breaker) Name() string { return b.name }
 
-// Allow admits a call that is sent at once, or refuses it with ErrOpen or
-// ErrTooMany.
-func (b *Breaker) Allow() (Ticket, error) { return b.admit(false) }
-
-// AllowPending admits a call that waits for a backend connection; it counts
-// against MaxPending, as well as MaxConcurrent, until Start or Done.
-func (b *Breaker) AllowPending() (Ticket, error) { return b.admit(true) }
-
-// Start marks a pending call as sent and returns its updated ticket.
-func (b *Breaker) Start(t Ticket) Ticket {
-	if t.pending {
-		b.pending.Add(-1)
-		t.pending = false
-	}
-	return t
-}
-
-func (b *Breaker) admit(pending bool) (Ticket, error) {
+// Allow admits a call, or refuses it with ErrOpen or ErrTooMany.
+func (b *Breaker) Allow() (Ticket, error) {
 	gs := b.genState.Load()
 	switch State(gs & 3) {
 	case Closed:
-		if !b.reserve(pending) {
+		if !b.reserve() {
 			return Ticket{}, ErrTooMany
 		}
-		return Ticket{gen: gs >> 2, pending: pending}, nil
+		return Ticket{gen: gs >> 2}, nil
 	case Open:
 		if b.now() < b.openUntil.Load() {
 			return Ticket{}, ErrOpen
 		}
 	}
-	return b.admitSlow(pending)
+	return b.admitSlow()
 }
 
 // admitSlow admits a call while open or half-open, under the lock.
-func (b *Breaker) admitSlow(pending bool) (Ticket, error) {
+func (b *Breaker) admitSlow() (Ticket, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.advanceLocked(b.now())
 	switch b.state {
 	case Closed:
-		if !b.reserve(pending) {
+		if !b.reserve() {
 			return Ticket{}, ErrTooMany
 		}
 	case HalfOpen:
 		if b.probes >= b.s.HalfOpenMax {
 			return Ticket{}, ErrOpen
 		}
-		if !b.reserve(pending) {
+		if !b.reserve() {
 			return Ticket{}, ErrTooMany
 		}
 		b.probes++
 	default:
 		return Ticket{}, ErrOpen
 	}
-	return Ticket{gen: b.gen, pending: pending}, nil
+	return Ticket{gen: b.gen}, nil
 }
 
-// reserve takes a slot under the caps.
-func (b *Breaker) reserve(pending bool) bool {
+// reserve takes a slot under MaxConcurrent.
+func (b *Breaker) reserve() bool {
 	if b.inFlight.Add(1) > int64(b.s.MaxConcurrent) {
-		b.inFlight.Add(-1)
-		return false
-	}
-	if pending && b.pending.Add(1) > int64(b.s.MaxPending) {
-		b.pending.Add(-1)
 		b.inFlight.Add(-1)
 		return false
 	}
 	return true
 }
 
-func (b *Breaker) release(t Ticket) {
-	b.inFlight.Add(-1)
-	if t.pending {
-		b.pending.Add(-1)
-	}
-}
+func (b *Breaker) release() { b.inFlight.Add(-1) }
 
 // Done ends a call with its outcome: ok is false for a failure the target is
 // to blame for (transport failure, timeout, server error).
@@ -227,7 +196,7 @@ func (b *Breaker) Done(t Ticket, ok bool) {
 	if t.gen == 0 {
 		return
 	}
-	b.release(t)
+	b.release()
 	gs := b.genState.Load()
 	if t.gen != gs>>2 {
 		return // stale: admitted before the latest transition
@@ -272,7 +241,7 @@ func (b *Breaker) Cancel(t Ticket) {
 	if t.gen == 0 {
 		return
 	}
-	b.release(t)
+	b.release()
 	if gs := b.genState.Load(); t.gen != gs>>2 || State(gs&3) != HalfOpen {
 		return
 	}
@@ -301,7 +270,6 @@ func (b *Breaker) Status() BreakerStatus {
 		State:      b.state,
 		Generation: b.gen,
 		InFlight:   int(b.inFlight.Load()),
-		Pending:    int(b.pending.Load()),
 	}
 	switch b.state {
 	case Closed:

@@ -129,33 +129,25 @@ func TestBreakerHalfOpenFailureReopens(t *testing.T) {
 }
 
 func TestBreakerCaps(t *testing.T) {
-	b, _, _ := newTestBreaker(t, Settings{MaxConcurrent: 3, MaxPending: 1})
-	t1, err := b.AllowPending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.AllowPending(); !errors.Is(err, ErrTooMany) {
-		t.Fatalf("second pending call: %v, want ErrTooMany", err)
-	}
-	t1 = b.Start(t1)
-	t2, err := b.AllowPending()
-	if err != nil {
-		t.Fatalf("pending call after Start: %v", err)
-	}
-	t3, err := b.Allow()
-	if err != nil {
-		t.Fatal(err)
+	b, _, _ := newTestBreaker(t, Settings{MaxConcurrent: 3})
+	var ts []Ticket
+	for i := range 3 {
+		tk, err := b.Allow()
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		ts = append(ts, tk)
 	}
 	if _, err := b.Allow(); !errors.Is(err, ErrTooMany) {
 		t.Fatalf("fourth call: %v, want ErrTooMany", err)
 	}
-	if st := b.Status(); st.InFlight != 3 || st.Pending != 1 {
+	if st := b.Status(); st.InFlight != 3 {
 		t.Fatalf("status %+v", st)
 	}
-	b.Done(t2, false) // a pending call that never got a connection
-	b.Cancel(t3)
-	b.Done(t1, true)
-	if st := b.Status(); st.InFlight != 0 || st.Pending != 0 {
+	b.Done(ts[0], false)
+	b.Cancel(ts[1])
+	b.Done(ts[2], true)
+	if st := b.Status(); st.InFlight != 0 {
 		t.Fatalf("slots not freed: %+v", st)
 	}
 	if _, err := b.Allow(); err != nil {
