@@ -110,7 +110,7 @@ func (c *call) settle(code protocol.Code) {
 	p := c.down.p
 	p.settled(c, code)
 	c.unsent()
-	p.endRetry(c)
+	c.endRetry()
 	c.kept.release()
 	c.kept = nil
 	c.down.finish(c)
@@ -133,9 +133,10 @@ func (c call) resend(from *backend) {
 	p.routeStateful(c, f.Module, c.kept.b, &scratch)
 }
 
-// takeRetry reserves a retry from the budget: retries in flight may not
-// exceed RetryBudget × active calls, with RetryMin as the floor.
-func (p *Proxy) takeRetry(c *call) bool {
+// takeRetry reserves a retry from the proxy's budget: retries in flight
+// may not exceed RetryBudget × active calls, with RetryMin as the floor.
+func (c *call) takeRetry() bool {
+	p := c.down.p
 	limit := int64(p.cfg.RetryBudget * float64(p.active.Load()))
 	limit = max(limit, int64(p.cfg.RetryMin))
 	if p.retries.Add(1) > limit {
@@ -148,10 +149,10 @@ func (p *Proxy) takeRetry(c *call) bool {
 	return true
 }
 
-// endRetry returns c's retry to the budget.
-func (p *Proxy) endRetry(c *call) {
+// endRetry returns the call's retry to the budget.
+func (c *call) endRetry() {
 	if c.retry {
 		c.retry = false
-		p.retries.Add(-1)
+		c.down.p.retries.Add(-1)
 	}
 }

@@ -15,7 +15,7 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 	b := u.b
 	b.served.Add(1)
 	b.m.received(len(raw))
-	p.endRetry(&c)
+	c.endRetry()
 	code := protocol.Code(0)
 	if f.Type == protocol.TypeError {
 		code, _, _, _ = protocol.DecodeErrorBody(f.Body)
@@ -30,7 +30,7 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 	if s := c.sess; s != nil {
 		refusal := code == protocol.CodeNotOwner ||
 			(c.flags.Has(protocol.FlagNewSession) && (code == protocol.CodeDraining || code == protocol.CodeOverloaded))
-		if refusal && c.kept != nil && p.refused(s, b, code) {
+		if refusal && c.kept != nil && s.refused(b, code) {
 			if code == protocol.CodeNotOwner {
 				p.stats.notOwnerWalks.Add(1)
 			}
@@ -44,7 +44,7 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 			return
 		}
 		if !refusal {
-			p.confirm(s, b)
+			s.confirm(b)
 		}
 	}
 	c.deliver(code, raw)
@@ -96,7 +96,7 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]call, dead bool) {
 	for id, c := range calls {
 		if c.sess == nil && c.kept != nil && c.flags.Has(protocol.FlagIdempotent) {
 			delete(calls, id)
-			p.endRetry(&c)
+			c.endRetry()
 			c.outcome(false, 0)
 			c.resend(b)
 		}
@@ -110,32 +110,4 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]call, dead bool) {
 		}
 		c.fail(protocol.CodeUnavailable, "connection to gateway "+b.name+" broke with the call in flight; it may have run")
 	}
-}
-
-// moved rebinds a session that its gateway from handed to another gateway
-// while draining (SPEC.md section 7, Handoff): its calls go to the gateway
-// the MOVED frame names from now on. A gateway this proxy is not connected
-// to leaves the session unbound: its next call finds the holder by the
-// NOT_OWNER walk.
-func (p *Proxy) moved(from *backend, f *protocol.Frame) {
-	s := p.sessions.lookup(f.Session)
-	if s == nil {
-		return // not bound here
-	}
-	to := p.picker.Load().named(f.Module)
-	s.mu.Lock()
-	if s.owner == from && !s.lost {
-		if s.confirmed {
-			from.sessions.Add(-1)
-		}
-		if to != nil && to.up.Load() {
-			s.owner, s.epoch, s.confirmed, s.fresh, s.tried = to, to.epoch.Load(), true, false, nil
-			to.sessions.Add(1)
-		} else {
-			s.owner, s.confirmed, s.fresh, s.tried = nil, false, false, nil
-		}
-		s.syncHeldLocked()
-		p.stats.sessionsMoved.Add(1)
-	}
-	s.mu.Unlock()
 }
