@@ -29,12 +29,14 @@ type callTable struct {
 }
 
 type callShard struct {
-	mu        sync.Mutex
-	calls     map[uint32]call
-	seq       uint32 // the last sequence number given out
-	deadlines int    // entries with a deadline, so sweeps skip idle shards
+	mu    sync.Mutex
+	calls map[uint32]call
+	seq   uint32 // the last sequence number given out
+	// deadlines counts the entries with a deadline, written under mu and
+	// read without it, so that sweeps skip a shard without taking its lock.
+	deadlines atomic.Int32
 	closed    bool
-	_         [24]byte // one cache line per shard: no false sharing of the locks
+	_         [36]byte // one cache line per shard: no false sharing of the locks
 }
 
 func newCallTable() *callTable {
@@ -70,7 +72,7 @@ func (t *callTable) add(c call) (uint32, bool) {
 	}
 	sh.calls[id] = c
 	if c.deadline != 0 {
-		sh.deadlines++
+		sh.deadlines.Add(1)
 	}
 	sh.mu.Unlock()
 	return id, true
@@ -84,7 +86,7 @@ func (t *callTable) take(id uint32) (call, bool) {
 	if ok {
 		delete(sh.calls, id)
 		if c.deadline != 0 {
-			sh.deadlines--
+			sh.deadlines.Add(-1)
 		}
 	}
 	sh.mu.Unlock()
@@ -113,14 +115,15 @@ func (t *callTable) close() map[uint32]call {
 func (t *callTable) expire(now int64, due []call) []call {
 	for i := range t.shards {
 		sh := &t.shards[i]
+		if sh.deadlines.Load() == 0 {
+			continue
+		}
 		sh.mu.Lock()
-		if sh.deadlines > 0 {
-			for id, c := range sh.calls {
-				if c.deadline != 0 && c.deadline <= now {
-					delete(sh.calls, id)
-					sh.deadlines--
-					due = append(due, c)
-				}
+		for id, c := range sh.calls {
+			if c.deadline != 0 && c.deadline <= now {
+				delete(sh.calls, id)
+				sh.deadlines.Add(-1)
+				due = append(due, c)
 			}
 		}
 		sh.mu.Unlock()
