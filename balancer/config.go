@@ -8,6 +8,7 @@ import (
 
 	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/health"
+	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/rs/zerolog"
 )
@@ -128,14 +129,13 @@ type Config struct {
 	TraceIDs bool `json:"trace_ids" yaml:"trace_ids"`
 }
 
-// DefaultMaxConnsPerSource is a tenth of DefaultMaxConns: ten hosts are
-// needed to fill the proxy, and a host that opens a thousand connections
-// (a test, a bench, clients behind one NAT) still fits.
-const DefaultMaxConnsPerSource = 1000
-
 // Defaults of Config.
 const (
-	DefaultMaxConns           = 10000
+	// DefaultMaxConns and DefaultMaxConnsPerSource are the connection caps
+	// every graftlb server has (listener.DefaultMaxConnsPerSource says why
+	// a tenth).
+	DefaultMaxConns           = listener.DefaultMaxConns
+	DefaultMaxConnsPerSource  = listener.DefaultMaxConnsPerSource
 	DefaultBackendConns       = 2
 	DefaultMaxSessions        = 1000000
 	DefaultMaxSessionsSource  = 250000
@@ -218,7 +218,7 @@ func (c Config) withDefaults() Config {
 		nop := zerolog.Nop()
 		c.Logger = &nop
 	}
-	c.ProxyProtocol = c.ProxyProtocol.withDefaults()
+	c.ProxyProtocol = c.ProxyProtocol.WithDefaults()
 	c.Clock = clock.OrReal(c.Clock)
 	// Health rules run on the proxy's clock unless given their own.
 	for _, hc := range []*clock.Clock{&c.Health.Check.Clock, &c.Health.Outlier.Clock, &c.Health.Breaker.Clock} {

@@ -17,25 +17,20 @@ func (p *Proxy) control() {
 	defer p.wg.Done()
 	sweep := p.cfg.Clock.NewTicker(p.cfg.SweepInterval)
 	defer sweep.Stop()
-	updates := p.src.Updates()
 	lastIdle := p.now()
 	applied := false
-	for {
-		select {
-		case <-p.stop:
-			return
-		case snap, ok := <-updates:
-			if !ok {
-				updates = nil // the source closed: keep the last pool
-				continue
-			}
+	p.ctl.Run(p.src, p.stop, discovery.Handlers{
+		Apply: func(snap discovery.Snapshot) {
 			p.apply(snap)
 			applied = true
 			p.warmIfDialed(applied)
-		case <-p.kickCh:
+		},
+		Rebuild: func() {
 			p.rebuild()
 			p.warmIfDialed(applied)
-		case <-sweep.C():
+		},
+		Tick: sweep.C(),
+		Sweep: func() {
 			now := p.now()
 			p.expireDeadlines(now)
 			if now-lastIdle > int64(time.Second) {
@@ -44,8 +39,8 @@ func (p *Proxy) control() {
 					p.cfg.Logger.Debug().Int("sessions", n).Msg("forgot idle sessions")
 				}
 			}
-		}
-	}
+		},
+	})
 }
 
 // apply reconciles the backends with a membership snapshot.

@@ -2,12 +2,12 @@ package balancer
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -72,10 +72,10 @@ func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
 }
 
 // sourceKey is the source a connection's session quota is counted by:
-// the same as its connection limit's (sourceOf), or its address as a
+// the same as its connection limit's (listener.SourceOf), or its address as a
 // string when it has no IP (a pipe).
 func sourceKey(a net.Addr) string {
-	if src, ok := sourceOf(a); ok {
+	if src, ok := listener.SourceOf(a); ok {
 		return src.String()
 	}
 	return a.String()
@@ -121,23 +121,17 @@ func (d *downstream) recoverable(err error) bool {
 }
 
 func (d *downstream) readFailed(err error) {
-	var pe *protocol.Error
-	switch {
-	case errors.As(err, &pe):
+	switch end, pe := protocol.ClassifyRead(err); end {
+	case protocol.ReadProtocolError:
 		d.p.logBad(d, pe)
 		d.badInput = true
 		d.sendError(0, pe.Code, pe.Message)
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-	case isTimeout(err):
+	case protocol.ReadEOF, protocol.ReadClosed:
+	case protocol.ReadTimeout:
 		d.p.cfg.Logger.Info().Str("client", d.pc.RemoteAddr().String()).Msg("closing idle client connection")
 	default:
-		d.p.cfg.Logger.Debug().Err(err).Str("client", d.pc.RemoteAddr().String()).Msg("client connection ended")
+		d.p.cfg.Logger.Debug().Err(err).Stringer("end", end).Str("client", d.pc.RemoteAddr().String()).Msg("client connection ended")
 	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // handshake reads HELLO and answers WELCOME.
@@ -146,7 +140,7 @@ func (d *downstream) handshake() bool {
 	_ = d.pc.SetReadDeadline(time.Now().Add(lim.HelloTimeout))
 	raw, err := d.pc.ReadFrame()
 	if err != nil {
-		if isTimeout(err) {
+		if end, _ := protocol.ClassifyRead(err); end == protocol.ReadTimeout {
 			d.p.cfg.Logger.Info().Str("client", d.pc.RemoteAddr().String()).Msg("no HELLO in time; closing")
 			return false
 		}
@@ -462,7 +456,6 @@ func (d *downstream) close() {
 		d.p.sessions.forgetIfEmpty(s)
 	}
 	d.p.sessions.closeSource(d.src)
-	d.p.conns.Add(-1)
-	d.p.sources.release(d.pc.RemoteAddr())
+	d.p.admission.Release(d.pc.RemoteAddr())
 	d.p.dropConn(d)
 }

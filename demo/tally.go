@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/gateway/modules/cart"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -24,7 +25,6 @@ const (
 )
 
 func outcomeOf(err error) outcome {
-	var m *misrouted
 	switch {
 	case err == nil:
 		return verified
@@ -32,7 +32,7 @@ func outcomeOf(err error) outcome {
 		return unfinished
 	case errors.Is(err, protocol.ErrSessionLost):
 		return lost
-	case errors.As(err, &m):
+	case errors.Is(err, cart.ErrMisrouted):
 		return misroute
 	default:
 		return failed
