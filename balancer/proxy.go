@@ -32,11 +32,13 @@
 // with its pickers; readers of client and gateway connections route
 // concurrently from the current snapshot without locks. The locks of this
 // package a call takes are its client connection's, its session's (a
-// stateful call) and one shard of its upstream's call table, none shared by
-// all the clients of a gateway; the breaker and outlier counters it feeds
-// are atomics. The write batch of the upstream connection (protocol.Writer)
-// is the one lock those clients share. BenchmarkForwardLocks counts the
-// waits.
+// stateful call), one shard of its upstream's call table and, for a call
+// naming another session than its connection's, one shard of the session
+// table: none is shared by all the clients of a gateway. The outlier
+// counters it feeds are atomics, and so is the breaker's count of a
+// success (health.Breaker locks only for a failure or a transition). The
+// write batch of the upstream connection (protocol.Writer) is the one lock
+// those clients share. BenchmarkForwardLocks counts the waits.
 package balancer
 
 import (
