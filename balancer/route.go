@@ -98,11 +98,13 @@ func (p *Proxy) routeStateful(c call, module, raw []byte, scratch *pickScratch) 
 			c.kept = keepFrame(raw)
 			raw = c.kept.b
 		}
-		if pl.confirmed && p.picker.Load().fails(b) {
+		if pl.confirmed && p.picker.Load().fails(b) && !b.draining.Load() {
 			// A hung gateway (its checks fail) would hold the call until
 			// its deadline: fail it now. A draining one is alive and busy
-			// handing its sessions over: the call goes to it, to run or be
-			// relayed (snapshot.failing).
+			// handing its sessions over (its checks may lag under that
+			// load): the call goes to it, to run or be relayed. Draining is
+			// read live: the gateway's GOAWAY sets it on the upstream
+			// reader, and it must hold before the next snapshot does.
 			c.failUnrouted(module, protocol.CodeUnavailable, "gateway "+b.name+" holding the session fails its health checks")
 			return
 		}

@@ -28,9 +28,9 @@ type snapshot struct {
 	// active checks, draining or not).
 	hold []bool
 	// failing[i]: backend i fails its active checks and is not draining: a
-	// call of a session it holds fails at once rather than hang there. A
-	// draining gateway is alive and busy handing its sessions over (its
-	// checks may lag under that load): calls still go to it.
+	// call of a session it holds fails at once rather than hang there
+	// (route.go also reads draining live, which GOAWAY sets before the
+	// next snapshot).
 	failing []bool
 	// serves maps module@version to the per-index flags of the backends
 	// that serve it; servesAll holds the backends with no module list, for
