@@ -82,12 +82,18 @@ func (c *checker) overlaps(from, to int64, target string, kinds ...string) (Faul
 // drainedBetween reports whether gw started a drain between from and to:
 // its sessions may then have moved to another gateway.
 func (c *checker) drainedBetween(gw string, from, to int64) bool {
+	_, ok := c.drainedAt(gw, from, to)
+	return ok
+}
+
+// drainedAt returns when gw started a drain between from and to.
+func (c *checker) drainedAt(gw string, from, to int64) (int64, bool) {
 	for _, f := range c.faults {
 		if f.Kind == FaultTermGateway && f.Target == gw && f.T >= from-c.p.Grace && f.T <= to {
-			return true
+			return f.T, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // killSlack is how long before a session's first call a kill of its
@@ -142,6 +148,14 @@ func (c *checker) cart(ops []Op) []Violation {
 				// placed in that moment may be on the gateway being killed.
 				if _, ok := c.killedBetween(owner, born-killSlack, o.End); ok || o.Start-lastOK > c.p.SessionTTL {
 					return nil
+				}
+				// A drain may have handed the session to a gateway the
+				// client never heard from (it made no call since), which
+				// was then killed.
+				if t, ok := c.drainedAt(owner, ownerAt, o.End); ok {
+					if _, ok := c.killedBetween("", t, o.End); ok {
+						return nil
+					}
 				}
 				return []Violation{{InvLostNoCause, fmt.Sprintf("%s: SESSION_LOST (%s) though its owner %q was not killed and it idled %d ms",
 					where(o), o.Detail, owner, o.Start-lastOK), o.End}}

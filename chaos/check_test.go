@@ -129,3 +129,21 @@ func TestCheckExcusesDeadlinesOfAStalledChecker(t *testing.T) {
 		t.Fatalf("with the checker stalled meanwhile: %+v, want none", v)
 	}
 }
+
+// A session handed over by a drain to a gateway its client never heard
+// from, then killed, is lost for a reason; without the kill it is not.
+func TestCheckLostAfterADrainAndAKill(t *testing.T) {
+	ops, faults, p := cleanHistory()
+	ops = append(ops,
+		Op{Worker: 9, Kind: OpCartNew, Proxy: "p1", Cart: 1, Start: 70_000, End: 70_005},
+		Op{Worker: 9, Kind: OpCartAdd, Proxy: "p1", Cart: 1, Gateway: "gw3", Name: ItemName(0, 100), Items: 1, Total: 100, Start: 70_100, End: 70_105},
+		Op{Worker: 9, Kind: OpCartAdd, Proxy: "p1", Cart: 1, Code: "SESSION_LOST", Start: 80_000, End: 80_001})
+	drain := Fault{T: 72_000, Kind: FaultTermGateway, Target: "gw3", End: 74_000, Recovered: true, PoolRecovered: true}
+	if v := Check(ops, append(faults, drain), p); len(v) != 1 || v[0].Invariant != InvLostNoCause {
+		t.Fatalf("drained, nothing killed: %+v, want one %s", v, InvLostNoCause)
+	}
+	kill := Fault{T: 75_000, Kind: FaultKillGateway, Target: "gw2", End: 77_000, Recovered: true, PoolRecovered: true}
+	if v := Check(ops, append(faults, drain, kill), p); len(v) != 0 {
+		t.Fatalf("drained, then another gateway killed: %+v, want none", v)
+	}
+}

@@ -61,13 +61,17 @@ func newCluster(bin, logDir string, gatewayArgs, proxyArgs []string) (*cluster, 
 		gws: map[string]*gateway{}, proxies: map[string]*proxy{}, runs: map[string]int{}}, nil
 }
 
-// logLevel is the processes' log level: info when their logs are kept in
-// files (drains, handoffs and pool changes are logged at info), else warn.
-func (c *cluster) logLevel() string {
-	if c.logDir != "" {
-		return "info"
+// logLevel is a process's log level: warn, unless their logs are kept in
+// files; then info for proxies (pool changes, drains) and debug for
+// gateways (every session a drain hands over, and to whom).
+func (c *cluster) logLevel(gateway bool) string {
+	switch {
+	case c.logDir == "":
+		return "warn"
+	case gateway:
+		return "debug"
 	}
-	return "warn"
+	return "info"
 }
 
 // start runs a graftlb command named name, its stderr in a file of the log
@@ -120,7 +124,7 @@ func (c *cluster) seed() string {
 // startGateway starts (or restarts) gateway name.
 func (c *cluster) startGateway(ctx context.Context, name string) error {
 	args := []string{"gateway", "--name", name, "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "127.0.0.1:0",
-		"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", c.logLevel(), "--log-format", "json"}
+		"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", c.logLevel(true), "--log-format", "json"}
 	if s := c.seed(); s != "" {
 		args = append(args, "--join", s)
 	}
@@ -162,7 +166,7 @@ func (c *cluster) startProxy(ctx context.Context, name string) error {
 			return err
 		}
 		args := []string{"proxy", "--name", name, "--tcp", pr.tcp, "--ws", "", "--admin", pr.admin,
-			"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", c.logLevel(), "--log-format", "json"}
+			"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", c.logLevel(false), "--log-format", "json"}
 		if s := c.seed(); s != "" {
 			args = append(args, "--join", s)
 		}

@@ -44,8 +44,9 @@ type Config struct {
 	RecoveryBound time.Duration
 	// Log receives a line per fault and per violation (default: none).
 	Log io.Writer
-	// LogDir, if set, receives every process's stderr, at log level info,
-	// one file per process (gw2.3.log: the third run of gw2).
+	// LogDir, if set, receives every process's stderr, one file per
+	// process (gw2.3.log: the third run of gw2); gateways log at debug
+	// level (each session a drain hands over, and to whom), proxies at info.
 	LogDir string
 }
 
