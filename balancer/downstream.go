@@ -36,6 +36,7 @@ type downstream struct {
 	sessionsLive *atomic.Int32
 
 	// Owned by the reader goroutine.
+	out      protocol.Batch // what it queued while handling one read
 	f        protocol.Frame
 	scratch  []int
 	deadline time.Time // read deadline currently set
@@ -83,14 +84,20 @@ func sourceKey(a net.Addr) string {
 // serve runs the connection until it ends.
 func (d *downstream) serve() {
 	defer d.close()
+	defer d.out.Flush()
 	if !d.handshake() {
 		return
 	}
 	lim := d.p.cfg.Limits
 	for {
-		if now := time.Now(); d.deadline.Sub(now) < lim.IdleTimeout-time.Second {
-			d.deadline = now.Add(lim.IdleTimeout)
-			_ = d.pc.SetReadDeadline(d.deadline)
+		if !d.pc.Buffered() {
+			// Every frame of the last read is handled: write each
+			// gateway once, then read (and maybe wait).
+			d.out.Flush()
+			if now := time.Now(); d.deadline.Sub(now) < lim.IdleTimeout-time.Second {
+				d.deadline = now.Add(lim.IdleTimeout)
+				_ = d.pc.SetReadDeadline(d.deadline)
+			}
 		}
 		raw, err := d.pc.ReadFrame()
 		if err != nil {
@@ -260,7 +267,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	}
 	d.p.active.Add(1)
 	now := d.p.now() // read once: the forwarding path reads no other clock
-	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now}
+	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now, out: &d.out}
 	if g := d.goawayAt.Load(); g != 0 && time.Now().UnixNano()-g > int64(moveWindow) {
 		d.p.failUnrouted(&pd, f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
@@ -374,7 +381,7 @@ func (d *downstream) deliver(pd *pending, raw []byte) {
 		return
 	}
 	protocol.SetCallID(raw, pd.clientID)
-	d.write(raw)
+	d.write(pd.out, raw)
 }
 
 // failCall answers a forwarded call with a proxy-made error (none for a
@@ -386,10 +393,11 @@ func (d *downstream) failCall(pd *pending, code protocol.Code, msg string) {
 	}
 }
 
-// write queues a frame for the client; a client that does not read is cut
-// off so that it cannot stall the gateway connection the frame came from.
-func (d *downstream) write(raw []byte) {
-	if err := d.pc.WriteFrame(raw); err != nil && errors.Is(err, protocol.ErrSlowPeer) {
+// write queues a frame for the client on out (nil: written at once); a
+// client that does not read is cut off so that it cannot stall the gateway
+// connection the frame came from.
+func (d *downstream) write(out *protocol.Batch, raw []byte) {
+	if err := out.Queue(d.pc.Writer, raw); err != nil && errors.Is(err, protocol.ErrSlowPeer) {
 		d.p.cfg.Logger.Warn().Str("client", d.pc.RemoteAddr().String()).Msg("client is not reading; closing its connection")
 		d.pc.Abort()
 	}
@@ -419,7 +427,7 @@ func (d *downstream) forwardCallback(u *upstream, gwID uint32, raw []byte) bool 
 	d.cbs[id] = cbRoute{u: u, id: gwID}
 	d.mu.Unlock()
 	protocol.SetCallID(raw, id)
-	d.write(raw)
+	d.write(nil, raw)
 	return true
 }
 

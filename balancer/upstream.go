@@ -26,6 +26,10 @@ type pending struct {
 	ticket   health.Ticket
 	mc       *moduleCalls // counts the call when it settles (metrics.go); nil: metrics off
 	acc      *accessEntry // its access log line, when it is logged (accesslog.go)
+	// out is the batch of the reader goroutine routing the call at the
+	// moment (the client's, or the upstream's that answered), which its
+	// frame is queued on; nil in the table of calls in flight.
+	out      *protocol.Batch
 	flags    protocol.Flags
 	attempts uint8
 	retry    bool // holds a retry from the budget
@@ -36,6 +40,9 @@ type pending struct {
 type upstream struct {
 	b  *backend
 	pc *protocol.Conn
+	// out is what the reader queued replies on (serve): every client
+	// connection written to once per read.
+	out protocol.Batch
 
 	// mu guards the calls in flight.
 	mu        sync.Mutex
@@ -57,6 +64,8 @@ func newUpstream(b *backend, pc *protocol.Conn) *upstream {
 // proxy sends under a non-zero id once they ran (SPEC.md section 3), which
 // settles them, so they hold their slots and breaker tickets until then.
 func (u *upstream) forward(raw []byte, pd pending) error {
+	out := pd.out
+	pd.out = nil
 	u.mu.Lock()
 	if u.closed {
 		u.mu.Unlock()
@@ -72,7 +81,7 @@ func (u *upstream) forward(raw []byte, pd pending) error {
 	u.b.outstanding.Add(1)
 	u.b.m.sent(len(raw))
 	protocol.SetCallID(raw, id)
-	if err := u.pc.WriteFrame(raw); err != nil {
+	if err := out.Queue(u.pc.Writer, raw); err != nil {
 		if _, ok := u.take(id); ok {
 			return errUpstreamClosed
 		}
@@ -104,6 +113,9 @@ func (u *upstream) serve() map[uint32]pending {
 	var f protocol.Frame
 	log := u.b.p.cfg.Logger
 	for {
+		if !u.pc.Buffered() {
+			u.out.Flush() // before a read that may wait
+		}
 		raw, err := u.pc.ReadFrame()
 		if err == nil {
 			err = protocol.Decode(raw, &f)
@@ -143,6 +155,7 @@ func (u *upstream) serve() map[uint32]pending {
 			log.Warn().Str("gateway", u.b.name).Stringer("type", f.Type).Msg("unexpected frame from gateway")
 		}
 	}
+	u.out.Flush()
 	u.b.beginVerdict() // before the closed flag, so no call sees one without the other
 	u.pc.Abort()
 	u.mu.Lock()

@@ -150,3 +150,13 @@ func unexpected(err error) error {
 	}
 	return err
 }
+
+// buffered reports whether a whole frame (or a length over the limit,
+// which ReadFrame refuses at once) is in the buffer.
+func (s *StreamReader) buffered() bool {
+	if s.dead != nil || s.w-s.r < 4 {
+		return false
+	}
+	n := uint64(binary.BigEndian.Uint32(s.buf[s.r:]))
+	return n > uint64(s.max) || uint64(s.w-s.r-4) >= n
+}
