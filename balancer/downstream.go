@@ -36,13 +36,14 @@ type downstream struct {
 	sessionsLive *atomic.Int32
 
 	// Owned by the reader goroutine.
-	out      protocol.Batch // what it queued while handling one read
+	out      protocol.Batch // what it queues calls on: flushed before it waits (FlushBeforeRead)
 	f        protocol.Frame
 	scratch  []int
 	deadline time.Time // read deadline currently set
 
 	// mu guards the calls in flight, the callback routes and the sessions
-	// this connection brought.
+	// this connection brought. The maps are made on first use: an idle
+	// connection that made no call holds none.
 	mu      sync.Mutex
 	ids     map[uint32]struct{} // client call ids of calls in flight
 	oneways int                 // ONEWAY calls in flight (their ids need not be unique)
@@ -64,9 +65,9 @@ type cbRoute struct {
 }
 
 func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
-	d := &downstream{p: p, pc: pc, ids: make(map[uint32]struct{}, 64), cbs: make(map[uint32]cbRoute),
-		sessionsLive: new(atomic.Int32)}
+	d := &downstream{p: p, pc: pc, sessionsLive: new(atomic.Int32)}
 	d.ref = newClientRef(d)
+	pc.FlushBeforeRead(&d.out)
 	d.src = p.sessions.openSource(sourceKey(pc.RemoteAddr()))
 	return d
 }
@@ -90,10 +91,7 @@ func (d *downstream) serve() {
 	}
 	lim := d.p.cfg.Limits
 	for {
-		if !d.pc.Buffered() {
-			// Every frame of the last read is handled: write each
-			// gateway once, then read (and maybe wait).
-			d.out.Flush()
+		if !d.pc.Buffered() { // the next read may wait: the idle timeout starts
 			if now := time.Now(); d.deadline.Sub(now) < lim.IdleTimeout-time.Second {
 				d.deadline = now.Add(lim.IdleTimeout)
 				_ = d.pc.SetReadDeadline(d.deadline)
@@ -249,6 +247,9 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	case oneway:
 		d.oneways++
 	default:
+		if d.ids == nil {
+			d.ids = make(map[uint32]struct{}, 64)
+		}
 		d.ids[f.CallID] = struct{}{}
 	}
 	d.mu.Unlock()
@@ -422,6 +423,9 @@ func (d *downstream) forwardCallback(u *upstream, gwID uint32, raw []byte) bool 
 		d.mu.Unlock()
 		return false
 	}
+	if d.cbs == nil {
+		d.cbs = make(map[uint32]cbRoute)
+	}
 	id := freeID(d.cbs, d.nextCb)
 	d.nextCb = id
 	d.cbs[id] = cbRoute{u: u, id: gwID}
@@ -460,7 +464,7 @@ func (d *downstream) close() {
 	}
 	d.mu.Lock()
 	cbs := d.cbs
-	d.cbs = make(map[uint32]cbRoute)
+	d.cbs = nil
 	brought := d.brought
 	d.brought = nil
 	d.mu.Unlock()

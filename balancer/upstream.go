@@ -40,8 +40,9 @@ type pending struct {
 type upstream struct {
 	b  *backend
 	pc *protocol.Conn
-	// out is what the reader queued replies on (serve): every client
-	// connection written to once per read.
+	// out is what the reader (serve) queues replies on: it is flushed
+	// before the reader waits, so that every client connection is written
+	// once for all the frames of one read.
 	out protocol.Batch
 
 	// mu guards the calls in flight.
@@ -54,7 +55,9 @@ type upstream struct {
 }
 
 func newUpstream(b *backend, pc *protocol.Conn) *upstream {
-	return &upstream{b: b, pc: pc, calls: make(map[uint32]pending, 256)}
+	u := &upstream{b: b, pc: pc, calls: make(map[uint32]pending, 256)}
+	pc.FlushBeforeRead(&u.out)
+	return u
 }
 
 // forward sends raw (a CALL frame, patched in place with the upstream call
@@ -113,9 +116,6 @@ func (u *upstream) serve() map[uint32]pending {
 	var f protocol.Frame
 	log := u.b.p.cfg.Logger
 	for {
-		if !u.pc.Buffered() {
-			u.out.Flush() // before a read that may wait
-		}
 		raw, err := u.pc.ReadFrame()
 		if err == nil {
 			err = protocol.Decode(raw, &f)

@@ -105,6 +105,20 @@ func NewWSConn(ws *websocket.Conn, o ConnOptions) *Conn {
 // ReadFrame returns the next frame; the slice is valid until the next call.
 func (c *Conn) ReadFrame() ([]byte, error) { return tooLarge(c.reader.ReadFrame()) }
 
+// FlushBeforeRead makes the reader flush b before it reads from the
+// socket: on the TCP binding when the socket has nothing more (the read
+// would wait), so that a reader that queued on b what it handled writes
+// each destination once for every frame of one read; on the WebSocket
+// binding before each message. Only the reading goroutine may use b.
+func (c *Conn) FlushBeforeRead(b *Batch) {
+	switch r := c.reader.(type) {
+	case *StreamReader:
+		r.batch = b
+	case *wsReader:
+		r.batch = b
+	}
+}
+
 // Buffered reports whether the next frame is already read from the socket
 // whole, so that ReadFrame returns it without a system call: a reader that
 // queues what it handles (Batch) flushes when it is false, before a read
@@ -270,10 +284,11 @@ func reset(nc net.Conn) {
 // wsReader reads one frame per binary message, into a pooled buffer that
 // goes back at the next call: an idle connection holds none.
 type wsReader struct {
-	ws   *websocket.Conn
-	max  int
-	pb   *pooledBuf
-	held atomic.Int64
+	batch *Batch // flushed before each message is read
+	ws    *websocket.Conn
+	max   int
+	pb    *pooledBuf
+	held  atomic.Int64
 }
 
 var errTextMessage = &Error{Code: CodeBadFrame, Message: "WebSocket text message; frames are binary messages"}
@@ -282,6 +297,7 @@ func (r *wsReader) ReadFrame() ([]byte, error) {
 	putBuf(r.pb) // the previous frame is no longer in use
 	r.pb = nil
 	r.held.Store(0)
+	r.batch.Flush()
 	mt, rd, err := r.ws.NextReader()
 	if err != nil {
 		return nil, err

@@ -455,8 +455,12 @@ func (b *Batch) add(w *Writer) {
 	b.dirty = append(b.dirty, w)
 }
 
-// Flush flushes every writer queued on since the last Flush.
+// Flush flushes every writer queued on since the last Flush; a nil b has
+// none.
 func (b *Batch) Flush() {
+	if b == nil {
+		return
+	}
 	for i, w := range b.dirty {
 		w.Flush()
 		b.dirty[i] = nil
