@@ -2,7 +2,7 @@
 # usage: run.sh BIN [tcp|ws] [DURATION] [bench flags...]
 # Starts 3 gateways and a proxy (BIN), runs `BIN bench` through the proxy,
 # and prints the proxy's system calls (all, and read/write from /proc/PID/io),
-# context switches and CPU time per call carried. Needs perf for the count of
+# context switches (of all its threads; threads that ended meanwhile are not counted) and CPU time per call carried. Needs perf for the count of
 # all system calls (else only reads and writes are counted).
 BIN=$1; BINDING=${2:-tcp}; DUR=${3:-10s}; shift 3 2>/dev/null
 B=127.0.0.1
@@ -20,7 +20,8 @@ for i in $(seq 50); do curl -sf http://$B:17889/readyz >/dev/null && break; slee
 TARGET=tcp://$B:17990; [ "$BINDING" = ws ] && TARGET=ws://$B:17888/ws
 snap() { # syscr syscw vol nonvol utime+stime(ticks)
 	echo $(awk '/^syscr/{print $2}' /proc/$PX/io) $(awk '/^syscw/{print $2}' /proc/$PX/io) \
-		$(awk '/^voluntary_ctxt/{print $2}' /proc/$PX/status) $(awk '/^nonvoluntary_ctxt/{print $2}' /proc/$PX/status) \
+		$(cat /proc/$PX/task/*/status | awk '/^voluntary_ctxt/{s+=$2} END{print s}') \
+		$(cat /proc/$PX/task/*/status | awk '/^nonvoluntary_ctxt/{s+=$2} END{print s}') \
 		$(awk '{print $14+$15}' /proc/$PX/stat)
 }
 a=($(snap))
