@@ -215,7 +215,7 @@ func (s *StreamReader) readFD(fd uintptr) bool {
 func (s *StreamReader) wait() {
 	if !s.flushed {
 		s.flushed = true
-		s.batch.Flush()
+		s.batch.flushLate()
 	}
 	if s.r == s.w {
 		s.release()

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -466,4 +467,16 @@ func (b *Batch) Flush() {
 		b.dirty[i] = nil
 	}
 	b.dirty = b.dirty[:0]
+}
+
+// flushLate is Flush for a reader about to wait: it first lets the
+// goroutines that are ready run (other readers, which may queue on the
+// same writers and then yield too), so that one write carries the frames
+// of several reads.
+func (b *Batch) flushLate() {
+	if b == nil || len(b.dirty) == 0 {
+		return
+	}
+	runtime.Gosched()
+	b.Flush()
 }
