@@ -88,7 +88,11 @@ func NewWSConn(ws *websocket.Conn, o ConnOptions) *Conn {
 	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok && u.UnsafeConn() != nil {
 		nc, fr = u.UnsafeConn(), wsServerFraming
 	}
-	c := &Conn{nc: nc, ws: ws, reader: &wsReader{ws: ws, max: l.MaxFrame}}
+	wr := &wsReader{ws: ws, max: l.MaxFrame}
+	if sc, ok := nc.(syscall.Conn); ok {
+		wr.rc, _ = sc.SyscallConn()
+	}
+	c := &Conn{nc: nc, ws: ws, reader: wr}
 	c.Writer = newWriter(newStreamSink(nc, l.WriteTimeout), fr, l.MaxPendingWrite, o.BlockWhenFull)
 	// Every write goes through the Writer, which frames the messages
 	// itself: the library must not write a pong or a close echo between
@@ -109,7 +113,9 @@ func (c *Conn) ReadFrame() ([]byte, error) { return tooLarge(c.reader.ReadFrame(
 // socket: on the TCP binding when the socket has nothing more (the read
 // would wait), so that a reader that queued on b what it handled writes
 // each destination once for every frame of one read; on the WebSocket
-// binding before each message. Only the reading goroutine may use b.
+// binding before a message when the socket holds no unread bytes (on
+// Linux; elsewhere before each message). Only the reading goroutine may
+// use b.
 func (c *Conn) FlushBeforeRead(b *Batch) {
 	switch r := c.reader.(type) {
 	case *StreamReader:
@@ -284,7 +290,8 @@ func reset(nc net.Conn) {
 // wsReader reads one frame per binary message, into a pooled buffer that
 // goes back at the next call: an idle connection holds none.
 type wsReader struct {
-	batch *Batch // flushed before each message is read
+	batch *Batch          // flushed before a message is read, unless the socket has more
+	rc    syscall.RawConn // the socket's, if it has one
 	ws    *websocket.Conn
 	max   int
 	pb    *pooledBuf
@@ -297,7 +304,13 @@ func (r *wsReader) ReadFrame() ([]byte, error) {
 	putBuf(r.pb) // the previous frame is no longer in use
 	r.pb = nil
 	r.held.Store(0)
-	r.batch.Flush()
+	if r.batch.pending() && (r.rc == nil || unread(r.rc) == 0) {
+		// The next message may wait for the peer: flush first. With
+		// bytes waiting in the socket it does not (a message the peer
+		// has only begun to send is its own delay), and the frames of
+		// what arrived together go out together.
+		r.batch.flushLate()
+	}
 	mt, rd, err := r.ws.NextReader()
 	if err != nil {
 		return nil, err

@@ -469,12 +469,15 @@ func (b *Batch) Flush() {
 	b.dirty = b.dirty[:0]
 }
 
+// pending reports whether frames were queued since the last Flush.
+func (b *Batch) pending() bool { return b != nil && len(b.dirty) > 0 }
+
 // flushLate is Flush for a reader about to wait: it first lets the
 // goroutines that are ready run (other readers, which may queue on the
 // same writers and then yield too), so that one write carries the frames
 // of several reads.
 func (b *Batch) flushLate() {
-	if b == nil || len(b.dirty) == 0 {
+	if !b.pending() {
 		return
 	}
 	runtime.Gosched()
