@@ -1,9 +1,11 @@
 #!/bin/bash
-# usage: run.sh BIN [tcp|ws] [DURATION] [bench flags...]
+# usage: [PROXYENV="GOMAXPROCS=1"] run.sh BIN [tcp|ws] [DURATION] [bench flags...]
 # Starts 3 gateways and a proxy (BIN), runs `BIN bench` through the proxy,
 # and prints the proxy's system calls (all, and read/write from /proc/PID/io),
-# context switches (of all its threads; threads that ended meanwhile are not counted) and CPU time per call carried. Needs perf for the count of
-# all system calls (else only reads and writes are counted).
+# context switches (of all its threads; threads that ended meanwhile are not
+# counted) and CPU time per call carried. Needs perf for the count of all
+# system calls (else only reads and writes are counted). PROXYENV is put in
+# the proxy's environment only.
 BIN=$1; BINDING=${2:-tcp}; DUR=${3:-10s}; shift 3 2>/dev/null
 B=127.0.0.1
 pids=()
@@ -14,7 +16,7 @@ for i in 1 2 3; do
 	backends+=(--backend "tcp://$B:1710$i#name=gw$i")
 done
 sleep 1
-$BIN proxy --tcp $B:17990 --ws $B:17888 --admin $B:17889 "${backends[@]}" --log-level warn --log-format json >/tmp/percall-proxy.log 2>&1 &
+env $PROXYENV $BIN proxy --tcp $B:17990 --ws $B:17888 --admin $B:17889 "${backends[@]}" --log-level warn --log-format json >/tmp/percall-proxy.log 2>&1 &
 PX=$!
 for i in $(seq 50); do curl -sf http://$B:17889/readyz >/dev/null && break; sleep 0.2; done
 TARGET=tcp://$B:17990; [ "$BINDING" = ws ] && TARGET=ws://$B:17888/ws
