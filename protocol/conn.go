@@ -198,8 +198,8 @@ func (c *Conn) linger(d time.Duration, wsCode int) {
 	})
 }
 
-// Abort closes the socket at once, dropping what is queued: the Writer's
-// goroutine fails its write and stops.
+// Abort closes the socket at once, dropping what is queued: a write in
+// progress fails and the Writer stops.
 func (c *Conn) Abort() {
 	_ = c.nc.Close()
 	_ = c.Close()

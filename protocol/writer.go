@@ -69,7 +69,7 @@ type Writer struct {
 	done       chan struct{}
 	abortOnce  sync.Once
 
-	// backlog mirrors len(pending) for lock-free readers (Backlog).
+	// backlog mirrors len(pending) for lock-free readers (Pending).
 	backlog atomic.Int64
 
 	mu        sync.Mutex
