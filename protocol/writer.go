@@ -93,50 +93,35 @@ func newWriter(sink batchSink, fr framing, maxPending int, block bool) *Writer {
 
 // WriteFrame queues an encoded frame and flushes. It copies b, so b may be
 // reused as soon as it returns.
-func (w *Writer) WriteFrame(b []byte) error {
-	w.mu.Lock()
-	if err := w.queueLocked(b); err != nil {
-		w.mu.Unlock()
-		w.failed(err)
-		return err
-	}
-	w.flushLocked()
-	return nil
-}
+func (w *Writer) WriteFrame(b []byte) error { return w.put(b, nil, true) }
 
 // Queue queues an encoded frame without writing it: it goes out at the
 // next Flush, or with a batch another sender flushes. It copies b.
-func (w *Writer) Queue(b []byte) error {
-	w.mu.Lock()
-	err := w.queueLocked(b)
-	w.mu.Unlock()
-	if err != nil {
-		w.failed(err)
-	}
-	return err
-}
+func (w *Writer) Queue(b []byte) error { return w.put(b, nil, false) }
 
 // Send encodes f straight into the queue and flushes.
-func (w *Writer) Send(f *Frame) error {
+func (w *Writer) Send(f *Frame) error { return w.put(nil, f, true) }
+
+// put queues b, or f when it is not nil, and flushes if flush is set.
+func (w *Writer) put(b []byte, f *Frame, flush bool) error {
 	w.mu.Lock()
-	if err := w.sendLocked(f); err != nil {
+	var err error
+	if f != nil {
+		err = w.sendLocked(f)
+	} else {
+		err = w.queueLocked(b)
+	}
+	if err != nil {
 		w.mu.Unlock()
 		w.failed(err)
 		return err
 	}
-	w.flushLocked()
-	return nil
-}
-
-// QueueSend is Send without the flush (see Queue).
-func (w *Writer) QueueSend(f *Frame) error {
-	w.mu.Lock()
-	err := w.sendLocked(f)
-	w.mu.Unlock()
-	if err != nil {
-		w.failed(err)
+	if flush {
+		w.flushLocked()
+	} else {
+		w.mu.Unlock()
 	}
-	return err
+	return nil
 }
 
 func (w *Writer) queueLocked(b []byte) error {
@@ -324,20 +309,26 @@ func (w *Writer) startFlusherLocked() {
 // timeout, and ends when the queue is empty.
 func (w *Writer) flusher(rest []byte, buf *pooledBuf) {
 	for {
-		err := w.sink.write(rest)
-		putBuf(buf)
-		if err != nil {
-			w.failed(err)
-		}
-		w.mu.Lock()
-		w.wroteLocked(err)
-		if err != nil || len(w.pending) == 0 {
+		if err := w.writeOut(rest, buf); err != nil || len(w.pending) == 0 {
 			w.mu.Unlock()
 			return
 		}
 		rest, buf = w.takeLocked()
 		w.mu.Unlock()
 	}
+}
+
+// writeOut writes a batch taken from the queue, waiting up to the write
+// timeout, with w.mu not held, and records it; it returns with w.mu held.
+func (w *Writer) writeOut(batch []byte, buf *pooledBuf) error {
+	err := w.sink.write(batch)
+	putBuf(buf)
+	if err != nil {
+		w.failed(err)
+	}
+	w.mu.Lock()
+	w.wroteLocked(err)
+	return err
 }
 
 // failed closes the socket once the writer has stopped on an error: the
@@ -379,13 +370,7 @@ func (w *Writer) Close() error {
 	if w.err == nil && len(w.pending) > 0 {
 		batch, buf := w.takeLocked()
 		w.mu.Unlock()
-		err := w.sink.write(batch)
-		putBuf(buf)
-		if err != nil {
-			w.failed(err)
-		}
-		w.mu.Lock()
-		w.wroteLocked(err)
+		_ = w.writeOut(batch, buf)
 	}
 	w.dropLocked()
 	w.stopLocked()
@@ -418,29 +403,14 @@ func (w *Writer) retained() int {
 // Batch collects the writers that one reader's frames were queued on, so
 // that a reader handles every frame of one read and then writes each
 // destination once (Flush). It belongs to that reader's goroutine. A nil
-// *Batch writes at once: its methods are WriteFrame and Send then.
+// *Batch writes at once: its Queue is WriteFrame then.
 type Batch struct {
 	dirty []*Writer
 }
 
-// Queue queues b on w, to be written at Flush.
+// Queue queues raw on w, to be written at Flush.
 func (b *Batch) Queue(w *Writer, raw []byte) error {
-	if b == nil {
-		return w.WriteFrame(raw)
-	}
-	if err := w.Queue(raw); err != nil {
-		return err
-	}
-	b.add(w)
-	return nil
-}
-
-// Send queues f on w, to be written at Flush.
-func (b *Batch) Send(w *Writer, f *Frame) error {
-	if b == nil {
-		return w.Send(f)
-	}
-	if err := w.QueueSend(f); err != nil {
+	if err := w.put(raw, nil, b == nil); err != nil || b == nil {
 		return err
 	}
 	b.add(w)
