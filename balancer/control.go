@@ -124,7 +124,7 @@ func (p *Proxy) rebuild() {
 	p.mu.Unlock()
 	slices.SortFunc(bs, func(a, b *backend) int { return cmp.Compare(a.name, b.name) })
 	prev := p.picker.Load()
-	pk, err := buildPicker(bs, prev, p.cfg.Health.PanicThreshold)
+	pk, err := buildSnapshot(bs, prev, routingOf(p.cfg))
 	if err != nil {
 		p.cfg.Logger.Error().Err(err).Msg("cannot build the routing table; keeping the previous one")
 		return
@@ -151,9 +151,9 @@ func (p *Proxy) expireDeadlines(now int64) {
 	}
 }
 
-func (p *Proxy) expired(pd pending) {
+func (p *Proxy) expired(c call) {
 	p.stats.deadlinesExceeded.Add(1)
-	p.fail(&pd, protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
+	c.fail(protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
 }
 
 // fasthttpLogger routes fasthttp's messages to zerolog.

@@ -22,7 +22,8 @@ type downstream struct {
 	sess    *session   // the connection's session
 	ref     *clientRef // what sessions point at: this connection, weakly
 	src     *sourceQuota
-	peerMax int // the largest frame the client accepts (its HELLO's max_frame)
+	peerMax int   // the largest frame the client accepts (its HELLO's max_frame)
+	shard   uint8 // its calls' shard of every upstream's call table
 
 	closed   atomic.Bool
 	goawayAt atomic.Int64 // unix nanoseconds of the drain's GOAWAY; 0: none
@@ -38,7 +39,7 @@ type downstream struct {
 	// Owned by the reader goroutine.
 	out      protocol.Batch // what it queues calls on: flushed before it waits (FlushBeforeRead)
 	f        protocol.Frame
-	scratch  []int
+	scratch  pickScratch
 	deadline time.Time // read deadline currently set
 
 	// mu guards the calls in flight, the callback routes and the sessions
@@ -65,7 +66,7 @@ type cbRoute struct {
 }
 
 func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
-	d := &downstream{p: p, pc: pc, sessionsLive: new(atomic.Int32)}
+	d := &downstream{p: p, pc: pc, sessionsLive: new(atomic.Int32), shard: nextShard()}
 	d.ref = newClientRef(d)
 	pc.FlushBeforeRead(&d.out)
 	d.src = p.sessions.openSource(sourceKey(pc.RemoteAddr()))
@@ -267,24 +268,24 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		return true
 	}
 	d.p.active.Add(1)
-	now := d.p.now() // read once: the forwarding path reads no other clock
-	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now, out: &d.out}
+	now := d.p.now() // Config.Clock, read once: the call's deadline, latency sample and session use
+	c := call{down: d, clientID: f.CallID, flags: f.Flags, start: now, out: &d.out}
 	if g := d.goawayAt.Load(); g != 0 && time.Now().UnixNano()-g > int64(moveWindow) {
-		d.p.failUnrouted(&pd, f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
+		c.failUnrouted(f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
 	}
 	if d.p.cfg.TraceIDs && len(f.Trace) == 0 {
 		raw = addTrace(f, raw) // allocates: only with --trace-ids
 	}
 	if d.p.cfg.AccessLog != nil {
-		d.p.startAccess(&pd, f) // allocates when the call is logged
+		d.p.startAccess(&c, f) // allocates when the call is logged
 	}
 	s := d.sess
 	if !f.Session.IsZero() && f.Session != s.id {
 		if s = d.p.sessions.lookup(f.Session); s == nil {
 			var why tableRefusal
 			if s, why = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), now, d, true); s == nil {
-				d.p.failUnrouted(&pd, f.Module, protocol.CodeOverloaded, why.String())
+				c.failUnrouted(f.Module, protocol.CodeOverloaded, why.String())
 				return true
 			}
 			d.bring(s)
@@ -298,16 +299,16 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	s.lastUsed.Store(now)
 	switch {
 	case f.Deadline > 0:
-		pd.deadline = now + int64(f.Deadline)*int64(time.Millisecond)
+		c.deadline = now + int64(f.Deadline)*int64(time.Millisecond)
 	case d.p.cfg.CallTimeout > 0:
-		pd.deadline = now + int64(d.p.cfg.CallTimeout)
+		c.deadline = now + int64(d.p.cfg.CallTimeout)
 		protocol.SetDeadline(raw, uint32(d.p.cfg.CallTimeout/time.Millisecond))
 	}
 	if f.Flags.Has(protocol.FlagStateless) {
-		d.p.routeStateless(pd, f.Module, raw, nil)
+		d.p.routeStateless(c, f.Module, raw, nil)
 	} else {
-		pd.sess = s
-		d.p.routeStateful(pd, f.Module, raw, &d.scratch)
+		c.sess = s
+		d.p.routeStateful(c, f.Module, raw, &d.scratch)
 	}
 	return true
 }
@@ -344,10 +345,8 @@ func (d *downstream) keepalive(id protocol.SessionID) {
 		}
 	}
 	s.lastUsed.Store(d.p.now())
-	s.mu.Lock()
-	b, ok := s.owner, s.confirmed && !s.lost
-	s.mu.Unlock()
-	if !ok {
+	b := s.held.Load()
+	if b == nil {
 		return
 	}
 	if u := b.pickConn(); u != nil {
@@ -357,41 +356,31 @@ func (d *downstream) keepalive(id protocol.SessionID) {
 
 // finish frees the slot of a settled call: its call id (or its ONEWAY
 // count) and its share of the proxy's active calls.
-func (d *downstream) finish(pd *pending) {
+func (d *downstream) finish(c *call) {
 	d.mu.Lock()
-	if pd.flags.Has(protocol.FlagOneway) {
+	if c.flags.Has(protocol.FlagOneway) {
 		d.oneways--
 	} else {
-		delete(d.ids, pd.clientID)
+		delete(d.ids, c.clientID)
 	}
 	d.mu.Unlock()
 	d.p.active.Add(-1)
 }
 
-// deliver sends a gateway's reply to the client under the client's call
-// id; the gateway's acknowledgement of a ONEWAY call goes no further. A
-// reply larger than the client's max_frame becomes ERROR TOO_LARGE for
-// that call, as a gateway answers (SPEC.md section 6).
-func (d *downstream) deliver(pd *pending, raw []byte) {
-	d.finish(pd)
-	if pd.flags.Has(protocol.FlagOneway) {
+// deliver sends a gateway's reply to settled call c to the client under
+// the client's call id; the gateway's acknowledgement of a ONEWAY call goes
+// no further. A reply larger than the client's max_frame becomes ERROR
+// TOO_LARGE for that call, as a gateway answers (SPEC.md section 6).
+func (d *downstream) deliver(c *call, raw []byte) {
+	if c.flags.Has(protocol.FlagOneway) {
 		return
 	}
 	if len(raw) > d.peerMax {
-		d.sendError(pd.clientID, protocol.CodeTooLarge, "the reply exceeds the max_frame this client announced")
+		d.sendError(c.clientID, protocol.CodeTooLarge, "the reply exceeds the max_frame this client announced")
 		return
 	}
-	protocol.SetCallID(raw, pd.clientID)
-	d.write(pd.out, raw)
-}
-
-// failCall answers a forwarded call with a proxy-made error (none for a
-// ONEWAY call).
-func (d *downstream) failCall(pd *pending, code protocol.Code, msg string) {
-	d.finish(pd)
-	if !pd.flags.Has(protocol.FlagOneway) {
-		d.sendError(pd.clientID, code, msg)
-	}
+	protocol.SetCallID(raw, c.clientID)
+	d.write(c.out, raw)
 }
 
 // write queues a frame for the client on out (nil: written at once); a

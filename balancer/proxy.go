@@ -8,7 +8,8 @@
 //     over the whole pool;
 //   - stateful calls go to their session's owner: the first gateway in the
 //     session id's Maglev preference list that serves the module and admits
-//     new sessions. Each proxy binds the sessions it sees; a gateway asked
+//     new sessions (with Config.SessionLoadBound, the first whose load is
+//     under the bound). Each proxy binds the sessions it sees; a gateway asked
 //     for a resumed session it does not hold answers NOT_OWNER and the proxy
 //     walks down the list, so proxies agree on owners without sharing state
 //     (DESIGN.md section 4);
@@ -20,10 +21,24 @@
 // patches call ids and session ids in place and copies each frame once,
 // into the destination's write batch: it allocates nothing per frame.
 //
+// A call reads one way through the package: decide (picker.go: a picker
+// of the routing snapshot chooses the gateway, route.go applies it),
+// forward (upstream.go: onto one of that gateway's connections, recorded in
+// its call table) and settle (call.go: the call gives back what it holds,
+// and its client gets the answer, dispatch.go routing the gateway's).
+//
 // Threading: one control goroutine applies membership snapshots and
-// gateway state changes and publishes an immutable picker; readers of
-// client and gateway connections route concurrently from the current
-// picker without locks. Per-session state has its own small lock.
+// gateway state and health changes, and publishes an immutable snapshot
+// with its pickers; readers of client and gateway connections route
+// concurrently from the current snapshot without locks. The locks of this
+// package a call takes are its client connection's, its session's (a
+// stateful call), one shard of its upstream's call table and, for a call
+// naming another session than its connection's, one shard of the session
+// table: none is shared by all the clients of a gateway. The outlier
+// counters it feeds are atomics, and so is the breaker's count of a
+// success (health.Breaker locks only for a failure or a transition). The
+// write batch of the upstream connection (protocol.Writer) is the one lock
+// those clients share. BenchmarkForwardLocks counts the waits.
 package balancer
 
 import (
@@ -58,14 +73,14 @@ type Proxy struct {
 	warm     chan struct{} // closed once the first pool is connected
 	// expiredFn is p.expired as a func value made once, so that sweeps
 	// allocate nothing.
-	expiredFn func(pending)
+	expiredFn func(call)
 
 	checker  *health.Checker
 	detector *health.Detector
 
-	picker    atomic.Pointer[picker]
-	draining  atomic.Bool  // Drain was called: not ready, GOAWAY to clients
-	startedAt atomic.Int64 // unix nanoseconds when Start began serving
+	picker    atomic.Pointer[snapshot] // the current routing snapshot and its pickers
+	draining  atomic.Bool              // Drain was called: not ready, GOAWAY to clients
+	startedAt atomic.Int64             // unix nanoseconds when Start began serving
 	// admission counts the client connections, in all and by source.
 	admission *listener.Admission
 	active    atomic.Int64 // client calls in flight
@@ -133,7 +148,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	if err := p.initHealth(); err != nil {
 		return nil, fmt.Errorf("balancer: %w", err)
 	}
-	pk, _ := buildPicker(nil, nil, 0)
+	pk, _ := buildSnapshot(nil, nil, routingOf(cfg))
 	p.picker.Store(pk)
 	return p, nil
 }

@@ -39,18 +39,8 @@ func outcomeOf(err error) outcome {
 	}
 }
 
-// codeOf names the error of a failed call for the tallies.
-func codeOf(err error) string {
-	var pe *protocol.Error
-	switch {
-	case errors.As(err, &pe):
-		return pe.Code.String()
-	case errors.Is(err, client.ErrConnectionLost):
-		return "CONNECTION_LOST"
-	default:
-		return "ERROR"
-	}
-}
+// codeOf names the error of a failed call for the tallies (client.Code).
+func codeOf(err error) string { return client.Code(err) }
 
 // tally counts what happened during one step. Every load goroutine adds to
 // the tally of the current step.

@@ -143,7 +143,8 @@ func TestProxyFlagDefaults(t *testing.T) {
 		"drain-delay": str(def.DrainDelay), "drain-grace": str(balancer.DefaultDrainGrace),
 		"max-sessions": str(def.MaxSessions), "max-sessions-per-source": str(def.MaxSessionsPerSource),
 		"max-sessions-per-conn": str(def.MaxSessionsPerConn), "session-idle": str(def.SessionIdle),
-		"access-log-sample": str(def.AccessLogSample), "name": def.Name,
+		"session-load-bound": str(def.SessionLoadBound),
+		"access-log-sample":  str(def.AccessLogSample), "name": def.Name,
 		"check-interval": str(h.Check.Interval), "check-timeout": str(h.Check.Timeout),
 		"fall": str(h.Check.Fall), "rise": str(h.Check.Rise),
 		"eject-consecutive": str(h.Outlier.ConsecutiveFailures), "eject-time": str(h.Outlier.BaseEjectionTime),
@@ -163,5 +164,38 @@ func TestProxyFlagDefaults(t *testing.T) {
 		if g != w {
 			t.Errorf("--%s defaults to %q, the package default is %q", name, g, w)
 		}
+	}
+}
+
+// TestSessionLoadBoundFlag: --session-load-bound reaches the proxy's
+// placement: with a tight bound, 30 new sessions over three gateways leave
+// none of them holding more than ceil(1.01 × 10) = 11.
+func TestSessionLoadBoundFlag(t *testing.T) {
+	var args []string
+	for _, name := range []string{"gw1", "gw2", "gw3"} {
+		g := startGW(t, name)
+		args = append(args, "--backend", fmt.Sprintf("tcp://%s#name=%s", g.Addr.TCP, name))
+	}
+	p := startProxyProc(t, append(args, "--session-load-bound", "0.01")...)
+	c := dialT(t, "tcp://"+p.Addr.TCP)
+	ctx := ctxT(t)
+	for i := range 30 {
+		obj, err := c.NewSession().New(ctx, "cart@1", "Cart")
+		if err != nil {
+			t.Fatalf("cart %d: %v", i, err)
+		}
+		if _, err := obj.Call(ctx, "AddItem", "pen", int64(1)); err != nil {
+			t.Fatalf("cart %d: AddItem: %v", i, err)
+		}
+	}
+	var total int64
+	for _, m := range getPool(t, p.Addr.Admin) {
+		total += m.Sessions
+		if m.Sessions > 11 {
+			t.Errorf("gateway %s holds %d of 30 sessions, want at most 11", m.Name, m.Sessions)
+		}
+	}
+	if total != 30 {
+		t.Errorf("the pool holds %d sessions, want 30", total)
 	}
 }

@@ -55,6 +55,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxSessionsPerSource, "max-sessions-per-source", cfg.MaxSessionsPerSource, "sessions one source address may bring to the table")
 	fs.IntVar(&cfg.MaxSessionsPerConn, "max-sessions-per-conn", cfg.MaxSessionsPerConn, "sessions one client connection may bring to the table")
 	fs.DurationVar(&cfg.SessionIdle, "session-idle", cfg.SessionIdle, "forget the binding of a session unused this long")
+	fs.Float64Var(&cfg.SessionLoadBound, "session-load-bound", cfg.SessionLoadBound, "place new sessions by consistent hashing with bounded loads: skip gateways holding (1+this) × the mean (0: off; 0.25 is usual)")
 	hc := &cfg.Health
 	fs.DurationVar(&hc.Check.Interval, "check-interval", hc.Check.Interval, "active check (PING; pass-through: GET /status) interval")
 	fs.DurationVar(&hc.Check.Timeout, "check-timeout", hc.Check.Timeout, "active check timeout")
