@@ -31,6 +31,10 @@ type call struct {
 	ticket   health.Ticket
 	mc       *moduleCalls // counts the call when it settles (metrics.go); nil: metrics off
 	acc      *accessEntry // its access log line, when it is logged (accesslog.go)
+	// out is the batch of the reader goroutine routing the call at the
+	// moment (the client's, or the upstream's that answered), which its
+	// frame is queued on; nil in the table of calls in flight.
+	out      *protocol.Batch
 	flags    protocol.Flags
 	attempts uint8
 	retry    bool // holds a retry from the budget

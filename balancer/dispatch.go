@@ -12,6 +12,7 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 	if !ok {
 		return // expired at the proxy; the client was answered already
 	}
+	c.out = &u.out // this is u's reader
 	b := u.b
 	b.served.Add(1)
 	b.m.received(len(raw))
@@ -77,7 +78,7 @@ func (p *Proxy) event(f *protocol.Frame, raw []byte) {
 				p.stats.eventsDropped.Add(1) // larger than the client accepts
 				return
 			}
-			d.write(raw)
+			d.write(nil, raw)
 			p.stats.events.Add(1)
 			return
 		}

@@ -37,12 +37,14 @@ type downstream struct {
 	sessionsLive *atomic.Int32
 
 	// Owned by the reader goroutine.
+	out      protocol.Batch // what it queues calls on: flushed before it waits (FlushBeforeRead)
 	f        protocol.Frame
 	scratch  pickScratch
 	deadline time.Time // read deadline currently set
 
 	// mu guards the calls in flight, the callback routes and the sessions
-	// this connection brought.
+	// this connection brought. The maps are made on first use: an idle
+	// connection that made no call holds none.
 	mu      sync.Mutex
 	ids     map[uint32]struct{} // client call ids of calls in flight
 	oneways int                 // ONEWAY calls in flight (their ids need not be unique)
@@ -64,9 +66,9 @@ type cbRoute struct {
 }
 
 func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
-	d := &downstream{p: p, pc: pc, ids: make(map[uint32]struct{}, 64), cbs: make(map[uint32]cbRoute),
-		sessionsLive: new(atomic.Int32), shard: nextShard()}
+	d := &downstream{p: p, pc: pc, sessionsLive: new(atomic.Int32), shard: nextShard()}
 	d.ref = newClientRef(d)
+	pc.FlushBeforeRead(&d.out)
 	d.src = p.sessions.openSource(sourceKey(pc.RemoteAddr()))
 	return d
 }
@@ -84,14 +86,17 @@ func sourceKey(a net.Addr) string {
 // serve runs the connection until it ends.
 func (d *downstream) serve() {
 	defer d.close()
+	defer d.out.Flush()
 	if !d.handshake() {
 		return
 	}
 	lim := d.p.cfg.Limits
 	for {
-		if now := time.Now(); d.deadline.Sub(now) < lim.IdleTimeout-time.Second {
-			d.deadline = now.Add(lim.IdleTimeout)
-			_ = d.pc.SetReadDeadline(d.deadline)
+		if !d.pc.Buffered() { // the next read may wait: the idle timeout starts
+			if now := time.Now(); d.deadline.Sub(now) < lim.IdleTimeout-time.Second {
+				d.deadline = now.Add(lim.IdleTimeout)
+				_ = d.pc.SetReadDeadline(d.deadline)
+			}
 		}
 		raw, err := d.pc.ReadFrame()
 		if err != nil {
@@ -243,6 +248,9 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	case oneway:
 		d.oneways++
 	default:
+		if d.ids == nil {
+			d.ids = make(map[uint32]struct{}, 64)
+		}
 		d.ids[f.CallID] = struct{}{}
 	}
 	d.mu.Unlock()
@@ -261,7 +269,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	}
 	d.p.active.Add(1)
 	now := d.p.now() // Config.Clock, read once: the call's deadline, latency sample and session use
-	c := call{down: d, clientID: f.CallID, flags: f.Flags, start: now}
+	c := call{down: d, clientID: f.CallID, flags: f.Flags, start: now, out: &d.out}
 	if g := d.goawayAt.Load(); g != 0 && time.Now().UnixNano()-g > int64(moveWindow) {
 		c.failUnrouted(f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
@@ -372,13 +380,14 @@ func (d *downstream) deliver(c *call, raw []byte) {
 		return
 	}
 	protocol.SetCallID(raw, c.clientID)
-	d.write(raw)
+	d.write(c.out, raw)
 }
 
-// write queues a frame for the client; a client that does not read is cut
-// off so that it cannot stall the gateway connection the frame came from.
-func (d *downstream) write(raw []byte) {
-	if err := d.pc.WriteFrame(raw); err != nil && errors.Is(err, protocol.ErrSlowPeer) {
+// write queues a frame for the client on out (nil: written at once); a
+// client that does not read is cut off so that it cannot stall the gateway
+// connection the frame came from.
+func (d *downstream) write(out *protocol.Batch, raw []byte) {
+	if err := out.Queue(d.pc.Writer, raw); err != nil && errors.Is(err, protocol.ErrSlowPeer) {
 		d.p.cfg.Logger.Warn().Str("client", d.pc.RemoteAddr().String()).Msg("client is not reading; closing its connection")
 		d.pc.Abort()
 	}
@@ -403,12 +412,15 @@ func (d *downstream) forwardCallback(u *upstream, gwID uint32, raw []byte) bool 
 		d.mu.Unlock()
 		return false
 	}
+	if d.cbs == nil {
+		d.cbs = make(map[uint32]cbRoute)
+	}
 	id := freeID(d.cbs, d.nextCb)
 	d.nextCb = id
 	d.cbs[id] = cbRoute{u: u, id: gwID}
 	d.mu.Unlock()
 	protocol.SetCallID(raw, id)
-	d.write(raw)
+	d.write(nil, raw)
 	return true
 }
 
@@ -441,7 +453,7 @@ func (d *downstream) close() {
 	}
 	d.mu.Lock()
 	cbs := d.cbs
-	d.cbs = make(map[uint32]cbRoute)
+	d.cbs = nil
 	brought := d.brought
 	d.brought = nil
 	d.mu.Unlock()

@@ -227,7 +227,10 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrad
 	_ = up.Upgrade(ctx, func(ws *websocket.Conn) {
 		pc := protocol.NewWSConn(ws, protocol.ConnOptions{Limits: p.cfg.Limits})
 		if d := p.admit(pc); d != nil {
-			d.serve()
+			// On a goroutine of its own: fasthttp releases the upgrade
+			// request (its RequestCtx) when this handler returns, and
+			// the connection's goroutine starts with a small stack.
+			go d.serve()
 		}
 	})
 }

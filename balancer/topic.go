@@ -76,7 +76,7 @@ func (t *topicTable) publish(topic []byte, raw []byte) int {
 			continue // larger than this client accepts
 		}
 		protocol.SetSession(raw, sub.id)
-		sub.d.write(raw)
+		sub.d.write(nil, raw)
 		n++
 	}
 	return n

@@ -17,6 +17,10 @@ var (
 type upstream struct {
 	b  *backend
 	pc *protocol.Conn
+	// out is what the reader (serve) queues replies on: it is flushed
+	// before the reader waits, so that every client connection is written
+	// once for all the frames of one read.
+	out protocol.Batch
 
 	calls *callTable // the calls in flight, sharded by client connection
 
@@ -27,7 +31,9 @@ type upstream struct {
 }
 
 func newUpstream(b *backend, pc *protocol.Conn) *upstream {
-	return &upstream{b: b, pc: pc, calls: newCallTable()}
+	u := &upstream{b: b, pc: pc, calls: newCallTable()}
+	pc.FlushBeforeRead(&u.out)
+	return u
 }
 
 // forward sends raw (a CALL frame, patched in place with the upstream call
@@ -37,6 +43,8 @@ func newUpstream(b *backend, pc *protocol.Conn) *upstream {
 // proxy sends under a non-zero id once they ran (SPEC.md section 3), which
 // settles them, so they hold their slots and breaker tickets until then.
 func (u *upstream) forward(raw []byte, c call) error {
+	out := c.out
+	c.out = nil
 	id, ok := u.calls.add(c)
 	if !ok {
 		return errUpstreamClosed
@@ -44,7 +52,7 @@ func (u *upstream) forward(raw []byte, c call) error {
 	u.b.outstanding.Add(1)
 	u.b.m.sent(len(raw))
 	protocol.SetCallID(raw, id)
-	if err := u.pc.WriteFrame(raw); err != nil {
+	if err := out.Queue(u.pc.Writer, raw); err != nil {
 		if _, ok := u.take(id); ok {
 			return errUpstreamClosed
 		}
@@ -107,6 +115,7 @@ func (u *upstream) serve() map[uint32]call {
 			log.Warn().Str("gateway", u.b.name).Stringer("type", f.Type).Msg("unexpected frame from gateway")
 		}
 	}
+	u.out.Flush()
 	u.b.beginVerdict() // before the closed flag, so no call sees one without the other
 	u.pc.Abort()
 	calls := u.calls.close()

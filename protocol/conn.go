@@ -1,12 +1,13 @@
 package protocol
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -18,9 +19,10 @@ const WSPath = "/ws"
 // Buffer sizes for the WebSocket library's connections, for servers'
 // upgraders and for dialers. Its read buffer holds only frame headers and
 // small messages: larger reads go straight into the frame buffer, which is
-// pooled (see wsReader). Its write buffer is taken from WSWriteBufferPool
-// for one message at a time, so an idle connection holds none; a larger
-// message is written from the batch directly.
+// pooled (see wsReader). Messages are framed and written by the Conn's
+// Writer, not the library: its write buffer, taken from WSWriteBufferPool
+// for one message at a time, serves only the handshake's and the close
+// frames, so an idle connection holds none.
 const (
 	WSReadBufferSize  = 1 << 10
 	WSWriteBufferSize = 4 << 10
@@ -46,6 +48,7 @@ func WSWriteBufferPool() websocket.BufferPool { return &wsWritePool }
 type Conn struct {
 	reader interface {
 		ReadFrame() ([]byte, error)
+		buffered() bool
 		retained() int
 	}
 	*Writer
@@ -67,7 +70,7 @@ type ConnOptions struct {
 func NewStreamConn(nc net.Conn, o ConnOptions) *Conn {
 	l := o.Limits.WithDefaults()
 	c := &Conn{nc: nc, reader: NewStreamReader(nc, l.MaxFrame)}
-	c.Writer = newWriter(streamSink{nc: nc, timeout: l.WriteTimeout}, l.MaxPendingWrite, o.BlockWhenFull)
+	c.Writer = newWriter(newStreamSink(nc, l.WriteTimeout), streamFraming, l.MaxPendingWrite, o.BlockWhenFull)
 	return c
 }
 
@@ -78,17 +81,56 @@ func NewWSConn(ws *websocket.Conn, o ConnOptions) *Conn {
 	nc := ws.NetConn()
 	// fasthttp hands a WebSocket handler a wrapper whose Close does nothing
 	// (the server closes the socket when the handler returns); closing the
-	// real socket is what wakes a blocked reader.
+	// real socket is what wakes a blocked reader. That wrapper is also how
+	// a server's connection is told from a dialed one, whose messages are
+	// masked (RFC 6455 section 5.3).
+	fr := wsClientFraming
 	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok && u.UnsafeConn() != nil {
-		nc = u.UnsafeConn()
+		nc, fr = u.UnsafeConn(), wsServerFraming
 	}
-	c := &Conn{nc: nc, ws: ws, reader: &wsReader{ws: ws, max: l.MaxFrame}}
-	c.Writer = newWriter(wsSink{ws: ws, nc: nc, timeout: l.WriteTimeout}, l.MaxPendingWrite, o.BlockWhenFull)
+	wr := &wsReader{ws: ws, max: l.MaxFrame}
+	if sc, ok := nc.(syscall.Conn); ok {
+		wr.rc, _ = sc.SyscallConn()
+	}
+	c := &Conn{nc: nc, ws: ws, reader: wr}
+	c.Writer = newWriter(newStreamSink(nc, l.WriteTimeout), fr, l.MaxPendingWrite, o.BlockWhenFull)
+	// Every write goes through the Writer, which frames the messages
+	// itself: the library must not write a pong or a close echo between
+	// the parts of a batch. A pong is queued; the close is answered by
+	// Close or Linger, once what is queued is written.
+	ws.SetPingHandler(func(data string) error {
+		_ = c.Writer.control(wsPong, data)
+		return nil
+	})
+	ws.SetCloseHandler(func(int, string) error { return nil })
 	return c
 }
 
 // ReadFrame returns the next frame; the slice is valid until the next call.
 func (c *Conn) ReadFrame() ([]byte, error) { return tooLarge(c.reader.ReadFrame()) }
+
+// FlushBeforeRead makes the reader flush b before it reads from the
+// socket: on the TCP binding when the socket has nothing more (the read
+// would wait), so that a reader that queued on b what it handled writes
+// each destination once for every frame of one read; on the WebSocket
+// binding before a message when the socket holds no unread bytes (on
+// Linux; elsewhere before each message). Only the reading goroutine may
+// use b.
+func (c *Conn) FlushBeforeRead(b *Batch) {
+	switch r := c.reader.(type) {
+	case *StreamReader:
+		r.batch = b
+	case *wsReader:
+		r.batch = b
+	}
+}
+
+// Buffered reports whether the next frame is already read from the socket
+// whole, so that ReadFrame returns it without a system call: a reader that
+// queues what it handles (Batch) flushes when it is false, before a read
+// that may wait. It is always false on the WebSocket binding, whose
+// library does not tell.
+func (c *Conn) Buffered() bool { return c.reader.buffered() }
 
 // SetReadDeadline bounds the next reads (idle and HELLO timeouts).
 func (c *Conn) SetReadDeadline(t time.Time) error {
@@ -156,27 +198,85 @@ func (c *Conn) linger(d time.Duration, wsCode int) {
 	})
 }
 
-// Abort closes the socket at once, dropping what is queued: the Writer's
-// goroutine fails its write and stops.
+// Abort closes the socket at once, dropping what is queued: a write in
+// progress fails and the Writer stops.
 func (c *Conn) Abort() {
 	_ = c.nc.Close()
 	_ = c.Close()
 }
 
+// streamSink writes batches to a socket: at once, without waiting, when it
+// has a descriptor (a TCP or Unix socket), else always with the timeout.
 type streamSink struct {
 	nc      net.Conn
+	rc      syscall.RawConn // nil: no non-blocking writes
 	timeout time.Duration
+
+	// The non-blocking write in progress: one at a time (Writer.writing).
+	b    []byte
+	n    int
+	werr error
+	try  func(fd uintptr) bool // s.writeFD, bound once
 }
 
-func (s streamSink) writeBatch(b []byte) error {
+func newStreamSink(nc net.Conn, timeout time.Duration) *streamSink {
+	s := &streamSink{nc: nc, timeout: timeout}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			s.rc, s.try = rc, s.writeFD
+		}
+	}
+	return s
+}
+
+func (s *streamSink) tryWrite(b []byte) (int, error) {
+	if s.rc == nil {
+		return 0, nil
+	}
+	s.b, s.n, s.werr = b, 0, nil
+	err := s.rc.Write(s.try)
+	n, werr := s.n, s.werr
+	s.b = nil
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 0, nil // a write deadline left over: the waiting write sets its own
+	case err != nil:
+		return 0, err
+	}
+	return n, werr
+}
+
+// writeFD writes s.b until the socket would block; it never asks the
+// runtime to wait (it returns true).
+func (s *streamSink) writeFD(fd uintptr) bool {
+	for s.n < len(s.b) {
+		m, err := syscall.Write(int(fd), s.b[s.n:])
+		switch err {
+		case nil:
+			s.n += m
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return true
+		default:
+			s.werr = os.NewSyscallError("write", err)
+			return true
+		}
+	}
+	return true
+}
+
+func (s *streamSink) write(b []byte) error {
 	if err := s.nc.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil {
 		return err
 	}
 	_, err := s.nc.Write(b)
+	if err == nil && s.rc != nil {
+		err = s.nc.SetWriteDeadline(time.Time{}) // else the next tryWrite is refused after the timeout
+	}
 	return err
 }
 
-func (s streamSink) abort() { reset(s.nc) }
+func (s *streamSink) abort() { reset(s.nc) }
 
 // reset closes nc so that the kernel drops what it still holds for the peer
 // (a TCP reset) instead of keeping it for a peer that does not read.
@@ -187,35 +287,15 @@ func reset(nc net.Conn) {
 	_ = nc.Close()
 }
 
-type wsSink struct {
-	ws      *websocket.Conn
-	nc      net.Conn // the socket under ws
-	timeout time.Duration
-}
-
-func (s wsSink) abort() { reset(s.nc) }
-
-func (s wsSink) writeBatch(b []byte) error {
-	if err := s.ws.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil {
-		return err
-	}
-	for len(b) >= 4 {
-		n := int(binary.BigEndian.Uint32(b))
-		if err := s.ws.WriteMessage(websocket.BinaryMessage, b[4:4+n]); err != nil {
-			return err
-		}
-		b = b[4+n:]
-	}
-	return nil
-}
-
 // wsReader reads one frame per binary message, into a pooled buffer that
 // goes back at the next call: an idle connection holds none.
 type wsReader struct {
-	ws   *websocket.Conn
-	max  int
-	pb   *pooledBuf
-	held atomic.Int64
+	batch *Batch          // flushed before a message is read, unless the socket has more
+	rc    syscall.RawConn // the socket's, if it has one
+	ws    *websocket.Conn
+	max   int
+	pb    *pooledBuf
+	held  atomic.Int64
 }
 
 var errTextMessage = &Error{Code: CodeBadFrame, Message: "WebSocket text message; frames are binary messages"}
@@ -224,6 +304,13 @@ func (r *wsReader) ReadFrame() ([]byte, error) {
 	putBuf(r.pb) // the previous frame is no longer in use
 	r.pb = nil
 	r.held.Store(0)
+	if r.batch.pending() && (r.rc == nil || unread(r.rc) == 0) {
+		// The next message may wait for the peer: flush first. With
+		// bytes waiting in the socket it does not (a message the peer
+		// has only begun to send is its own delay), and the frames of
+		// what arrived together go out together.
+		r.batch.flushLate()
+	}
 	mt, rd, err := r.ws.NextReader()
 	if err != nil {
 		return nil, err
@@ -264,6 +351,8 @@ func (r *wsReader) ReadFrame() ([]byte, error) {
 }
 
 func (r *wsReader) retained() int { return int(r.held.Load()) }
+
+func (r *wsReader) buffered() bool { return false }
 
 // retained returns the bytes of buffer c holds for its frames (not
 // counting the WebSocket library's own buffers).

@@ -9,10 +9,13 @@
 // into the buffer, AppendFrame encodes into the caller's buffer, and the
 // Set* functions patch fields in place.
 //
-// Conn reads frames on its owner's goroutine and writes them in batches from
-// a goroutine of its own (Writer), so that many senders share one socket
-// without blocking on it and a peer that stops reading is cut off instead of
-// stalling everyone else.
+// Conn reads frames on its owner's goroutine and writes them in batches
+// (Writer): on the flushing goroutine while the socket takes them at once,
+// else from a goroutine started for what waits, so that many senders share
+// one socket without blocking on it, an idle connection has one goroutine
+// (its reader), and a peer that stops reading is cut off instead of
+// stalling everyone else. A reader that queues what it handles on a Batch
+// writes each destination once for all the frames of one read.
 //
 // This package imports nothing else of graftlb.
 package protocol

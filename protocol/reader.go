@@ -3,18 +3,22 @@ package protocol
 import (
 	"encoding/binary"
 	"io"
+	"os"
 	"sync/atomic"
+	"syscall"
 )
 
-// Read buffers of the stream reader. Each reader owns a small buffer, all
-// that an idle connection holds; frames that fit in it are returned as
-// views into it. While data keeps arriving (a read filled the buffer) the
-// reader reads into a pooled burstBufferSize buffer instead, so that a busy
-// connection makes few system calls, and a frame larger than the buffer in
-// use is read into a pooled buffer of its size. Pooled buffers go back
-// once the bytes in them are consumed, at the start of a later ReadFrame.
+// Read buffers of the stream reader, all pooled. A reader reads into a
+// small buffer; while data keeps arriving (a read filled the buffer) it
+// reads into a burstBufferSize one instead, so that a busy connection
+// makes few system calls, and a frame larger than the buffer in use is
+// read into a buffer of its size. Frames are returned as views into the
+// buffer, which goes back once the bytes in it are consumed, at the start
+// of a later ReadFrame. A reader of a socket waits for data holding no
+// buffer at all when it has nothing buffered: an idle connection holds
+// none.
 const (
-	readBufferSize  = 2 << 10
+	readBufferSize  = 4 << 10
 	burstBufferSize = 64 << 10
 )
 
@@ -22,22 +26,35 @@ const (
 // its length as a 4-byte big-endian unsigned integer.
 type StreamReader struct {
 	rd   io.Reader
+	rc   syscall.RawConn // rd's descriptor, if it has one: reads wait without a buffer
 	max  int
-	own  []byte       // readBufferSize, kept
-	buf  []byte       // own, or pb.b
-	pb   *pooledBuf   // the pooled buffer in use, if any
+	pb   *pooledBuf   // the buffer in use, if any
+	buf  []byte       // pb.b, or nil
 	r, w int          // buf[r:w] is read and not yet returned
 	full bool         // the last read filled buf: more is probably waiting
 	err  error        // a read error held back while buf[r:w] serves
 	dead error        // the error ReadFrame returned: the reader is done
-	held atomic.Int64 // bytes of buffer held (own and pooled), for tests
+	held atomic.Int64 // bytes of buffer held, for tests
+
+	// batch is flushed before the reader waits for the socket.
+	batch *Batch
+	// The read in progress through rc.
+	want    int // bytes fill needs in buf[r:]: the size of a buffer taken again
+	n       int
+	rerr    error
+	flushed bool
+	drained bool                  // the last read took all the socket had
+	readFn  func(fd uintptr) bool // s.readFD, bound once
 }
 
 // NewStreamReader returns a reader of frames of at most maxFrame bytes.
 func NewStreamReader(r io.Reader, maxFrame int) *StreamReader {
-	own := make([]byte, readBufferSize)
-	s := &StreamReader{rd: r, max: maxFrame, own: own, buf: own}
-	s.held.Store(readBufferSize)
+	s := &StreamReader{rd: r, max: maxFrame}
+	if sc, ok := r.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			s.rc, s.readFn = rc, s.readFD
+		}
+	}
 	return s
 }
 
@@ -53,9 +70,7 @@ func (s *StreamReader) ReadFrame() ([]byte, error) {
 	b, err := s.next()
 	if err != nil {
 		s.dead = err
-		putBuf(s.pb)
-		s.pb, s.own, s.buf, s.r, s.w = nil, nil, nil, 0, 0
-		s.held.Store(0)
+		s.release()
 	}
 	return b, err
 }
@@ -85,23 +100,19 @@ func (s *StreamReader) next() ([]byte, error) {
 	return b, nil
 }
 
-// settle gives back the pooled buffer when what is left in it fits in the
-// reader's own, or trades a large one for a burst buffer when what is left
-// fits in that: the previous frame, a view into it, is no longer in use,
-// and a connection that goes quiet after a large frame and a part of the
-// next holds no more than needed.
+// settle trades a large buffer for a small one when what is left in it
+// fits, or for a burst buffer: the previous frame, a view into it, is no
+// longer in use, and a connection that goes quiet after a large frame and
+// a part of the next holds no more than needed.
 func (s *StreamReader) settle() {
 	if s.r == s.w {
 		s.r, s.w = 0, 0
 	}
 	switch left := s.w - s.r; {
 	case s.pb == nil:
-	case left <= len(s.own):
-		s.w = copy(s.own, s.buf[s.r:s.w])
-		s.r = 0
-		putBuf(s.pb)
-		s.pb, s.buf, s.full = nil, s.own, false
-		s.held.Store(int64(len(s.own)))
+	case left <= readBufferSize && len(s.buf) > readBufferSize:
+		s.use(getBuf(readBufferSize))
+		s.full = false
 	case left <= burstBufferSize && len(s.buf) > burstBufferSize:
 		s.use(getBuf(burstBufferSize))
 	}
@@ -113,24 +124,36 @@ func (s *StreamReader) use(p *pooledBuf) {
 	s.r = 0
 	putBuf(s.pb)
 	s.pb, s.buf = p, p.b
-	s.held.Store(int64(len(s.own) + len(p.b)))
+	s.held.Store(int64(len(p.b)))
 }
 
-// fill reads until buf[r:] holds at least need bytes (need <= len(buf)).
+// release gives back the buffer; buf[r:w] must be empty or dropped.
+func (s *StreamReader) release() {
+	putBuf(s.pb)
+	s.pb, s.buf, s.r, s.w, s.full = nil, nil, 0, 0, false
+	s.held.Store(0)
+}
+
+// fill reads until buf[r:] holds at least need bytes (need <= len(buf)
+// once a buffer is in use).
 func (s *StreamReader) fill(need int) error {
 	for empty := 0; s.w-s.r < need; {
 		if s.err != nil {
 			return s.err
 		}
-		if s.full && s.pb == nil {
+		switch {
+		case s.pb == nil:
+			s.use(getBuf(readBufferSize))
+		case s.full && len(s.buf) < burstBufferSize:
 			s.use(getBuf(burstBufferSize))
-		} else if len(s.buf)-s.r < need {
+		case len(s.buf)-s.r < need:
 			s.w = copy(s.buf, s.buf[s.r:s.w])
 			s.r = 0
 		}
-		m, err := s.rd.Read(s.buf[s.w:])
+		s.want = need
+		m, err := s.read()
 		s.w += m
-		s.full = s.w == len(s.buf)
+		s.full = s.buf != nil && s.w == len(s.buf)
 		s.err = err
 		if m > 0 {
 			empty = 0
@@ -141,8 +164,76 @@ func (s *StreamReader) fill(need int) error {
 	return nil
 }
 
+// read reads once into buf[w:], flushing the batch first when it would
+// wait. Through the descriptor it waits with the buffer given back if
+// nothing is buffered (the buffer is then taken again for the read).
+func (s *StreamReader) read() (int, error) {
+	if s.rc == nil {
+		s.batch.Flush()
+		return s.rd.Read(s.buf[s.w:])
+	}
+	s.n, s.rerr, s.flushed = 0, nil, false
+	if err := s.rc.Read(s.readFn); err != nil {
+		return 0, err
+	}
+	if s.n == 0 && s.rerr == nil {
+		return 0, io.EOF
+	}
+	return s.n, s.rerr
+}
+
+// readFD is called by the runtime when the socket may be readable; false
+// makes it wait for the socket. (A read cannot be skipped after one that
+// took less than it could: the runtime forgets the readiness it saw since
+// at the start of each RawConn.Read, so data that arrived in between
+// would wait for more data to be noticed.)
+func (s *StreamReader) readFD(fd uintptr) bool {
+	for {
+		if s.pb == nil {
+			s.use(getBuf(max(readBufferSize, s.want)))
+		}
+		n, err := syscall.Read(int(fd), s.buf[s.w:])
+		switch err {
+		case nil:
+			s.n = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			s.wait()
+			return false
+		default:
+			s.rerr = os.NewSyscallError("read", err)
+			return true
+		}
+	}
+}
+
+// wait prepares the reader to wait for the socket: every frame of the
+// last read is handled, so the batch is flushed (each destination written
+// once), and an empty buffer goes back.
+func (s *StreamReader) wait() {
+	if !s.flushed {
+		s.flushed = true
+		s.batch.flushLate()
+	}
+	if s.r == s.w {
+		s.release()
+	}
+}
+
 // retained returns the bytes of buffer the reader holds.
 func (s *StreamReader) retained() int { return int(s.held.Load()) }
+
+// buffered reports whether a whole frame (or a length over the limit,
+// which ReadFrame refuses at once) is in the buffer.
+func (s *StreamReader) buffered() bool {
+	if s.dead != nil || s.w-s.r < 4 {
+		return false
+	}
+	n := uint64(binary.BigEndian.Uint32(s.buf[s.r:]))
+	return n > uint64(s.max) || uint64(s.w-s.r-4) >= n
+}
 
 func unexpected(err error) error {
 	if err == io.EOF {
