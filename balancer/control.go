@@ -76,6 +76,7 @@ func (p *Proxy) apply(snap discovery.Snapshot) {
 		}
 	}
 	p.mu.Unlock()
+	awaitUpstreamsEnd(gone, leaveLinger)
 	for _, b := range gone {
 		p.cfg.Logger.Info().Str("gateway", b.name).Msg("gateway left the pool")
 		p.removeHealth(b)
@@ -160,3 +161,22 @@ func (p *Proxy) expired(c call) {
 type fasthttpLogger struct{ l *zerolog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug().Msgf(format, args...) }
+
+// leaveLinger bounds how long the proxy lets a gateway that left the pool
+// finish what it sent before cutting its connections.
+const leaveLinger = time.Second
+
+// awaitUpstreamsEnd waits, up to d, until every upstream of the backends
+// has ended. A gateway that drained sent MOVED for every session it handed
+// over and closed its connections before it left the gossip pool, but the
+// news of its leaving can beat those frames here; cutting its connections
+// at once would drop them and lose sessions that moved. A gateway that is
+// gone without a word (its process stopped, a partition) costs d.
+func awaitUpstreamsEnd(bs []*backend, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for _, b := range bs {
+		for len(*b.conns.Load()) > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
