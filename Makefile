@@ -1,13 +1,19 @@
 # The one test command (README.md): installs what the tests need, then runs
-# vet, every test under the race detector, and the zero-allocation tests
-# (which only run without -race).
+# vet, govulncheck, every test under the race detector, and the
+# zero-allocation tests (which only run without -race).
 export GOTOOLCHAIN := go1.26.11
 
-.PHONY: test deps vet build image fuzz
+.PHONY: test deps vet vulncheck build image fuzz
 
-test: deps vet
+test: deps vet vulncheck
 	go test -race -count=1 -timeout 15m ./...
 	go test -count=1 -run 'Alloc' ./...
+
+# govulncheck against the Go vulnerability database, which it obtains
+# through the module proxy (scripts/vulncheck.sh); fails on a vulnerable
+# symbol that graftlb's code reaches.
+vulncheck:
+	./scripts/vulncheck.sh
 
 deps:
 	./scripts/deps.sh
