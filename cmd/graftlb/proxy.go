@@ -22,6 +22,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", "graftlb", "proxy name (gossip node name, WELCOME)")
 	fs.StringVar(&cfg.TCP, "tcp", "127.0.0.1:9990", "client TCP listener (empty: off)")
 	fs.StringVar(&cfg.WS, "ws", "127.0.0.1:9888", "client WebSocket listener, path /ws (empty: off)")
+	fs.Var((*listFlag)(&cfg.WSAllowedOrigins), "ws-allowed-origins", wsOriginsUsage)
 	var af adminFlags
 	af.register(fs)
 	adminAddr := &af.addr
