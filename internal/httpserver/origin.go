@@ -142,9 +142,13 @@ func (o Origins) Refusal(ctx *fasthttp.RequestCtx) string {
 	if origin == nil || o.any {
 		return ""
 	}
+	if string(origin) == "null" {
+		return "origin null (a sandboxed frame or a file: page) may not open WebSocket connections here: " +
+			"only * in --ws-allowed-origins allows it"
+	}
 	u, err := url.Parse(string(origin))
 	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") {
-		return fmt.Sprintf("origin %q is not an origin (scheme://host[:port])", origin)
+		return fmt.Sprintf("Origin %q is not an origin (scheme://host[:port]): refused unless --ws-allowed-origins is *", origin)
 	}
 	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
 	if port == defaultPort(scheme) {

@@ -100,6 +100,12 @@ func TestCheckOriginAnswers403(t *testing.T) {
 			t.Errorf("403 body %q lacks %q", body, want)
 		}
 	}
+	for _, origin := range []string{"null", "https://", "x"} {
+		ctx := upgradeCtx("lb:9888", origin)
+		if why := o.CheckOrigin(ctx); !strings.Contains(string(ctx.Response.Body()), "--ws-allowed-origins") {
+			t.Errorf("Origin %q: 403 body %q does not say what would allow it (%q)", origin, ctx.Response.Body(), why)
+		}
+	}
 	ok := upgradeCtx("lb:9888", "https://app.example.com")
 	if why := o.CheckOrigin(ok); why != "" || ok.Response.StatusCode() != fasthttp.StatusOK {
 		t.Fatalf("allowed origin: %q, status %d", why, ok.Response.StatusCode())
