@@ -38,6 +38,8 @@ if [ ! -f "$db/index/modules.json" ]; then
 	rm -rf "$db.tmp"
 	(cd "$root/scripts/vulndb" && go run . -osv "$dir/data/osv" -out "$db.tmp" -modified "$when")
 	mv "$db.tmp" "$db"
+	rm -rf "$tmp"
+	trap - EXIT
 fi
 
 cd "$root"
