@@ -8,7 +8,7 @@ export GOTOOLCHAIN := go1.26.11
 test: deps vet vulncheck
 	go test -race -count=1 -timeout 15m ./...
 	go test -count=1 -run 'Alloc' ./...
-	./scripts/fuzz.sh $(FUZZTIME_SHORT)
+	FUZZCACHE=fresh ./scripts/fuzz.sh $(FUZZTIME_SHORT)
 
 # govulncheck against the Go vulnerability database, which it obtains
 # through the module proxy (scripts/vulncheck.sh); fails on a vulnerable
@@ -34,7 +34,8 @@ image:
 	docker build -q -f deploy/docker/Dockerfile -t $(IMAGE) bin/image
 
 # Every fuzz target (scripts/fuzz.sh finds them), FUZZTIME each; make test
-# runs each for FUZZTIME_SHORT (13 targets: about 80 s in all).
+# runs each for FUZZTIME_SHORT from its seeds (13 targets: about 80 s in
+# all).
 FUZZTIME ?= 10m
 FUZZTIME_SHORT ?= 4s
 fuzz:
