@@ -10,7 +10,7 @@ import (
 )
 
 // FuzzKeyExtract parses a WebSocket upgrade request head as pass-through
-// mode does (balancer's serveWS: fasthttp's header parser, then the URI
+// mode does (package passthrough's serveWS: fasthttp's header parser, then the URI
 // from Host and the request URI) and extracts a key of every kind named
 // name from it. Extraction must not panic, must give the same key twice
 // (fasthttp's scratch buffers are reused), keep what dst held, and find a

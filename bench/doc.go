@@ -53,5 +53,53 @@
 // (scenario*.go) with graftlb processes started from Scenario.Binary; each
 // listens on port 0 and says where in its "listening" line. Every process a
 // scenario starts is killed when it returns, and dies with the bench if the
-// bench itself is killed (PR_SET_PDEATHSIG).
+// bench itself is killed (PR_SET_PDEATHSIG; nginx's master gets SIGTERM, so
+// that it stops its workers).
+//
+// # Compare, and how it is kept fair
+//
+// compare puts graftlb beside the proxies a user would pick instead:
+// HAProxy (tcp mode; http mode for WebSocket, which it relays as a tunnel
+// after the upgrade) and nginx (the stream module; for WebSocket the HTTP
+// proxy with proxy_http_version 1.1 and the Upgrade and Connection
+// headers, as nginx's WebSocket page says). The runs are, in this order:
+// direct to gw1; each proxy over TCP; each over WebSocket; then each again
+// in an open loop, at one offered rate per transport (Scenario.Load.Rate,
+// or half the slowest proxy's closed-loop calls/s on that transport), whose
+// p99 is the latency through each proxy at the same load, measured from
+// when each call was due. For every proxied run the report gives calls/s,
+// p50 and p99, the proxy's CPU per call, its RSS, and both per 1,000
+// calls/s (vCPU and MB: the unit Istio publishes for Envoy, about 0.20
+// vCPU and 60 MB per 1,000 requests/s), and the scenario report gives
+// graftlb's figures over each peer's of the same transport and loop
+// (Ratio). The rules:
+//
+//   - Same backends: every run goes to the same gateway processes, started
+//     once; direct goes to gw1 alone.
+//   - Same cores: no process is pinned, and each proxy may use every core
+//     the bench may: graftlb's GOMAXPROCS is Go's default (the cores),
+//     HAProxy's nbthread and nginx's worker_processes are set to the same
+//     number. That is what each one's docs advise for a machine given to
+//     it (nginx: "auto", the number of cores; HAProxy: one thread per CPU
+//     it may run on, its default), rather than nginx's 1 worker: on 2 cores a
+//     single nginx worker would leave a core to the others. nginx listens
+//     with reuseport so that the kernel spreads connections over its
+//     workers (without it one worker may take most of them), and shares
+//     its upstream state over them (zone).
+//   - Each peer tuned as its docs advise for long-lived connections:
+//     leastconn (HAProxy) and least_conn (nginx), HAProxy's timeout tunnel
+//     for WebSocket, nginx's proxy_read_timeout raised from 60s; no access
+//     log in any (graftlb's is off by default).
+//   - No circuit breaker in any: graftlb runs with its breaker's failure
+//     rate at 1, ejection off and a concurrency cap it cannot reach;
+//     HAProxy's servers have no checks and no maxconn; nginx's have
+//     max_fails=0.
+//   - One fresh proxy process per run, killed after it, so that memory is
+//     the run's own; RSS is the highest of samples every 100 ms, summed
+//     over the proxy's processes (nginx's master and workers; their shared
+//     pages count once per process, which counts nginx high), and CPU is
+//     the whole process tree's.
+//   - Speed is reported as ratios within one run, never as absolute
+//     figures: the machine is shared, and the load generator and the
+//     gateways run on the same cores as the proxy.
 package bench

@@ -24,11 +24,6 @@ func StartGraftlb(ctx context.Context, bin, name string, args ...string) (*Proc,
 	return child.Start(ctx, name, bin, args, child.Options{})
 }
 
-// startProc starts path with args, a server that prints no listening line.
-func startProc(name, path string, args []string) (*Proc, error) {
-	return child.Run(name, path, args, child.Options{})
-}
-
 // killAll kills every process and waits for them.
 func killAll(ps []*Proc) {
 	for _, p := range ps {

@@ -47,6 +47,19 @@ type Report struct {
 	// during the run divided by the calls it carried, for runs whose proxy
 	// the scenario started.
 	ProxyCPUUsPerCall *float64 `json:"proxy_cpu_us_per_call,omitempty"`
+	// ProxyRSSMB is the proxy's resident memory in MB (10^6 bytes): the
+	// highest of samples taken every rssSampleEvery during the run, each
+	// the sum over its processes (nginx's master and workers).
+	ProxyRSSMB *float64 `json:"proxy_rss_mb,omitempty"`
+	// ProxyVCPUPer1k and ProxyMBPer1k are the proxy's cores busy and its
+	// MB of RSS per 1,000 calls/s, the unit Istio publishes for Envoy:
+	// vCPU is ProxyCPUUsPerCall / 1000, MB is ProxyRSSMB over the
+	// throughput in thousands of calls/s.
+	ProxyVCPUPer1k *float64 `json:"proxy_vcpu_per_1k_calls_s,omitempty"`
+	ProxyMBPer1k   *float64 `json:"proxy_mb_per_1k_calls_s,omitempty"`
+	// Proxy names the proxy of a compare run: graftlb, haproxy or nginx
+	// (none for a direct run).
+	Proxy string `json:"proxy,omitempty"`
 	// Gateways is the pool size behind the target, when the scenario
 	// knows it; IdealRatio (scaleout) is the throughput over the ideal
 	// linear line through the smallest pool's.
@@ -117,10 +130,26 @@ type ScenarioReport struct {
 	Scenario string    `json:"scenario"`
 	Runs     []*Report `json:"runs"`
 	Events   []Event   `json:"events"`
+	// Ratios (compare) set graftlb's runs against each peer's of the same
+	// transport and loop.
+	Ratios []Ratio `json:"ratios,omitempty"`
 	// Notes say what the reader must know: a run skipped, a setting used.
 	Notes []string `json:"notes,omitempty"`
 	// Violations lists the scenario's invariants that did not hold.
 	Violations []string `json:"violations,omitempty"`
+}
+
+// Ratio is graftlb over a peer proxy in one compare scenario, for two runs
+// of the same transport and loop: throughput, p99, proxy CPU per call and
+// proxy RSS of graftlb's run divided by the peer's. Below 1, graftlb has
+// less of it (for calls/s, worse; for the others, better).
+type Ratio struct {
+	Run        string   `json:"run"`  // graftlb's run label
+	Peer       string   `json:"peer"` // the peer's run label
+	Throughput float64  `json:"throughput"`
+	P99        float64  `json:"p99"`
+	CPUPerCall *float64 `json:"cpu_per_call,omitempty"`
+	RSS        *float64 `json:"rss,omitempty"`
 }
 
 // Check returns the invariants of DESIGN.md section 6 that r breaks:

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"slices"
 	"time"
+
+	"github.com/graftlb/graftlb/internal/child"
 )
 
 // Scenarios are the names RunScenario knows.
@@ -32,8 +34,10 @@ type Scenario struct {
 	Name string
 	// Binary is the graftlb binary that runs the gateways and proxies.
 	Binary string
-	// HAProxy is the haproxy binary for compare (default: FindHAProxy).
+	// HAProxy and Nginx are the peer proxies' binaries for compare
+	// (default: FindHAProxy, FindNginx).
 	HAProxy string
+	Nginx   string
 	// Load is the load of each run; the scenario sets Target and Label,
 	// and, unless set, the workload (scaleout sleep, failover and drain
 	// mixed, compare stateless).
@@ -161,15 +165,16 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioReport, error) {
 }
 
 // runLoad runs one load against load.Target, calling during (if set) while
-// it runs, and measures proxy's CPU time per call (if set).
+// it runs, and measures proxy's CPU time per call and resident memory (if
+// set), over the proxy's processes.
 func runLoad(ctx context.Context, sc Scenario, load Config, proxy *Proc, during func(*Run)) (*Report, error) {
-	fmt.Fprintf(sc.Log, "%s: run %s: %s workload, %d users on %d connections, %v, against %s\n",
-		sc.Name, load.Label, orDefault(string(load.Workload), string(Stateless)), orDefaultInt(load.Concurrency, DefaultConcurrency),
+	fmt.Fprintf(sc.Log, "%s: run %s: %s workload, %s loop, %d users on %d connections, %v, against %s\n",
+		sc.Name, load.Label, orDefault(string(load.Workload), string(Stateless)), load.mode(), orDefaultInt(load.Concurrency, DefaultConcurrency),
 		orDefaultInt(load.Conns, DefaultConns), load.Duration, load.Target)
-	var cpu0 time.Duration
+	var u0 child.Usage
 	if proxy != nil {
 		var err error
-		if cpu0, err = proxy.CPU(); err != nil {
+		if u0, err = proxy.Usage(); err != nil {
 			return nil, err
 		}
 	}
@@ -177,18 +182,64 @@ func runLoad(ctx context.Context, sc Scenario, load Config, proxy *Proc, during 
 	if err != nil {
 		return nil, err
 	}
+	var peak <-chan int64
+	if proxy != nil {
+		peak = watchRSS(proxy, r.Done())
+	}
 	if during != nil {
 		during(r)
 	}
 	rep := r.Wait()
-	if proxy != nil && !proxy.Exited() {
-		cpu1, err := proxy.CPU()
-		if calls := rep.CallsOK + rep.CallsFailed; err == nil && calls > 0 {
-			v := float64((cpu1 - cpu0).Microseconds()) / float64(calls)
-			rep.ProxyCPUUsPerCall = &v
+	if proxy == nil {
+		return rep, nil
+	}
+	rss := <-peak
+	if proxy.Exited() {
+		return rep, nil
+	}
+	u1, err := proxy.Usage()
+	if calls := rep.CallsOK + rep.CallsFailed; err == nil && calls > 0 {
+		v := float64((u1.CPU - u0.CPU).Microseconds()) / float64(calls)
+		rep.ProxyCPUUsPerCall = &v
+		vcpu := v / 1000 // µs per call × 1,000 calls/s = µs per s
+		rep.ProxyVCPUPer1k = &vcpu
+	}
+	if rss > 0 {
+		mb := float64(rss) / 1e6
+		rep.ProxyRSSMB = &mb
+		if rep.ThroughputPerS > 0 {
+			per := mb / (rep.ThroughputPerS / 1000)
+			rep.ProxyMBPer1k = &per
 		}
 	}
 	return rep, nil
+}
+
+// rssSampleEvery is how often watchRSS reads the proxy's memory.
+const rssSampleEvery = 100 * time.Millisecond
+
+// watchRSS samples the resident memory of proxy's processes every
+// rssSampleEvery until done is closed, then sends the highest sample (0 if
+// none could be read).
+func watchRSS(proxy *Proc, done <-chan struct{}) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		t := time.NewTicker(rssSampleEvery)
+		defer t.Stop()
+		for {
+			if u, err := proxy.Usage(); err == nil {
+				peak = max(peak, u.RSS)
+			}
+			select {
+			case <-done:
+				out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
 }
 
 func orDefault(s, d string) string {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -100,40 +101,115 @@ func TestScenarioDrain(t *testing.T) {
 	number(t, r, "recovery_ms")
 }
 
+// TestScenarioCompare runs compare with every peer. make test installs
+// HAProxy and nginx (scripts/deps.sh), so a missing one fails the test
+// rather than skipping its runs: a compare without its peers proves
+// nothing.
 func TestScenarioCompare(t *testing.T) {
 	load := Config{Conns: 4, Concurrency: 8, Duration: 600 * time.Millisecond}
-	t.Run("with haproxy", func(t *testing.T) {
-		_, lookErr := FindHAProxy("")
+	t.Run("with peers", func(t *testing.T) {
+		for name, find := range map[string]func(string) (string, error){"haproxy": FindHAProxy, "nginx": FindNginx} {
+			if _, err := find(""); err != nil {
+				t.Fatalf("%s: %v (scripts/deps.sh installs it; make test runs it)", name, err)
+			}
+		}
 		rep := runScenario(t, Scenario{Name: "compare", Gateways: 2, Load: load})
 		runs, _ := requireScenario(t, rep, "compare", false)
-		if lookErr != nil {
-			// The machine lacks haproxy (scripts/deps.sh installs it): the
-			// scenario must say so and run the other two.
-			if len(runs) != 2 || !strings.Contains(strings.Join(rep.Notes, "\n"), "haproxy missing") {
-				t.Fatalf("without haproxy: runs %v, notes %v", keys(runs), rep.Notes)
-			}
-			return
-		}
-		if len(runs) != 3 || runs["direct"] == nil || runs["graftlb"] == nil || runs["haproxy"] == nil {
-			t.Fatalf("runs %v, want direct, graftlb, haproxy", keys(runs))
+		want := []string{"direct", "graftlb", "haproxy", "nginx", "graftlb-ws", "haproxy-ws", "nginx-ws",
+			"graftlb-open", "haproxy-open", "nginx-open", "graftlb-ws-open", "haproxy-ws-open", "nginx-ws-open"}
+		if len(runs) != len(want) {
+			t.Fatalf("runs %v, want %v", keys(runs), want)
 		}
 		if pg := object(t, runs["direct"], "per_gateway"); len(pg) != 1 || pg["gw1"] == nil {
 			t.Fatalf("direct per_gateway %v", pg)
 		}
-		for _, label := range []string{"graftlb", "haproxy"} {
-			number(t, runs[label], "proxy_cpu_us_per_call")
-			if pg := object(t, runs[label], "per_gateway"); len(pg) != 2 {
+		rates := map[string]float64{}
+		for _, label := range want[1:] {
+			r := runs[label]
+			if r == nil {
+				t.Fatalf("no %s run in %v", label, keys(runs))
+			}
+			open := strings.HasSuffix(label, "-open")
+			for _, f := range []string{"proxy_cpu_us_per_call", "proxy_rss_mb", "proxy_vcpu_per_1k_calls_s", "proxy_mb_per_1k_calls_s"} {
+				// CPU time comes in 10ms ticks: a short open loop at a low
+				// rate may cost a peer less than one.
+				if v := number(t, r, f); v < 0 || v == 0 && !(open && strings.Contains(f, "cpu")) {
+					t.Fatalf("%s: %s %v", label, f, r[f])
+				}
+			}
+			if pg := object(t, r, "per_gateway"); len(pg) != 2 {
 				t.Fatalf("%s per_gateway %v: want both gateways", label, pg)
 			}
+			ws := strings.Contains(label, "-ws")
+			if target, _ := r["target"].(string); strings.HasPrefix(target, "ws://") != ws {
+				t.Fatalf("%s: target %s", label, target)
+			}
+			if r["mode"] != map[bool]string{true: "open", false: "closed"}[open] {
+				t.Fatalf("%s: mode %v", label, r["mode"])
+			}
+			if !open {
+				continue
+			}
+			// One offered rate per transport, half the slowest proxy's.
+			rate := number(t, r, "rate")
+			if prev, ok := rates[r["target"].(string)[:2]]; ok && prev != rate {
+				t.Fatalf("%s: rate %v, another run of its transport had %v", label, rate, prev)
+			}
+			rates[r["target"].(string)[:2]] = rate
+			slowest := number(t, runs[strings.TrimSuffix(label, "-open")], "throughput_per_s")
+			for _, peer := range []string{"graftlb", "haproxy", "nginx"} {
+				closed := peer
+				if ws {
+					closed += "-ws"
+				}
+				slowest = min(slowest, number(t, runs[closed], "throughput_per_s"))
+			}
+			if rate <= 0 || rate != math.Round(0.5*slowest) {
+				t.Fatalf("%s: offered %v calls/s, want half the slowest closed-loop rate (%v)", label, rate, slowest)
+			}
+		}
+		m := decodeFile(t, rep)
+		ratios, _ := m["ratios"].([]any)
+		pairs := map[string]bool{}
+		for _, q := range ratios {
+			qm := q.(map[string]any)
+			pairs[qm["run"].(string)+"/"+qm["peer"].(string)] = true
+			for _, f := range []string{"throughput", "p99", "rss"} {
+				if number(t, qm, f) <= 0 {
+					t.Fatalf("ratio %v: %s", qm, f)
+				}
+			}
+			if !strings.HasSuffix(qm["run"].(string), "-open") && number(t, qm, "cpu_per_call") <= 0 {
+				t.Fatalf("ratio %v: cpu_per_call", qm)
+			}
+		}
+		for _, pair := range []string{"graftlb/haproxy", "graftlb/nginx", "graftlb-ws/haproxy-ws", "graftlb-ws/nginx-ws",
+			"graftlb-open/haproxy-open", "graftlb-open/nginx-open", "graftlb-ws-open/haproxy-ws-open", "graftlb-ws-open/nginx-ws-open"} {
+			if !pairs[pair] {
+				t.Fatalf("ratios %v: no %s", pairs, pair)
+			}
+		}
+		if len(pairs) != 8 {
+			t.Fatalf("ratios %v: want 8 pairs, same transport and loop only", pairs)
 		}
 	})
-	t.Run("haproxy missing", func(t *testing.T) {
+	t.Run("peers missing", func(t *testing.T) {
 		load := load
 		load.Duration = 300 * time.Millisecond
-		rep := runScenario(t, Scenario{Name: "compare", Gateways: 2, Load: load, HAProxy: "/nonexistent/haproxy"})
+		load.Rate = 500
+		rep := runScenario(t, Scenario{Name: "compare", Gateways: 2, Load: load,
+			HAProxy: "/nonexistent/haproxy", Nginx: "/nonexistent/nginx"})
 		runs, _ := requireScenario(t, rep, "compare", false)
-		if len(runs) != 2 || !strings.Contains(strings.Join(rep.Notes, "\n"), "haproxy missing") {
-			t.Fatalf("runs %v, notes %v: want direct and graftlb, and a note", keys(runs), rep.Notes)
+		notes := strings.Join(rep.Notes, "\n")
+		if len(runs) != 5 || runs["graftlb-ws-open"] == nil || !strings.Contains(notes, "haproxy missing") || !strings.Contains(notes, "nginx missing") {
+			t.Fatalf("runs %v, notes %v: want direct and graftlb's four, and a note for each peer", keys(runs), rep.Notes)
+		}
+		// --rate sets the open loop's offered rate; the closed runs stay closed.
+		if r := runs["graftlb-open"]; number(t, r, "rate") != 500 || runs["graftlb"]["mode"] != "closed" {
+			t.Fatalf("graftlb-open rate %v, graftlb mode %v", r["rate"], runs["graftlb"]["mode"])
+		}
+		if len(rep.Ratios) != 0 {
+			t.Fatalf("ratios %v without peers", rep.Ratios)
 		}
 	})
 }

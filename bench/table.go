@@ -44,6 +44,12 @@ func WriteTable(w io.Writer, r *Report) error {
 	if r.ProxyCPUUsPerCall != nil {
 		row("proxy CPU", "%.1f µs/call", *r.ProxyCPUUsPerCall)
 	}
+	if r.ProxyRSSMB != nil {
+		row("proxy RSS", "%.1f MB", *r.ProxyRSSMB)
+	}
+	if r.ProxyVCPUPer1k != nil || r.ProxyMBPer1k != nil {
+		row("per 1k calls/s", "%s vCPU, %s MB", optFloat(r.ProxyVCPUPer1k, "%.3f"), optFloat(r.ProxyMBPer1k, "%.1f"))
+	}
 	return tw.Flush()
 }
 
@@ -57,6 +63,7 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 	ideal := has(func(r *Report) bool { return r.IdealRatio != nil })
 	target := has(func(r *Report) bool { return r.SessionsOnTarget != nil })
 	moved := has(func(r *Report) bool { return r.SessionsMoved != nil })
+	rss := has(func(r *Report) bool { return r.ProxyRSSMB != nil })
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := []string{"run", "calls/s", "p50", "p99", "ok", "failed", "errors"}
@@ -65,6 +72,9 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 	}
 	if cpu {
 		head = append(head, "proxy µs/call")
+	}
+	if rss {
+		head = append(head, "RSS MB", "vCPU/1k", "MB/1k")
 	}
 	if sess {
 		head = append(head, "sessions v/l/m")
@@ -85,6 +95,9 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 		}
 		if cpu {
 			cols = append(cols, optFloat(r.ProxyCPUUsPerCall, "%.1f"))
+		}
+		if rss {
+			cols = append(cols, optFloat(r.ProxyRSSMB, "%.1f"), optFloat(r.ProxyVCPUPer1k, "%.4f"), optFloat(r.ProxyMBPer1k, "%.2f"))
 		}
 		if sess {
 			s := "-"
@@ -113,6 +126,19 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 		for _, code := range slices.Sorted(maps.Keys(r.ErrorSamples)) {
 			fmt.Fprintf(w, "%s: first %s: %s\n", r.name(), code, r.ErrorSamples[code])
 		}
+	}
+	if len(sr.Ratios) > 0 {
+		fmt.Fprintln(w, "\ngraftlb over each peer, same run (calls/s: above 1 is better; p99, CPU/call, RSS: below 1 is better):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "graftlb run\tpeer run\tcalls/s\tp99\tCPU/call\tRSS")
+		for _, q := range sr.Ratios {
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%s\t%s\n", q.Run, q.Peer, q.Throughput, q.P99,
+				optFloat(q.CPUPerCall, "%.2f"), optFloat(q.RSS, "%.2f"))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
 	}
 	for _, e := range sr.Events {
 		fmt.Fprintf(w, "event: %s %s at %.2fs\n", e.Kind, e.Gateway, float64(e.TMs)/1e3)

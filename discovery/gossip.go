@@ -142,7 +142,8 @@ const conflictWindow = 60 * time.Second
 //     RejoinAfter;
 //   - from then on, every RejoinInterval, it joins one address of a seed
 //     (drawn at random among the seeds' resolved addresses, this node's
-//     own excluded). A member the others declared dead (a partition, a
+//     own excluded; when it does not answer, a member this node knows).
+//     A member the others declared dead (a partition, a
 //     long pause) learns it from that exchange and refutes, and the
 //     members it declared dead refute too, so the cluster is whole again
 //     within about RejoinInterval of the network healing; memberlist alone
@@ -150,8 +151,9 @@ const conflictWindow = 60 * time.Second
 //     members, which took about 30 s;
 //   - when memberlist reports that another address holds this node's name
 //     (the previous run of a node restarted on a new port or IP, not yet
-//     declared dead), it pushes this node's state to the seeds every
-//     JoinRetry for conflictWindow. The others refuse the new address
+//     declared dead), it pushes this node's state to the seeds and to
+//     every member it knows (the seeds may be gone) every JoinRetry for
+//     conflictWindow. The others refuse the new address
 //     until the old run is declared dead, and memberlist alone would only
 //     offer it again at the next push/pull, up to 30 s later; this way the
 //     new run is accepted within JoinRetry of DeadNodeReclaimTime.
@@ -241,16 +243,35 @@ func (g *Gossip) joinLoop(ml *memberlist.Memberlist, self string, joined bool) {
 
 // joinOneSeed joins one address of the seeds, drawn at random among those
 // the seeds resolve to, this node's own excluded. A seed that does not
-// answer is only logged at debug level: the next round draws again.
+// answer is only logged at debug level, and one of the members this node
+// knows is joined instead: seeds die too, and a node whose every seed is
+// gone must still reconcile with the others after a partition.
 func (g *Gossip) joinOneSeed(ml *memberlist.Memberlist, self string) {
 	addrs := resolveSeeds(g.cfg.Join, self)
 	if len(addrs) == 0 {
 		return
 	}
 	target := addrs[rand.IntN(len(addrs))]
-	if _, err := ml.Join([]string{target}); err != nil {
-		g.log.Debug().Str("error", flatten(err)).Str("seed", target).Msg("discovery: periodic re-join: the seed did not answer")
+	_, err := ml.Join([]string{target})
+	if err == nil {
+		return
 	}
+	g.log.Debug().Str("error", flatten(err)).Str("seed", target).Msg("discovery: periodic re-join: the seed did not answer")
+	if peers := g.peers(self); len(peers) > 0 {
+		_, _ = ml.Join([]string{peers[rand.IntN(len(peers))]})
+	}
+}
+
+// peers returns the gossip addresses of the members this node knows, its
+// own excluded.
+func (g *Gossip) peers(self string) []string {
+	var out []string
+	for _, m := range g.feed.snapshot().Members() {
+		if a := m.Addrs.Gossip; a != "" && a != self && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // resolveSeeds returns the IP:PORT addresses the seeds (host:port, names
@@ -280,15 +301,15 @@ func resolveSeeds(seeds []string, self string) []string {
 	return out
 }
 
-// joinPeers pushes this node's state to the seeds, or with none to every
-// member it knows, to settle a name conflict.
+// joinPeers pushes this node's state to the seeds and to every member it
+// knows, to settle a name conflict: the seeds alone may all be gone (a
+// seed that died after this node joined through it), and the members that
+// refuse this run are the ones that must hear from it.
 func (g *Gossip) joinPeers(ml *memberlist.Memberlist, self string) {
-	targets := g.cfg.Join
-	if len(targets) == 0 {
-		for _, m := range g.feed.snapshot().Members() {
-			if m.Addrs.Gossip != self {
-				targets = append(targets, m.Addrs.Gossip)
-			}
+	targets := resolveSeeds(g.cfg.Join, self)
+	for _, a := range g.peers(self) {
+		if !slices.Contains(targets, a) {
+			targets = append(targets, a)
 		}
 	}
 	if len(targets) == 0 {

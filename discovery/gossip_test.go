@@ -454,3 +454,30 @@ func TestGossipJoinLatency(t *testing.T) {
 	t.Logf("join seen by the seed: %s", stats(seedSaw))
 	t.Logf("join seen by every member (cluster of 2..9): %s", stats(allSaw))
 }
+
+// TestGossipRestartOutlivesItsSeed is TestGossipCrashRestartOnNewPort when
+// the seed the restarted member names dies too, before the others accept
+// the new run (found by graftlb chaos: a proxy killed and restarted joined
+// through a gateway that was drained next, and served a stale pool for
+// 45 s). The restarted member settles the conflict through the members it
+// learnt from its first join, not only through its seeds.
+func TestGossipRestartOutlivesItsSeed(t *testing.T) {
+	awaitMemberlistExit(t)
+	seed := startNode(t, "gw0", RoleGateway, nil, nil)
+	join := []string{seed.LocalAddr()}
+	gw1 := startNode(t, "gw1", RoleGateway, join, nil)
+	old := startNode(t, "px1", RoleProxy, join, nil)
+	for _, n := range []*testNode{seed, gw1} {
+		waitForMember(t, n, "px1")
+	}
+	_ = old.Shutdown() // a crash: no Leave
+	restarted := startNode(t, "px1", RoleProxy, join, nil)
+	waitForMember(t, restarted, "gw1")
+	_ = seed.Shutdown() // the seed dies while gw1 still refuses the new px1
+	start := time.Now()
+	waitFor(t, 25*time.Second, "gw1 to see the new px1", func() bool {
+		m, ok := memberNamed(gw1, "px1")
+		return ok && m.Instance == restarted.Local().Instance && m.Addrs.Gossip == restarted.LocalAddr()
+	})
+	t.Logf("gw1 accepted the restarted px1 %v after its only seed died", time.Since(start).Round(time.Millisecond))
+}

@@ -49,6 +49,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sc.Target, "victim", bench.DefaultTargetGateway, "failover, drain: the gateway to kill or drain")
 	fs.StringVar(&sc.Discovery, "discovery", bench.DiscoveryStatic, "scenario pool: static (--backend list) or gossip")
 	fs.StringVar(&sc.HAProxy, "haproxy", "", "compare: haproxy binary (default: haproxy on PATH, or in /usr/sbin)")
+	fs.StringVar(&sc.Nginx, "nginx", "", "compare: nginx binary (default: nginx on PATH, or in /usr/sbin)")
 	fs.StringVar(&sc.Binary, "bin", "", "scenarios: graftlb binary for gateways and proxies (default: this one)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

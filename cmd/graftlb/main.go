@@ -21,6 +21,7 @@ func commands() []command {
 		{"proxy", "run the graftlb proxy in front of a gateway pool", runProxy},
 		{"demo", "show stateless and stateful scaling end to end on this machine", runDemo},
 		{"bench", "load-test a target or run a scenario (scaleout, failover, drain, compare, rolling)", runBench},
+		{"chaos", "run random faults against a cluster it starts, checking every guarantee", runChaos},
 		{"call", "make one call and print its result as JSON", runCall},
 		{"healthcheck", "GET a URL: exit 0 on a 2xx answer, 1 otherwise (container HEALTHCHECK)", runHealthcheck},
 		{"version", "print the module version and VCS revision", runVersion},

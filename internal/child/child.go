@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -43,8 +44,16 @@ type Options struct {
 	// Ctrl-C in the terminal reaches only the parent, which then stops its
 	// children in order.
 	OwnGroup bool
+	// Stderr, if set, also receives everything the child writes to its
+	// stderr (the last part is kept for Stderr and StderrTail either way).
+	// Writes to it must not block for long: they hold up the child.
+	Stderr io.Writer
 	// ListenTimeout bounds the wait for the listening line (default 20s).
 	ListenTimeout time.Duration
+	// DeathSignal is what the kernel sends the child when the parent dies
+	// (Linux; default SIGKILL). A server whose workers outlive a killed
+	// master, such as nginx, wants SIGTERM: its master then stops them.
+	DeathSignal syscall.Signal
 }
 
 // stderrTail is how much of a child's stderr is kept.
@@ -104,12 +113,15 @@ func Run(name, path string, args []string, o Options) (*Proc, error) {
 func start(name, path string, args []string, o Options, stdout *firstLine) (*Proc, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = o.Env
-	cmd.SysProcAttr = sysProcAttr(o.OwnGroup)
+	cmd.SysProcAttr = sysProcAttr(o.OwnGroup, o.DeathSignal)
 	p := &Proc{Name: name, cmd: cmd, stderr: &tailBuffer{max: stderrTail}, done: make(chan struct{})}
 	if stdout != nil {
 		cmd.Stdout = stdout
 	}
 	cmd.Stderr = p.stderr
+	if o.Stderr != nil {
+		cmd.Stderr = io.MultiWriter(p.stderr, o.Stderr)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("child: start %s: %w", name, err)
 	}
@@ -193,6 +205,27 @@ func (p *Proc) PID() int { return p.cmd.Process.Pid }
 
 // CPU returns the CPU time (user + system) the child has used so far.
 func (p *Proc) CPU() (time.Duration, error) { return cpuTime(p.PID()) }
+
+// Usage is what a child and its live descendants use, from /proc.
+type Usage struct {
+	// CPU is their user + system time so far.
+	CPU time.Duration
+	// RSS is the sum of their resident sets, in bytes: pages they share
+	// (a binary's text, libc) count once in each process.
+	RSS int64
+	// Procs is the number of processes counted.
+	Procs int
+}
+
+// Usage returns the CPU time and resident memory of the child and of its
+// live descendants (nginx's worker processes, say).
+func (p *Proc) Usage() (Usage, error) { return treeUsage(p.PID()) }
+
+// Listens reports whether the child or a descendant holds the listening
+// TCP socket on addr (127.0.0.1:port): a server told to listen on a port
+// picked for it may have lost the port to another process, which then
+// answers in its place.
+func (p *Proc) Listens(addr string) (bool, error) { return treeListens(p.PID(), addr) }
 
 // Stderr returns the last 16 KiB the child wrote to stderr.
 func (p *Proc) Stderr() string { return p.stderr.String() }

@@ -2,6 +2,7 @@ package child_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,17 @@ func TestStartReadsListeningAndStops(t *testing.T) {
 	}
 	if cpu, err := p.CPU(); err != nil || cpu < 0 {
 		t.Fatalf("CPU = %v, %v", cpu, err)
+	}
+	if ok, err := p.Listens(p.Addr.TCP); !ok || err != nil {
+		t.Fatalf("Listens(%s) = %v, %v: the gateway said it listens there", p.Addr.TCP, ok, err)
+	}
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if ok, err := p.Listens(other.Addr().String()); ok || err != nil {
+		t.Fatalf("Listens(%s) = %v, %v: the test holds that socket, not the gateway", other.Addr(), ok, err)
 	}
 	p.Stop(10 * time.Second) // SIGTERM drains the gateway, which exits 0
 	if p.Forced() || p.ExitCode() != 0 {
@@ -57,5 +69,32 @@ func TestRunAndKill(t *testing.T) {
 	p.Stop(0) // no grace: SIGTERM, then SIGKILL at once
 	if !p.Exited() || p.ExitCode() != -1 {
 		t.Fatalf("after Stop: exited %v, code %d", p.Exited(), p.ExitCode())
+	}
+}
+
+func TestUsageCountsDescendants(t *testing.T) {
+	// A master with two workers, as nginx runs; on SIGTERM it stops them
+	// (its own process group) and exits.
+	p, err := child.Run("master", "sh", []string{"-c", `trap 'kill 0; exit 0' TERM; sleep 30 & sleep 30 & wait`},
+		child.Options{OwnGroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(5 * time.Second)
+	var u child.Usage
+	proctest.Eventually(t, 5*time.Second, "the master and its 2 workers counted", func() bool {
+		u, err = p.Usage()
+		return err == nil && u.Procs == 3
+	})
+	if u.RSS <= 0 {
+		t.Fatalf("usage %+v", u)
+	}
+	single, err := child.Run("sleep", "sleep", []string{"30"}, child.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer single.Kill()
+	if u, err := single.Usage(); err != nil || u.Procs != 1 {
+		t.Fatalf("a process without children: usage %+v, %v", u, err)
 	}
 }
