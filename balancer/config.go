@@ -8,6 +8,7 @@ import (
 
 	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/health"
+	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/rs/zerolog"
@@ -20,6 +21,13 @@ type Config struct {
 	// empty turns the listener off). WS serves WebSocket on /ws.
 	TCP string `json:"tcp" yaml:"tcp"`
 	WS  string `json:"ws" yaml:"ws"`
+	// WSAllowedOrigins are the origins of web pages, besides the proxy's
+	// own host, that may open connections to the WS listener: patterns
+	// such as https://*.example.com (see httpserver.Origins). An upgrade
+	// request with an Origin header that is neither gets 403 saying why;
+	// one without Origin (a client that is not a browser) is not checked.
+	// The default, none, allows same-host pages only.
+	WSAllowedOrigins []string `json:"ws_allowed_origins" yaml:"ws_allowed_origins"`
 	// Name is what WELCOME tells clients (default "graftlb").
 	Name string `json:"name" yaml:"name"`
 	// Limits bound each client connection (protocol defaults: 1 MiB frames,
@@ -252,6 +260,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.ProxyProtocol.Validate(); err != nil {
 		return fmt.Errorf("balancer: config: %w", err)
+	}
+	if _, err := httpserver.ParseOrigins(c.WSAllowedOrigins); err != nil {
+		return fmt.Errorf("balancer: config: ws_allowed_origins: %w", err)
 	}
 	if err := c.Health.Validate(); err != nil {
 		return fmt.Errorf("balancer: config: %w", err)

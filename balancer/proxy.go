@@ -185,11 +185,14 @@ func (p *Proxy) Start() error {
 	}
 	p.lns = lns
 	if ln := lns.WS(); ln != nil {
+		// The origin is checked (with a 403 that says why) before Upgrade;
+		// CheckOrigin applies the same policy, in case a path skips that.
+		origins, _ := httpserver.ParseOrigins(p.cfg.WSAllowedOrigins) // validated
 		up := websocket.FastHTTPUpgrader{ReadBufferSize: protocol.WSReadBufferSize,
 			WriteBufferSize: protocol.WSWriteBufferSize, WriteBufferPool: protocol.WSWriteBufferPool(),
-			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
+			CheckOrigin: origins.Allowed, Subprotocols: []string{protocol.WSSubprotocol}}
 		// The upgrade request must arrive within the HELLO timeout.
-		p.wsSrv = httpserver.New("graftlb", func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up) },
+		p.wsSrv = httpserver.New("graftlb", func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up, origins) },
 			httpserver.Limits{ReadTimeout: p.cfg.Limits.HelloTimeout, MaxConns: p.cfg.MaxConns + 16}, fasthttpLogger{p.cfg.Logger})
 		p.wsSrv.KeepHijackedConns = true // the handler owns and closes WebSocket connections
 		p.wg.Add(1)
@@ -212,7 +215,7 @@ func (p *Proxy) Addrs() Addrs {
 	return p.lns.Addrs()
 }
 
-func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrader) {
+func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrader, origins httpserver.Origins) {
 	if string(ctx.Path()) != protocol.WSPath {
 		ctx.Error("not found: the Hypertube WebSocket endpoint is /ws", fasthttp.StatusNotFound)
 		return
@@ -222,6 +225,10 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrad
 		return
 	}
 	if !httpserver.CheckUpgrade(ctx) {
+		return
+	}
+	if why := origins.CheckOrigin(ctx); why != "" {
+		p.cfg.Logger.Warn().Str("remote", ctx.RemoteAddr().String()).Msg("WebSocket upgrade refused: " + why)
 		return
 	}
 	_ = up.Upgrade(ctx, func(ws *websocket.Conn) {

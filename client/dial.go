@@ -51,7 +51,8 @@ func dialTransport(ctx context.Context, u *url.URL, o Options) (*protocol.Conn, 
 		}
 		return protocol.NewStreamConn(nc, co), nil
 	}
-	d := websocket.Dialer{HandshakeTimeout: o.DialTimeout, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
+	d := websocket.Dialer{HandshakeTimeout: o.DialTimeout, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10,
+		Subprotocols: []string{protocol.WSSubprotocol}}
 	ws, resp, err := d.DialContext(ctx, u.String(), nil)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()

@@ -76,6 +76,13 @@ type Config struct {
 	// HTTPMaxConns caps the connections of the HTTP listener (default 256);
 	// more get 503.
 	HTTPMaxConns int
+	// WSAllowedOrigins are the origins of web pages, besides the gateway's
+	// own host, that may open WebSocket connections: patterns such as
+	// https://*.example.com (see httpserver.Origins). An upgrade request
+	// with an Origin header that is neither gets 403 saying why; one
+	// without Origin (a client that is not a browser) is not checked. The
+	// default, none, allows same-host pages only.
+	WSAllowedOrigins []string
 
 	// Workers caps the calls that execute at once (0, the default: no cap,
 	// each call runs on its own goroutine as GG runs each invocation on its
@@ -179,6 +186,9 @@ func (c Config) validate() error {
 	}
 	if c.ChaosLatency < 0 {
 		errs = append(errs, errors.New("chaos_latency: must not be negative"))
+	}
+	if _, err := httpserver.ParseOrigins(c.WSAllowedOrigins); err != nil {
+		errs = append(errs, fmt.Errorf("ws_allowed_origins: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("gateway: config: %w", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -39,7 +40,8 @@ type Gateway struct {
 	welcomeBody []byte
 	connOpts    protocol.ConnOptions
 	upgrader    websocket.FastHTTPUpgrader
-	baseCtx     context.Context // parent of every connection's context
+	origins     httpserver.Origins // pages that may open WebSocket connections
+	baseCtx     context.Context    // parent of every connection's context
 	cancelBase  context.CancelFunc
 	stop        chan struct{} // closed when shutdown begins
 	done        chan struct{} // closed when the gateway has stopped
@@ -131,8 +133,12 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	// Small WebSocket buffers, the write buffer shared: idle connections
 	// are what a gateway holds most of.
+	// The origin is checked (with a 403 that says why) before Upgrade;
+	// CheckOrigin applies the same policy, in case a path skips that.
+	g.origins, _ = httpserver.ParseOrigins(cfg.WSAllowedOrigins) // validated
 	g.upgrader = websocket.FastHTTPUpgrader{ReadBufferSize: protocol.WSReadBufferSize,
-		WriteBufferSize: protocol.WSWriteBufferSize, WriteBufferPool: protocol.WSWriteBufferPool()}
+		WriteBufferSize: protocol.WSWriteBufferSize, WriteBufferPool: protocol.WSWriteBufferPool(),
+		CheckOrigin: g.origins.Allowed, Subprotocols: []string{protocol.WSSubprotocol}}
 	for name, m := range reg.modules {
 		g.served[name] = &moduleStats{}
 		g.modules = append(g.modules, name)

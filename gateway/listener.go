@@ -133,6 +133,10 @@ func (g *Gateway) handleWS(ctx *fasthttp.RequestCtx) {
 		g.log.Debug().Str("remote", ctx.RemoteAddr().String()).Msg("WebSocket upgrade refused: " + string(ctx.Response.Body()))
 		return
 	}
+	if why := g.origins.CheckOrigin(ctx); why != "" {
+		g.log.Warn().Str("remote", ctx.RemoteAddr().String()).Msg("WebSocket upgrade refused: " + why)
+		return
+	}
 	err := g.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
 		// The slot is taken here, not before Upgrade: fasthttp skips this
 		// handler when it cannot write the 101 response.

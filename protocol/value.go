@@ -9,7 +9,10 @@ import (
 // Arguments, results, event payloads and the HELLO and WELCOME bodies are
 // CBOR (RFC 8949) data items. The decoder is configured for untrusted input:
 // nesting, array and map sizes are bounded, duplicate map keys are refused,
-// and the frame size limit bounds everything else.
+// and the frame size limit bounds everything else. An integer decoded into
+// an interface is an int64, or a big.Int outside int64's range (as a
+// bignum is), so that whatever decodes into an interface encodes and
+// decodes again: a *big.Int of 2^63 is sent as a plain integer.
 
 // CallbackTag is the CBOR tag number that marks a callback reference in a
 // CALL's arguments: tag 61000 wrapping an unsigned integer that the client
@@ -51,7 +54,7 @@ func init() {
 		MaxArrayElements: MaxValueElements,
 		MaxMapPairs:      MaxValueElements,
 		DefaultMapType:   reflect.TypeFor[map[string]any](),
-		IntDec:           cbor.IntDecConvertSignedOrFail,
+		IntDec:           cbor.IntDecConvertSignedOrBigInt,
 	}.DecModeWithTags(tags)
 	if err != nil {
 		panic(err)

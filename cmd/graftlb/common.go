@@ -93,6 +93,12 @@ func (l *limitFlags) limits() protocol.Limits {
 		MaxPendingWrite: l.pending, WriteTimeout: l.write}.WithDefaults()
 }
 
+// wsOriginsUsage documents --ws-allowed-origins, of the gateway and the
+// proxy alike.
+const wsOriginsUsage = "web page origins besides this host that may open WebSocket connections, comma-separated " +
+	"patterns: https://app.example.com, https://*.example.com, http://localhost:*, or * for any " +
+	"(default none: same-host pages only; requests without Origin, from clients that are not browsers, are not checked)"
+
 // listFlag collects a repeated flag; each value may also hold a
 // comma-separated list. Only for values that never contain a comma
 // (host:port seeds); a backend's options are comma-separated, so backends

@@ -31,6 +31,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Name, "name", "gw1", "gateway name (in WELCOME, logs, results)")
 	fs.StringVar(&cfg.TCP, "tcp", cfg.TCP, "TCP listener (port 0 picks one; empty: off)")
 	fs.StringVar(&cfg.WS, "ws", cfg.WS, "WebSocket listener, path /ws (empty: off)")
+	fs.Var((*listFlag)(&cfg.WSAllowedOrigins), "ws-allowed-origins", wsOriginsUsage)
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP listener: /status, /readyz, /stats (empty: off)")
 	modules := fs.String("modules", "orders,cart,ticker,chaos", "example modules to host, comma-separated")
 	fs.Float64Var(&cfg.ChaosFailRate, "chaos-fail-rate", 0, "share of all calls (0..1) that fail with INTERNAL")

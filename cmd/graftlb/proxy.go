@@ -27,6 +27,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("name", cfg.Name, "proxy name (gossip node name, WELCOME)")
 	fs.StringVar(&cfg.TCP, "tcp", cfg.TCP, "client TCP listener (empty: off)")
 	fs.StringVar(&cfg.WS, "ws", cfg.WS, "client WebSocket listener, path /ws (empty: off)")
+	fs.Var((*listFlag)(&cfg.WSAllowedOrigins), "ws-allowed-origins", wsOriginsUsage)
 	var af adminFlags
 	af.register(fs)
 	adminAddr := &af.addr

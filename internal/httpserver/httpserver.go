@@ -3,9 +3,9 @@
 // the gateway's HTTP endpoints, the admin API): timeouts and a cap on
 // connections; an HTTP answer to a request fasthttp cannot take (431 for
 // a header over the read buffer, 408 for one that does not arrive in
-// time, 400 otherwise) that reaches the client instead of a reset; and
-// the checks of a WebSocket upgrade request that fasthttp/websocket
-// leaves out.
+// time, 400 otherwise) that reaches the client instead of a reset; the
+// checks of a WebSocket upgrade request that fasthttp/websocket leaves
+// out; and which web pages may open WebSocket connections (Origins).
 package httpserver
 
 import (
