@@ -81,13 +81,22 @@ func WritePlot(path, title string, runs []*Report, events []Event) error {
 			return fmt.Errorf("plot %s: %w", path, err)
 		}
 	}
-	dc := draw.New(canvas)
-	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter, PadY: 2 * vg.Millimeter,
+	return drawStacked(path, canvas, []*plot.Plot{thr, p99})
+}
+
+// drawStacked draws plots one above the other, their X axes aligned, on
+// canvas and writes it to path.
+func drawStacked(path string, canvas vg.CanvasWriterTo, plots []*plot.Plot) error {
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadX: vg.Millimeter, PadY: 2 * vg.Millimeter,
 		PadTop: vg.Millimeter, PadBottom: vg.Millimeter, PadLeft: vg.Millimeter, PadRight: 3 * vg.Millimeter}
-	plots := [][]*plot.Plot{{thr}, {p99}}
-	cs := plot.Align(plots, tiles, dc)
-	thr.Draw(cs[0][0])
-	p99.Draw(cs[1][0])
+	rows := make([][]*plot.Plot, len(plots))
+	for i, p := range plots {
+		rows[i] = []*plot.Plot{p}
+	}
+	cs := plot.Align(rows, tiles, draw.New(canvas))
+	for i, p := range plots {
+		p.Draw(cs[i][0])
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
