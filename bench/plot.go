@@ -57,12 +57,10 @@ func WritePlot(path, title string, runs []*Report, events []Event) error {
 			if len(pts) == 0 {
 				continue
 			}
-			l, err := plotter.NewLine(pts)
+			l, err := seriesLine(path, pts, i)
 			if err != nil {
-				return fmt.Errorf("plot %s: %w", path, err)
+				return err
 			}
-			l.Color = plotutil.Color(i)
-			l.Width = vg.Points(1.5)
 			if k == 0 {
 				thr.Add(l)
 				thr.Legend.Add(name, l)
@@ -106,6 +104,18 @@ func drawStacked(path string, canvas vg.CanvasWriterTo, plots []*plot.Plot) erro
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// seriesLine is the line of series i of a plot: the palette's color i,
+// 1.5 points wide.
+func seriesLine(path string, pts plotter.XYs, i int) (*plotter.Line, error) {
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return nil, fmt.Errorf("plot %s: %w", path, err)
+	}
+	l.Color = plotutil.Color(i)
+	l.Width = vg.Points(1.5)
+	return l, nil
 }
 
 // addEvents draws each event as a dashed vertical line from 0 to top,

@@ -10,7 +10,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -133,7 +132,7 @@ func WriteSoakPlot(path, title string, sr *SoakReport, events []Event) error {
 		p.Add(plotter.NewGrid())
 		if k == 0 {
 			p.Title.Text = title
-			p.Legend.Top, p.Legend.Left = true, true
+			p.Legend.Top = true // top right: the events' labels are at the left
 		}
 		if k == len(panels)-1 {
 			p.X.Label.Text = "time (s)"
@@ -150,12 +149,10 @@ func WriteSoakPlot(path, title string, sr *SoakReport, events []Event) error {
 			if len(pts) == 0 {
 				continue
 			}
-			l, err := plotter.NewLine(pts)
+			l, err := seriesLine(path, pts, i)
 			if err != nil {
-				return fmt.Errorf("plot %s: %w", path, err)
+				return err
 			}
-			l.Color = plotutil.Color(i)
-			l.Width = vg.Points(1.5)
 			p.Add(l)
 			if k == 0 {
 				p.Legend.Add(ps.Name, l)

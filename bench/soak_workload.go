@@ -29,7 +29,7 @@ const (
 	soakFillFactor = 1.25
 	// soakChurners is the number of churning users, each on one short-lived
 	// connection at a time.
-	soakChurners = 4
+	soakChurners = 8
 	// soakCartsPerConn is the carts a churned connection creates before it
 	// closes; one in soakReleaseEvery is released, the others forgotten.
 	soakCartsPerConn = 8
