@@ -42,7 +42,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	plotPath := fs.String("plot", "", "plot throughput and p99 over time to this file (.svg or .png)")
 
 	var sc bench.Scenario
-	fs.IntVar(&sc.Gateways, "gateways", 0, "scenario pool size (default: failover, drain and rolling 4, compare 3)")
+	fs.IntVar(&sc.Gateways, "gateways", 0, "scenario pool size (default: failover, drain and rolling 4, compare and soak 3)")
 	pools := fs.String("pools", "1,2,4,8", "scaleout: pool sizes")
 	fs.IntVar(&sc.Workers, "workers", bench.DefaultScaleoutWorkers, "scaleout: calls each gateway executes at once (its capacity)")
 	fs.DurationVar(&sc.At, "at", 0, "failover, drain: when to signal the gateway (default 40% of --duration); rolling: the first restart (15%)")
