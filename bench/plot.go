@@ -57,12 +57,10 @@ func WritePlot(path, title string, runs []*Report, events []Event) error {
 			if len(pts) == 0 {
 				continue
 			}
-			l, err := plotter.NewLine(pts)
+			l, err := seriesLine(path, pts, i)
 			if err != nil {
-				return fmt.Errorf("plot %s: %w", path, err)
+				return err
 			}
-			l.Color = plotutil.Color(i)
-			l.Width = vg.Points(1.5)
 			if k == 0 {
 				thr.Add(l)
 				thr.Legend.Add(name, l)
@@ -81,13 +79,22 @@ func WritePlot(path, title string, runs []*Report, events []Event) error {
 			return fmt.Errorf("plot %s: %w", path, err)
 		}
 	}
-	dc := draw.New(canvas)
-	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter, PadY: 2 * vg.Millimeter,
+	return drawStacked(path, canvas, []*plot.Plot{thr, p99})
+}
+
+// drawStacked draws plots one above the other, their X axes aligned, on
+// canvas and writes it to path.
+func drawStacked(path string, canvas vg.CanvasWriterTo, plots []*plot.Plot) error {
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadX: vg.Millimeter, PadY: 2 * vg.Millimeter,
 		PadTop: vg.Millimeter, PadBottom: vg.Millimeter, PadLeft: vg.Millimeter, PadRight: 3 * vg.Millimeter}
-	plots := [][]*plot.Plot{{thr}, {p99}}
-	cs := plot.Align(plots, tiles, dc)
-	thr.Draw(cs[0][0])
-	p99.Draw(cs[1][0])
+	rows := make([][]*plot.Plot, len(plots))
+	for i, p := range plots {
+		rows[i] = []*plot.Plot{p}
+	}
+	cs := plot.Align(rows, tiles, draw.New(canvas))
+	for i, p := range plots {
+		p.Draw(cs[i][0])
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -97,6 +104,18 @@ func WritePlot(path, title string, runs []*Report, events []Event) error {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// seriesLine is the line of series i of a plot: the palette's color i,
+// 1.5 points wide.
+func seriesLine(path string, pts plotter.XYs, i int) (*plotter.Line, error) {
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return nil, fmt.Errorf("plot %s: %w", path, err)
+	}
+	l.Color = plotutil.Color(i)
+	l.Width = vg.Points(1.5)
+	return l, nil
 }
 
 // addEvents draws each event as a dashed vertical line from 0 to top,

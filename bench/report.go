@@ -137,6 +137,8 @@ type ScenarioReport struct {
 	Notes []string `json:"notes,omitempty"`
 	// Violations lists the scenario's invariants that did not hold.
 	Violations []string `json:"violations,omitempty"`
+	// Soak is the soak scenario's samples and verdict.
+	Soak *SoakReport `json:"soak,omitempty"`
 }
 
 // Ratio is graftlb over a peer proxy in one compare scenario, for two runs

@@ -13,7 +13,7 @@ import (
 )
 
 // Scenarios are the names RunScenario knows.
-var Scenarios = []string{"scaleout", "failover", "drain", "compare", "rolling"}
+var Scenarios = []string{"scaleout", "failover", "drain", "compare", "rolling", "soak"}
 
 // Defaults of Scenario.
 const (
@@ -30,7 +30,7 @@ const DefaultScaleoutWorkers = 4
 
 // Scenario configures RunScenario. Zero fields take their defaults.
 type Scenario struct {
-	// Name is scaleout, failover, drain, compare or rolling.
+	// Name is scaleout, failover, drain, compare, rolling or soak.
 	Name string
 	// Binary is the graftlb binary that runs the gateways and proxies.
 	Binary string
@@ -42,7 +42,8 @@ type Scenario struct {
 	// and, unless set, the workload (scaleout sleep, failover and drain
 	// mixed, compare stateless).
 	Load Config
-	// Gateways is the pool size (failover, drain and rolling 4, compare 3).
+	// Gateways is the pool size (failover, drain and rolling 4, compare
+	// and soak 3).
 	Gateways int
 	// Pools are scaleout's pool sizes (default 1, 2, 4, 8).
 	Pools []int
@@ -58,6 +59,13 @@ type Scenario struct {
 	// Discovery is how the proxy finds the gateways: static (default) or
 	// gossip.
 	Discovery string
+	// SampleEvery is how often soak samples every process (default 10s).
+	SampleEvery time.Duration
+	// MaxSessions is the soak proxy's --max-sessions, the table it fills
+	// (default 1000); SessionIdle is its --session-idle and the gateways'
+	// --session-ttl (default 30s).
+	MaxSessions int
+	SessionIdle time.Duration
 	// Log receives a line as each run starts (nil: none).
 	Log io.Writer
 }
@@ -65,8 +73,11 @@ type Scenario struct {
 func (sc Scenario) withDefaults() Scenario {
 	if sc.Gateways <= 0 {
 		sc.Gateways = DefaultScenarioGateways
-		if sc.Name == "compare" {
+		switch sc.Name {
+		case "compare":
 			sc.Gateways = DefaultCompareGateways
+		case "soak":
+			sc.Gateways = DefaultSoakGateways
 		}
 	}
 	if len(sc.Pools) == 0 {
@@ -92,6 +103,15 @@ func (sc Scenario) withDefaults() Scenario {
 	}
 	if sc.Discovery == "" {
 		sc.Discovery = DiscoveryStatic
+	}
+	if sc.SampleEvery <= 0 {
+		sc.SampleEvery = DefaultSampleEvery
+	}
+	if sc.MaxSessions <= 0 {
+		sc.MaxSessions = DefaultSoakMaxSessions
+	}
+	if sc.SessionIdle <= 0 {
+		sc.SessionIdle = DefaultSoakSessionIdle
 	}
 	if sc.Log == nil {
 		sc.Log = io.Discard
@@ -121,6 +141,14 @@ func (sc Scenario) Validate() error {
 	}
 	if sc.At > 0 && sc.Load.Duration > 0 && sc.At >= sc.Load.Duration {
 		errs = append(errs, fmt.Errorf("at: %v is not before the end (%v)", sc.At, sc.Load.Duration))
+	}
+	if sc.SampleEvery < 0 || sc.SessionIdle < 0 || sc.MaxSessions < 0 {
+		errs = append(errs, errors.New("soak: negative sample-every, session-idle or max-sessions"))
+	}
+	if d := sc.withDefaults(); sc.Name == "soak" && sc.Load.Duration > 0 && sc.Load.Duration < minSoakDuration(d.SessionIdle, d.SampleEvery) {
+		errs = append(errs, fmt.Errorf("soak: duration %v is too short to judge: the table fills in about one session idle (%v), "+
+			"the window starts one later (no earlier than a third of the soak) and needs %d samples every %v; want at least %v",
+			sc.Load.Duration, d.SessionIdle, minWindowSamples, d.SampleEvery, minSoakDuration(d.SessionIdle, d.SampleEvery)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bench: scenario: %w", err)
@@ -153,6 +181,8 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioReport, error) {
 		err = compare(ctx, sc, rep)
 	case "rolling":
 		err = rolling(ctx, sc, rep)
+	case "soak":
+		err = soak(ctx, sc, rep)
 	}
 	if ctx.Err() != nil {
 		rep.Notes = append(rep.Notes, "interrupted: the report holds the runs done so far")

@@ -17,7 +17,7 @@ func runScenario(t *testing.T, sc Scenario) *ScenarioReport {
 	t.Helper()
 	sc.Binary = proctest.Binary(t)
 	sc.Log = testWriter{t}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second+sc.Load.Duration)
 	defer cancel()
 	rep, err := RunScenario(ctx, sc)
 	if err != nil {

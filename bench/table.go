@@ -148,6 +148,11 @@ func WriteScenarioTable(w io.Writer, sr *ScenarioReport) error {
 			fmt.Fprintf(w, "drain: %s took %.0fms, moved %d sessions, lost %d\n", d.Gateway, d.Ms, d.SessionsMoved, d.SessionsLost)
 		}
 	}
+	if sr.Soak != nil {
+		if err := writeSoakTable(w, sr.Soak); err != nil {
+			return err
+		}
+	}
 	for _, n := range sr.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

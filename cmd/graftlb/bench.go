@@ -19,7 +19,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: graftlb bench --target tcp://HOST:PORT [flags]\n       graftlb bench --scenario scaleout|failover|drain|compare|rolling [flags]\n\nflags:")
+		fmt.Fprintln(stderr, "usage: graftlb bench --target tcp://HOST:PORT [flags]\n       graftlb bench --scenario scaleout|failover|drain|compare|rolling|soak [flags]\n\nflags:")
 		fs.PrintDefaults()
 	}
 	var cfg bench.Config
@@ -29,7 +29,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Conns, "conns", bench.DefaultConns, "client connections")
 	fs.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "virtual users, spread over the connections")
 	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "how long to send calls (per run)")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: calls per second, latency from when each call was due (0: closed loop)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: calls per second, latency from when each call was due (0: closed loop; soak: 100)")
 	fs.DurationVar(&cfg.CallTimeout, "timeout", bench.DefaultCallTimeout, "deadline of each call")
 	fs.IntVar(&cfg.SessionCalls, "session-calls", bench.DefaultSessionCalls, "AddItem calls per cart session (stateful, mixed)")
 	fs.DurationVar(&cfg.SessionPause, "session-pause", 0, "cart sessions: pause before each call after the first (rolling default 1s)")
@@ -42,7 +42,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	plotPath := fs.String("plot", "", "plot throughput and p99 over time to this file (.svg or .png)")
 
 	var sc bench.Scenario
-	fs.IntVar(&sc.Gateways, "gateways", 0, "scenario pool size (default: failover, drain and rolling 4, compare 3)")
+	fs.IntVar(&sc.Gateways, "gateways", 0, "scenario pool size (default: failover, drain and rolling 4, compare and soak 3)")
 	pools := fs.String("pools", "1,2,4,8", "scaleout: pool sizes")
 	fs.IntVar(&sc.Workers, "workers", bench.DefaultScaleoutWorkers, "scaleout: calls each gateway executes at once (its capacity)")
 	fs.DurationVar(&sc.At, "at", 0, "failover, drain: when to signal the gateway (default 40% of --duration); rolling: the first restart (15%)")
@@ -50,6 +50,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sc.Discovery, "discovery", bench.DiscoveryStatic, "scenario pool: static (--backend list) or gossip")
 	fs.StringVar(&sc.HAProxy, "haproxy", "", "compare: haproxy binary (default: haproxy on PATH, or in /usr/sbin)")
 	fs.StringVar(&sc.Nginx, "nginx", "", "compare: nginx binary (default: nginx on PATH, or in /usr/sbin)")
+	fs.DurationVar(&sc.SampleEvery, "sample-every", bench.DefaultSampleEvery, "soak: how often to sample RSS, goroutines and fds of every process")
+	fs.IntVar(&sc.MaxSessions, "max-sessions", bench.DefaultSoakMaxSessions, "soak: the proxy's --max-sessions, the session table the load fills")
+	fs.DurationVar(&sc.SessionIdle, "session-idle", bench.DefaultSoakSessionIdle, "soak: the proxy's --session-idle and the gateways' --session-ttl")
 	fs.StringVar(&sc.Binary, "bin", "", "scenarios: graftlb binary for gateways and proxies (default: this one)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -108,6 +111,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		runs       []*bench.Report
 		events     []bench.Event
 		report     any
+		soak       *bench.SoakReport
 	)
 	if *target != "" {
 		cfg.Target = *target
@@ -161,7 +165,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		violations = rep.Violations
 		title = "scenario " + rep.Scenario
-		runs, events, report = rep.Runs, rep.Events, rep
+		runs, events, report, soak = rep.Runs, rep.Events, rep, rep.Soak
 	}
 	if len(violations) > 0 {
 		code = 1
@@ -173,7 +177,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *plotPath != "" {
-		if err := bench.WritePlot(*plotPath, title, runs, events); err != nil {
+		err := bench.WritePlot(*plotPath, title, runs, events)
+		if soak != nil {
+			err = bench.WriteSoakPlot(*plotPath, title, soak, events)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "graftlb bench:", err)
 			code = 1
 		}

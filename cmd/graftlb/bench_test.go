@@ -184,6 +184,7 @@ func TestBenchUsage(t *testing.T) {
 		{"scenario", []string{"--scenario", "chaos"}, `scenario "chaos"`},
 		{"pools", []string{"--scenario", "scaleout", "--pools", "1,x"}, "--pools"},
 		{"at", []string{"--scenario", "drain", "--duration", "2s", "--at", "3s"}, "is not before the end"},
+		{"soak", []string{"--scenario", "soak", "--duration", "1m"}, "too short to judge"},
 		{"plot", []string{"--target", "tcp://127.0.0.1:1", "--plot", "out.txt"}, "--plot"},
 		{"argument", []string{"--target", "tcp://127.0.0.1:1", "extra"}, "unexpected argument"},
 	}
