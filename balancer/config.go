@@ -8,6 +8,7 @@ import (
 	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/protocol"
+	"github.com/graftlb/graftlb/transport"
 	"github.com/rs/zerolog"
 )
 
@@ -115,6 +116,12 @@ type Config struct {
 	// that the gateway's logs and the proxy's share the trace id. A call
 	// that carries one is forwarded with it unchanged either way.
 	TraceIDs bool `json:"trace_ids" yaml:"trace_ids"`
+
+	// Routes send chosen modules (or methods) of stateless calls over
+	// Transport instead of the pool (transport.go); nil: every call is
+	// direct. Routes naming a NATS mode need a Transport.
+	Routes    *transport.Routes   `json:"-" yaml:"-"`
+	Transport transport.Transport `json:"-" yaml:"-"`
 }
 
 // DefaultMaxConnsPerSource is a tenth of DefaultMaxConns: ten hosts are
@@ -238,6 +245,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.ProxyProtocol.Validate(); err != nil {
 		return fmt.Errorf("balancer: config: %w", err)
+	}
+	if c.Routes.Uses() && c.Transport == nil {
+		return errors.New("balancer: config: routes name a NATS transport but none is configured")
 	}
 	if err := c.Health.Validate(); err != nil {
 		return fmt.Errorf("balancer: config: %w", err)

@@ -301,6 +301,11 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		pd.deadline = now + int64(d.p.cfg.CallTimeout)
 		protocol.SetDeadline(raw, uint32(d.p.cfg.CallTimeout/time.Millisecond))
 	}
+	// Transport hook (issue 15): a route may send the call over another
+	// transport, the way a picker sends it to a gateway.
+	if d.p.viaTransport(&pd, f, raw) {
+		return true
+	}
 	if f.Flags.Has(protocol.FlagStateless) {
 		d.p.routeStateless(pd, f.Module, raw, nil)
 	} else {

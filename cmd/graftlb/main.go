@@ -22,6 +22,7 @@ func commands() []command {
 		{"demo", "show stateless and stateful scaling end to end on this machine", runDemo},
 		{"bench", "load-test a target or run a scenario (scaleout, failover, drain, compare, rolling)", runBench},
 		{"chaos", "run random faults against a cluster it starts, checking every guarantee", runChaos},
+		{"nats", "run an embedded NATS server (JetStream) for the NATS transport", runNATS},
 		{"call", "make one call and print its result as JSON", runCall},
 		{"healthcheck", "GET a URL: exit 0 on a 2xx answer, 1 otherwise (container HEALTHCHECK)", runHealthcheck},
 		{"version", "print the module version and VCS revision", runVersion},

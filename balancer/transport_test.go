@@ -1,0 +1,141 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/graftlb/graftlb/gateway"
+	"github.com/graftlb/graftlb/gateway/modules/orders"
+	"github.com/graftlb/graftlb/protocol"
+	"github.com/graftlb/graftlb/transport"
+)
+
+// natsPool is an embedded NATS server, gateways subscribed to it, and a
+// proxy whose routes send calls over it.
+type natsPool struct {
+	srv *transport.Embedded
+	gs  []*gateway.Gateway
+	sub []*gateway.NATS
+	tr  *transport.NATS
+	p   *Proxy
+}
+
+// startNATSPool starts an embedded NATS server, n gateways each subscribed
+// to NATS (cfg; its zero value subscribes every module and subject), and
+// a proxy in front of them with routes. Everything stops when the test
+// ends.
+func startNATSPool(t *testing.T, n int, gwMutate func(*gateway.Config), sub transport.SubscriberConfig, routes ...string) *natsPool {
+	t.Helper()
+	srv, err := transport.StartEmbedded(transport.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	np := &natsPool{srv: srv, gs: startGateways(t, n, gwMutate)}
+	for _, g := range np.gs {
+		cfg := sub
+		cfg.URL = srv.URL()
+		s, err := g.ServeNATS(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		np.sub = append(np.sub, s)
+	}
+	np.tr, err = transport.Connect(transport.Config{URL: srv.URL(), FanoutWindow: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = np.tr.Close() })
+	rs, err := transport.ParseRoutes(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	np.p = startProxy(t, np.gs, func(c *Config) { c.Routes, c.Transport = rs, np.tr })
+	return np
+}
+
+// TestNATSQueueSpreads: stateless calls of a module routed nats:queue each
+// run on exactly one gateway, spread over all of them, and come back to
+// the client as a direct call's result would.
+func TestNATSQueueSpreads(t *testing.T) {
+	np := startNATSPool(t, 3, nil, transport.SubscriberConfig{}, "orders@1=nats:queue")
+	c := dialProxy(t, proxyTargets(np.p)["tcp"])
+	ctx := testCtx(t)
+	seen := map[string]int{}
+	const calls = 90
+	for i := range calls {
+		id := "o-" + string(rune('a'+i%26))
+		res, err := c.Session().CallStateless(ctx, "orders@1.Orders.GetOrder", id)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		var o orders.Order
+		if err := res.Decode(&o); err != nil {
+			t.Fatal(err)
+		}
+		if want := orders.Make(id, o.Gateway); o != want {
+			t.Fatalf("call %d: got %+v, want %+v", i, o, want)
+		}
+		seen[o.Gateway]++
+	}
+	if len(seen) != 3 {
+		t.Fatalf("calls ran on %v, want all 3 gateways", seen)
+	}
+	var executed int64
+	for _, s := range np.sub {
+		executed += s.Counters().Executed.Load()
+	}
+	if executed != calls {
+		t.Fatalf("gateways executed %d calls over NATS, want exactly %d (each call once)", executed, calls)
+	}
+}
+
+// TestNATSQueueErrors: no subscriber is UNAVAILABLE at once (NATS's
+// no-responders status, not a timeout); a deadline travels and is
+// enforced (DEADLINE_EXCEEDED); a module's APP_EXCEPTION arrives as it
+// would directly.
+func TestNATSQueueErrors(t *testing.T) {
+	np := startNATSPool(t, 1, nil, transport.SubscriberConfig{Modules: []string{"chaos@1"}},
+		"orders@1=nats:queue", "chaos@1=nats:queue")
+	c := dialProxy(t, proxyTargets(np.p)["tcp"])
+	ctx := testCtx(t)
+
+	start := time.Now()
+	_, err := c.Session().CallStateless(ctx, "orders@1.Orders.GetOrder", "o-1")
+	wantCode(t, err, protocol.CodeUnavailable)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("no-subscriber answer took %v: a timeout, not no-responders", d)
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = c.Session().CallStateless(dctx, "chaos@1.Chaos.Sleep", 2000)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		wantCode(t, err, protocol.CodeDeadlineExceeded)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("deadline of 150ms answered after %v", d)
+	}
+
+	_, err = c.Session().CallStateless(ctx, "chaos@1.Chaos.Fail", "APP_EXCEPTION")
+	wantCode(t, err, protocol.CodeAppException)
+	// The same call directly, for comparison: the same error.
+	g := dialProxy(t, "tcp://"+np.gs[0].Addrs().TCP)
+	_, direct := g.Session().CallStateless(ctx, "chaos@1.Chaos.Fail", "APP_EXCEPTION")
+	var pn, pd *protocol.Error
+	if !errors.As(err, &pn) || !errors.As(direct, &pd) || pn.Code != pd.Code || pn.Message != pd.Message || pn.Type != pd.Type {
+		t.Fatalf("over NATS %v, directly %v: want the same error", err, direct)
+	}
+}
+
+func wantCode(t *testing.T, err error, code protocol.Code) {
+	t.Helper()
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != code {
+		t.Fatalf("error %v, want %s", err, code)
+	}
+}
