@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftlb/graftlb/client"
 	"github.com/graftlb/graftlb/gateway"
+	"github.com/graftlb/graftlb/gateway/modules/jobs"
 	"github.com/graftlb/graftlb/gateway/modules/orders"
+	"github.com/graftlb/graftlb/internal/proctest"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/graftlb/graftlb/transport"
 )
@@ -137,5 +140,96 @@ func wantCode(t *testing.T, err error, code protocol.Code) {
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != code {
 		t.Fatalf("error %v, want %s", err, code)
+	}
+}
+
+// jobsGateways adds jobs@1 to each gateway, recording with its own
+// recorder.
+func jobsGateways(recs []*jobs.Recorder) func(*gateway.Config) {
+	next := 0
+	return func(c *gateway.Config) {
+		c.Modules = append(c.Modules, jobs.Module(recs[next]))
+		next++
+	}
+}
+
+// TestNATSFanout: a ONEWAY fan-out call runs once on every subscribed
+// gateway; a fan-out call with a result gathers every gateway's answer,
+// each naming its gateway, results and errors alike.
+func TestNATSFanout(t *testing.T) {
+	recs := []*jobs.Recorder{{}, {}, {}}
+	np := startNATSPool(t, 3, jobsGateways(recs), transport.SubscriberConfig{},
+		"jobs@1=nats:fanout", "orders@1.Orders.GetOrder=nats:fanout", "chaos@1=nats:fanout")
+	c := dialProxy(t, proxyTargets(np.p)["tcp"])
+	ctx := testCtx(t)
+
+	run := protocol.Target{Module: "jobs@1", Type: "Jobs", Method: "Run"}
+	if _, err := c.Session().Do(ctx, client.Request{Target: run, Args: []any{"j-1", 0}, Stateless: true, Oneway: true}); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 5*time.Second, "the ONEWAY call ran on every gateway", func() bool {
+		for _, r := range recs {
+			if s, _ := r.Counts(); s["j-1"] != 1 {
+				return false
+			}
+		}
+		return true
+	})
+
+	res, err := c.Session().CallStateless(ctx, "orders@1.Orders.GetOrder", "o-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []transport.FanoutAnswer
+	if err := res.Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 {
+		t.Fatalf("%d answers, want 3: %+v", len(list), list)
+	}
+	for i, a := range list {
+		if want := gwName(i); a.Gateway != want || a.Error != nil {
+			t.Fatalf("answer %d: %+v, want a result from %s", i, a, want)
+		}
+		var o orders.Order
+		if err := protocol.Unmarshal(a.Result, &o); err != nil || o != orders.Make("o-7", a.Gateway) {
+			t.Fatalf("answer %d: %+v (%v)", i, o, err)
+		}
+	}
+	// The ONEWAY call ran once only, also after a later call passed.
+	for i, r := range recs {
+		if s, _ := r.Counts(); s["j-1"] != 1 {
+			t.Fatalf("gateway %d ran the ONEWAY call %d times", i, s["j-1"])
+		}
+	}
+
+	res, err = c.Session().CallStateless(ctx, "chaos@1.Chaos.Fail", "APP_EXCEPTION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list = nil
+	if err := res.Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 {
+		t.Fatalf("%d answers, want 3", len(list))
+	}
+	for _, a := range list {
+		if a.Error == nil || a.Error.Code != uint16(protocol.CodeAppException) || a.Error.Name != "APP_EXCEPTION" || a.Result != nil {
+			t.Fatalf("answer %+v, want an APP_EXCEPTION", a)
+		}
+	}
+}
+
+// TestNATSFanoutNoSubscriber: a fan-out call nobody subscribes to is
+// UNAVAILABLE at once, not an empty list after the window.
+func TestNATSFanoutNoSubscriber(t *testing.T) {
+	np := startNATSPool(t, 1, nil, transport.SubscriberConfig{Queue: true}, "orders@1=nats:fanout")
+	c := dialProxy(t, proxyTargets(np.p)["tcp"])
+	start := time.Now()
+	_, err := c.Session().CallStateless(testCtx(t), "orders@1.Orders.GetOrder", "o-1")
+	wantCode(t, err, protocol.CodeUnavailable)
+	if d := time.Since(start); d >= 300*time.Millisecond {
+		t.Fatalf("answered after %v: waited for the window", d)
 	}
 }

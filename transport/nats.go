@@ -35,9 +35,9 @@ type Config struct {
 	Subjects Subjects
 	// Name names the connection on the server (default "graftlb-proxy").
 	Name string
-	// FanoutWindow is how long a fan-out call without a deadline gathers
-	// answers (default 1s). A call with a deadline gathers for 90% of the
-	// time it has left.
+	// FanoutWindow is how long a fan-out call gathers answers (default
+	// 1s); a call whose deadline is nearer gathers for 90% of the time it
+	// has left, so that its RESULT arrives before its deadline.
 	FanoutWindow time.Duration
 	// NoDeadline is how long a queue call without a deadline waits for its
 	// answer before it fails with UNAVAILABLE (default 30s, the RabbitMQ
@@ -245,9 +245,11 @@ func (t *NATS) request(c *Call, subject string, fanout bool, reply func([]byte))
 		wait = t.cfg.FanoutWindow
 	}
 	if !c.Deadline.IsZero() {
-		wait = c.Deadline.Sub(now)
+		left := c.Deadline.Sub(now)
 		if fanout {
-			wait = wait * 9 / 10
+			wait = min(wait, left*9/10)
+		} else {
+			wait = left
 		}
 	}
 	w := &waiter{call: *c, reply: reply, fanout: fanout}

@@ -53,7 +53,7 @@ func (n *natsProxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.url, "nats", "", "NATS transport: nats://host:port (an external server or cluster) or 'embedded' (run one in this process)")
 	fs.Var(&n.routes, "route", "MODULE@V[.Type.Method]=direct|nats:queue|nats:fanout|nats:durable; repeat for more (stateless calls only)")
 	n.emb.register(fs)
-	fs.DurationVar(&n.cfg.FanoutWindow, "fanout-window", transport.DefaultFanoutWindow, "fan-out calls without a deadline gather answers this long")
+	fs.DurationVar(&n.cfg.FanoutWindow, "fanout-window", transport.DefaultFanoutWindow, "fan-out calls gather answers this long (at most 90% of the time to their deadline)")
 	fs.DurationVar(&n.cfg.NoDeadline, "nats-no-deadline", transport.DefaultNoDeadline, "queue calls without a deadline fail UNAVAILABLE after this long without an answer")
 	fs.DurationVar(&n.cfg.DurableTTL, "durable-ttl", transport.DefaultDurableTTL, "the longest a durable call waits to run")
 	fs.DurationVar(&n.cfg.DedupWindow, "dedup-window", transport.DefaultDedupWindow, "durable calls submitted again within this window are dropped")
