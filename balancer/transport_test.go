@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -26,10 +27,10 @@ type natsPool struct {
 }
 
 // startNATSPool starts an embedded NATS server, n gateways each subscribed
-// to NATS (cfg; its zero value subscribes every module and subject), and
-// a proxy in front of them with routes. Everything stops when the test
-// ends.
-func startNATSPool(t *testing.T, n int, gwMutate func(*gateway.Config), sub transport.SubscriberConfig, routes ...string) *natsPool {
+// to NATS with sub (its zero value subscribes every module and subject;
+// nil subscribes none: see subscribe), and a proxy in front of them with
+// routes. Everything stops when the test ends.
+func startNATSPool(t *testing.T, n int, gwMutate func(*gateway.Config), sub *transport.SubscriberConfig, routes ...string) *natsPool {
 	t.Helper()
 	srv, err := transport.StartEmbedded(transport.EmbeddedConfig{})
 	if err != nil {
@@ -37,15 +38,8 @@ func startNATSPool(t *testing.T, n int, gwMutate func(*gateway.Config), sub tran
 	}
 	t.Cleanup(srv.Shutdown)
 	np := &natsPool{srv: srv, gs: startGateways(t, n, gwMutate)}
-	for _, g := range np.gs {
-		cfg := sub
-		cfg.URL = srv.URL()
-		s, err := g.ServeNATS(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		np.sub = append(np.sub, s)
+	if sub != nil {
+		np.subscribe(t, *sub)
 	}
 	np.tr, err = transport.Connect(transport.Config{URL: srv.URL(), FanoutWindow: 300 * time.Millisecond})
 	if err != nil {
@@ -60,11 +54,30 @@ func startNATSPool(t *testing.T, n int, gwMutate func(*gateway.Config), sub tran
 	return np
 }
 
+// subscribe subscribes every gateway of the pool to NATS with cfg.
+func (np *natsPool) subscribe(t *testing.T, cfg transport.SubscriberConfig) {
+	t.Helper()
+	for _, g := range np.gs {
+		np.sub = append(np.sub, np.subscribeOne(t, g, cfg))
+	}
+}
+
+func (np *natsPool) subscribeOne(t *testing.T, g *gateway.Gateway, cfg transport.SubscriberConfig) *gateway.NATS {
+	t.Helper()
+	cfg.URL = np.srv.URL()
+	s, err := g.ServeNATS(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // TestNATSQueueSpreads: stateless calls of a module routed nats:queue each
 // run on exactly one gateway, spread over all of them, and come back to
 // the client as a direct call's result would.
 func TestNATSQueueSpreads(t *testing.T) {
-	np := startNATSPool(t, 3, nil, transport.SubscriberConfig{}, "orders@1=nats:queue")
+	np := startNATSPool(t, 3, nil, &transport.SubscriberConfig{}, "orders@1=nats:queue")
 	c := dialProxy(t, proxyTargets(np.p)["tcp"])
 	ctx := testCtx(t)
 	seen := map[string]int{}
@@ -101,7 +114,7 @@ func TestNATSQueueSpreads(t *testing.T) {
 // enforced (DEADLINE_EXCEEDED); a module's APP_EXCEPTION arrives as it
 // would directly.
 func TestNATSQueueErrors(t *testing.T) {
-	np := startNATSPool(t, 1, nil, transport.SubscriberConfig{Modules: []string{"chaos@1"}},
+	np := startNATSPool(t, 1, nil, &transport.SubscriberConfig{Modules: []string{"chaos@1"}},
 		"orders@1=nats:queue", "chaos@1=nats:queue")
 	c := dialProxy(t, proxyTargets(np.p)["tcp"])
 	ctx := testCtx(t)
@@ -158,7 +171,7 @@ func jobsGateways(recs []*jobs.Recorder) func(*gateway.Config) {
 // each naming its gateway, results and errors alike.
 func TestNATSFanout(t *testing.T) {
 	recs := []*jobs.Recorder{{}, {}, {}}
-	np := startNATSPool(t, 3, jobsGateways(recs), transport.SubscriberConfig{},
+	np := startNATSPool(t, 3, jobsGateways(recs), &transport.SubscriberConfig{},
 		"jobs@1=nats:fanout", "orders@1.Orders.GetOrder=nats:fanout", "chaos@1=nats:fanout")
 	c := dialProxy(t, proxyTargets(np.p)["tcp"])
 	ctx := testCtx(t)
@@ -224,12 +237,124 @@ func TestNATSFanout(t *testing.T) {
 // TestNATSFanoutNoSubscriber: a fan-out call nobody subscribes to is
 // UNAVAILABLE at once, not an empty list after the window.
 func TestNATSFanoutNoSubscriber(t *testing.T) {
-	np := startNATSPool(t, 1, nil, transport.SubscriberConfig{Queue: true}, "orders@1=nats:fanout")
+	np := startNATSPool(t, 1, nil, &transport.SubscriberConfig{Queue: true}, "orders@1=nats:fanout")
 	c := dialProxy(t, proxyTargets(np.p)["tcp"])
 	start := time.Now()
 	_, err := c.Session().CallStateless(testCtx(t), "orders@1.Orders.GetOrder", "o-1")
 	wantCode(t, err, protocol.CodeUnavailable)
 	if d := time.Since(start); d >= 300*time.Millisecond {
 		t.Fatalf("answered after %v: waited for the window", d)
+	}
+}
+
+// TestNATSDurable: durable calls are stored and accepted while no gateway
+// subscribes, run once each when gateways come, and a submission repeated
+// (same session, call id, target, arguments) is stored once.
+func TestNATSDurable(t *testing.T) {
+	recs := []*jobs.Recorder{{}, {}}
+	np := startNATSPool(t, 2, jobsGateways(recs), nil, "jobs@1=nats:durable")
+	c := dialProxy(t, proxyTargets(np.p)["tcp"])
+	ctx := testCtx(t)
+	run := protocol.Target{Module: "jobs@1", Type: "Jobs", Method: "Run"}
+	const n = 20
+	for i := range n {
+		res, err := c.Session().Do(ctx, client.Request{Target: run, Args: []any{jobID(i), 20}, Stateless: true, Idempotent: i%2 == 0})
+		if err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+		var a transport.Accepted
+		if err := res.Decode(&a); err != nil || !a.Accepted || a.Duplicate || a.ID == "" {
+			t.Fatalf("submit %d: %+v %v", i, a, err)
+		}
+	}
+	// The same call twice, straight to the transport: stored once.
+	frame := jobFrame(t, "dup", protocol.FlagStateless)
+	var first, again transport.Accepted
+	for _, a := range []*transport.Accepted{&first, &again} {
+		got := make(chan []byte, 1)
+		np.tr.Call(&transport.Call{Mode: transport.Durable, Frame: frame, Module: []byte("jobs@1"), Flags: protocol.FlagStateless, ClientID: 7},
+			func(b []byte) { got <- b })
+		var f protocol.Frame
+		if err := protocol.Decode(<-got, &f); err != nil || f.Type != protocol.TypeResult {
+			t.Fatalf("durable submit: %v %v", f.Type, err)
+		}
+		if err := protocol.Unmarshal(f.Body, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !again.Duplicate || first.Duplicate || again.ID != first.ID {
+		t.Fatalf("first %+v, again %+v: want the second a duplicate", first, again)
+	}
+	for _, r := range recs {
+		if s, _ := r.Counts(); len(s) != 0 {
+			t.Fatalf("jobs ran before any gateway subscribed: %v", s)
+		}
+	}
+	np.subscribe(t, transport.SubscriberConfig{Modules: []string{"jobs@1"}})
+	proctest.Eventually(t, 15*time.Second, "every durable call ran", func() bool {
+		return len(doneTotals(recs)) == n+1
+	})
+	for id, k := range doneTotals(recs) {
+		if k != 1 {
+			t.Fatalf("job %s ran %d times", id, k)
+		}
+	}
+}
+
+func jobID(i int) string { return "j-" + strconv.Itoa(i) }
+
+func jobFrame(t *testing.T, id string, flags protocol.Flags) []byte {
+	t.Helper()
+	f := protocol.Frame{Type: protocol.TypeCall, Flags: flags, Session: protocol.NewSessionID(),
+		Module: []byte("jobs@1"), TypeName: []byte("Jobs"), Method: []byte("Run")}
+	f.Body, _ = protocol.MarshalArgs(id, 10)
+	b, err := protocol.AppendFrame(nil, &f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// doneTotals sums the finished jobs of every recorder, by job id.
+func doneTotals(recs []*jobs.Recorder) map[string]int {
+	out := map[string]int{}
+	for _, r := range recs {
+		_, d := r.Counts()
+		for id, k := range d {
+			out[id] += k
+		}
+	}
+	return out
+}
+
+// TestNATSDurableGatewayLost: a gateway lost while it runs durable calls
+// leaves the IDEMPOTENT one to another gateway (it was not acked), while
+// the other one, acked when it started, does not run again.
+func TestNATSDurableGatewayLost(t *testing.T) {
+	recs := []*jobs.Recorder{{}, {}}
+	np := startNATSPool(t, 2, jobsGateways(recs), nil, "jobs@1=nats:durable")
+	cfg := transport.SubscriberConfig{Modules: []string{"jobs@1"}, Durable: true, AckWait: time.Second}
+	np.subscribeOne(t, np.gs[0], cfg)
+	c := dialProxy(t, proxyTargets(np.p)["tcp"])
+	ctx := testCtx(t)
+	run := protocol.Target{Module: "jobs@1", Type: "Jobs", Method: "Run"}
+	for _, idem := range []bool{true, false} {
+		id := map[bool]string{true: "idem", false: "once"}[idem]
+		if _, err := c.Session().Do(ctx, client.Request{Target: run, Args: []any{id, 3000}, Stateless: true, Idempotent: idem}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proctest.Eventually(t, 10*time.Second, "both jobs running on gw1", func() bool {
+		s, _ := recs[0].Counts()
+		return s["idem"] == 1 && s["once"] == 1
+	})
+	_ = np.gs[0].Close() // lost with both calls running
+	np.subscribeOne(t, np.gs[1], cfg)
+	proctest.Eventually(t, 15*time.Second, "the idempotent job ran on gw2", func() bool {
+		_, d := recs[1].Counts()
+		return d["idem"] == 1
+	})
+	if s, _ := recs[1].Counts(); s["once"] != 0 {
+		t.Fatalf("the non-idempotent job ran again on gw2")
 	}
 }

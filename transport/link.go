@@ -25,7 +25,7 @@ type Link struct {
 	EventsDropped atomic.Int64
 
 	mu     sync.Mutex // guards the fields below
-	calls  map[uint32]func([]byte)
+	calls  map[uint32]func([]byte, error)
 	next   uint32
 	closed bool
 }
@@ -61,7 +61,7 @@ func NewLink(nc net.Conn, client string, limits protocol.Limits) (*Link, error) 
 	_ = pc.SetReadDeadline(time.Time{})
 	var w protocol.Welcome
 	_ = protocol.Unmarshal(f.Body, &w)
-	l := &Link{pc: pc, done: make(chan struct{}), calls: map[uint32]func([]byte){}}
+	l := &Link{pc: pc, done: make(chan struct{}), calls: map[uint32]func([]byte, error){}}
 	go l.read()
 	if w.IdleTimeoutMs > 0 {
 		l.wg.Add(1)
@@ -89,13 +89,14 @@ func (l *Link) keepalive(every time.Duration) {
 var errLinkClosed = errors.New("transport: link closed")
 
 // Exec sends the CALL frame (patching its call id in place) and calls
-// reply once with the gateway's RESULT or ERROR; with an ERROR UNAVAILABLE
-// made here when the link ends first.
-func (l *Link) Exec(frame []byte, reply func([]byte)) {
+// reply once with the gateway's RESULT or ERROR, or, when the link ends
+// first, with an ERROR UNAVAILABLE made here and a non-nil err (the call
+// may or may not have run).
+func (l *Link) Exec(frame []byte, reply func(answer []byte, err error)) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		reply(linkError(frame, "the connection to the gateway is closed"))
+		reply(linkError(frame, "the connection to the gateway is closed"), errLinkClosed)
 		return
 	}
 	l.next++
@@ -111,7 +112,7 @@ func (l *Link) Exec(frame []byte, reply func([]byte)) {
 	protocol.SetCallID(frame, id)
 	if err := l.pc.WriteFrame(frame); err != nil {
 		if r := l.take(id); r != nil {
-			r(linkError(frame, "the connection to the gateway broke: "+err.Error()))
+			r(linkError(frame, "the connection to the gateway broke: "+err.Error()), err)
 		}
 	}
 }
@@ -125,7 +126,7 @@ func linkError(frame []byte, msg string) []byte {
 	return b
 }
 
-func (l *Link) take(id uint32) func([]byte) {
+func (l *Link) take(id uint32) func([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.calls[id]
@@ -149,7 +150,7 @@ func (l *Link) read() {
 		switch f.Type {
 		case protocol.TypeResult, protocol.TypeError:
 			if r := l.take(f.CallID); r != nil {
-				r(append([]byte(nil), b...))
+				r(append([]byte(nil), b...), nil)
 			}
 		case protocol.TypeCallback:
 			_ = l.pc.Send(&protocol.Frame{Type: protocol.TypeError, CallID: f.CallID, Session: f.Session,
@@ -164,10 +165,10 @@ func (l *Link) read() {
 	l.mu.Lock()
 	l.closed = true
 	calls := l.calls
-	l.calls = map[uint32]func([]byte){}
+	l.calls = map[uint32]func([]byte, error){}
 	l.mu.Unlock()
 	for _, r := range calls {
-		r(linkError(nil, "the connection to the gateway broke with the call in flight; it may have run"))
+		r(linkError(nil, "the connection to the gateway broke with the call in flight; it may have run"), errLinkClosed)
 	}
 }
 

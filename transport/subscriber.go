@@ -14,9 +14,12 @@ import (
 	"github.com/graftlb/graftlb/protocol"
 )
 
-// Executor runs a CALL frame on a gateway and answers it once; Link is one.
+// Executor runs a CALL frame on a gateway and answers it once: with the
+// gateway's RESULT or ERROR, or with an ERROR and a non-nil err when the
+// gateway could not be reached or was lost with the call (it may have
+// run). Link is one.
 type Executor interface {
-	Exec(frame []byte, reply func(answer []byte))
+	Exec(frame []byte, reply func(answer []byte, err error))
 }
 
 // Defaults of SubscriberConfig.
@@ -247,7 +250,7 @@ func (s *Subscriber) onCall(m *nats.Msg) {
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	s.cfg.Exec.Exec(frame, func(answer []byte) {
+	s.cfg.Exec.Exec(frame, func(answer []byte, _ error) {
 		defer s.wg.Done()
 		s.Counters.Executed.Add(1)
 		s.respond(m, answer)
@@ -353,15 +356,19 @@ func (s *Subscriber) runDurable(m jetstream.Msg) {
 			return
 		}
 	}
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	s.Counters.Executed.Add(1)
-	s.cfg.Exec.Exec(frame, func([]byte) { close(done) })
+	s.cfg.Exec.Exec(frame, func(_ []byte, err error) { done <- err })
 	t := time.NewTicker(s.cfg.AckWait / 3)
 	defer t.Stop()
 	for {
 		select {
-		case <-done:
-			if idempotent {
+		case err := <-done:
+			switch {
+			case !idempotent:
+			case err != nil:
+				_ = m.Nak() // the gateway was lost with it: another runs it
+			default:
 				_ = m.Ack()
 			}
 			return
