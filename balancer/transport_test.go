@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -356,5 +357,69 @@ func TestNATSDurableGatewayLost(t *testing.T) {
 	})
 	if s, _ := recs[1].Counts(); s["once"] != 0 {
 		t.Fatalf("the non-idempotent job ran again on gw2")
+	}
+}
+
+// rawCall sends one CALL frame f over a new protocol connection to the
+// proxy and returns the answer.
+func rawCall(t *testing.T, p *Proxy, f *protocol.Frame) *protocol.Frame {
+	t.Helper()
+	nc, err := net.Dial("tcp", p.Addrs().TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := protocol.NewStreamConn(nc, protocol.ConnOptions{})
+	defer pc.Close()
+	if err := pc.Send(&protocol.Frame{Type: protocol.TypeHello}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.ReadFrame(); err != nil { // WELCOME
+		t.Fatal(err)
+	}
+	if err := pc.Send(f); err != nil {
+		t.Fatal(err)
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := pc.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a protocol.Frame
+	if err := protocol.Decode(b, &a); err != nil {
+		t.Fatal(err)
+	}
+	a.Body = append([]byte(nil), a.Body...)
+	return &a
+}
+
+// TestNATSDelayed: a durable CALL flagged NOT_BEFORE is accepted at once
+// and runs at its not-before time, not before, although no gateway was
+// subscribed when it was submitted (the schedule lives in the NATS server).
+// NOT_BEFORE on a call not routed durable is refused.
+func TestNATSDelayed(t *testing.T) {
+	recs := []*jobs.Recorder{{}}
+	np := startNATSPool(t, 1, jobsGateways(recs), nil, "jobs@1=nats:durable", "orders@1=nats:queue")
+	notBefore := time.Now().Add(2 * time.Second)
+	f := protocol.Frame{Type: protocol.TypeCall, CallID: 1, Flags: protocol.FlagStateless | transport.FlagNotBefore,
+		Object: uint64(notBefore.UnixMilli()), Module: []byte("jobs@1"), TypeName: []byte("Jobs"), Method: []byte("Run")}
+	f.Body, _ = protocol.MarshalArgs("later", 0)
+	a := rawCall(t, np.p, &f)
+	var acc transport.Accepted
+	if a.Type != protocol.TypeResult || protocol.Unmarshal(a.Body, &acc) != nil || !acc.Accepted {
+		t.Fatalf("answer %s %+v, want accepted", a.Type, acc)
+	}
+	np.subscribe(t, transport.SubscriberConfig{Modules: []string{"jobs@1"}})
+	proctest.Eventually(t, 15*time.Second, "the delayed call ran", func() bool {
+		_, ok := recs[0].FirstStart("later")
+		return ok
+	})
+	if started, _ := recs[0].FirstStart("later"); started.Before(notBefore) {
+		t.Fatalf("started %v before its not-before time", notBefore.Sub(started))
+	}
+
+	f.Module, f.TypeName, f.Method = []byte("orders@1"), []byte("Orders"), []byte("GetOrder")
+	f.Body, _ = protocol.MarshalArgs("o-1")
+	if a := rawCall(t, np.p, &f); a.Type != protocol.TypeError || protocol.ErrorFromBody(a.Body).Code != protocol.CodeBadArgs {
+		t.Fatalf("NOT_BEFORE on a queue route answered %s, want BAD_ARGS", a.Type)
 	}
 }

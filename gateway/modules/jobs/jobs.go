@@ -41,6 +41,7 @@ type Recorder struct {
 	mu     sync.Mutex
 	starts map[string]int
 	dones  map[string]int
+	first  map[string]time.Time // first start of each job
 }
 
 func (r *Recorder) record(ev, id, gw string) {
@@ -51,9 +52,12 @@ func (r *Recorder) record(ev, id, gw string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.starts == nil {
-		r.starts, r.dones = map[string]int{}, map[string]int{}
+		r.starts, r.dones, r.first = map[string]int{}, map[string]int{}, map[string]time.Time{}
 	}
 	if ev == "start" {
+		if r.starts[id] == 0 {
+			r.first[id] = time.Now()
+		}
 		r.starts[id]++
 	} else {
 		r.dones[id]++
@@ -82,6 +86,14 @@ func (r *Recorder) Counts() (starts, dones map[string]int) {
 		dones[k] = v
 	}
 	return starts, dones
+}
+
+// FirstStart returns when job id first started here (ok false: never).
+func (r *Recorder) FirstStart(id string) (t time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok = r.first[id]
+	return t, ok
 }
 
 // Done is Run's result.
