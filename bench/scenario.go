@@ -13,7 +13,7 @@ import (
 )
 
 // Scenarios are the names RunScenario knows.
-var Scenarios = []string{"scaleout", "failover", "drain", "compare", "rolling"}
+var Scenarios = []string{"scaleout", "failover", "drain", "compare", "rolling", "transport"}
 
 // Defaults of Scenario.
 const (
@@ -30,7 +30,7 @@ const DefaultScaleoutWorkers = 4
 
 // Scenario configures RunScenario. Zero fields take their defaults.
 type Scenario struct {
-	// Name is scaleout, failover, drain, compare or rolling.
+	// Name is scaleout, failover, drain, compare, rolling or transport.
 	Name string
 	// Binary is the graftlb binary that runs the gateways and proxies.
 	Binary string
@@ -42,7 +42,8 @@ type Scenario struct {
 	// and, unless set, the workload (scaleout sleep, failover and drain
 	// mixed, compare stateless).
 	Load Config
-	// Gateways is the pool size (failover, drain and rolling 4, compare 3).
+	// Gateways is the pool size (failover, drain and rolling 4, compare and
+	// transport 3).
 	Gateways int
 	// Pools are scaleout's pool sizes (default 1, 2, 4, 8).
 	Pools []int
@@ -60,12 +61,15 @@ type Scenario struct {
 	Discovery string
 	// Log receives a line as each run starts (nil: none).
 	Log io.Writer
+	// DurableCalls is how many durable calls transport submits with every
+	// gateway stopped (default 300).
+	DurableCalls int
 }
 
 func (sc Scenario) withDefaults() Scenario {
 	if sc.Gateways <= 0 {
 		sc.Gateways = DefaultScenarioGateways
-		if sc.Name == "compare" {
+		if sc.Name == "compare" || sc.Name == "transport" {
 			sc.Gateways = DefaultCompareGateways
 		}
 	}
@@ -153,6 +157,8 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioReport, error) {
 		err = compare(ctx, sc, rep)
 	case "rolling":
 		err = rolling(ctx, sc, rep)
+	case "transport":
+		err = transportScenario(ctx, sc, rep)
 	}
 	if ctx.Err() != nil {
 		rep.Notes = append(rep.Notes, "interrupted: the report holds the runs done so far")
