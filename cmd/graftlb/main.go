@@ -20,7 +20,7 @@ func commands() []command {
 		{"gateway", "run an embedded gateway hosting the example modules", runGateway},
 		{"proxy", "run the graftlb proxy in front of a gateway pool", runProxy},
 		{"demo", "show stateless and stateful scaling end to end on this machine", runDemo},
-		{"bench", "load-test a target or run a scenario (scaleout, failover, drain, compare, rolling)", runBench},
+		{"bench", "load-test a target or run a scenario (scaleout, failover, drain, compare, rolling, transport)", runBench},
 		{"chaos", "run random faults against a cluster it starts, checking every guarantee", runChaos},
 		{"nats", "run an embedded NATS server (JetStream) for the NATS transport", runNATS},
 		{"call", "make one call and print its result as JSON", runCall},
