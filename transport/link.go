@@ -118,12 +118,7 @@ func (l *Link) Exec(frame []byte, reply func(answer []byte, err error)) {
 }
 
 func linkError(frame []byte, msg string) []byte {
-	var f protocol.Frame
-	_ = protocol.Decode(frame, &f)
-	e := protocol.Frame{Type: protocol.TypeError, Session: f.Session,
-		Body: protocol.AppendErrorBody(nil, protocol.CodeUnavailable, msg, "")}
-	b, _ := protocol.AppendFrame(nil, &e)
-	return b
+	return errorFrame(sessionOf(frame), protocol.CodeUnavailable, msg, "")
 }
 
 func (l *Link) take(id uint32) func([]byte, error) {

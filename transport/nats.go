@@ -66,20 +66,27 @@ func (c Config) withDefaults() Config {
 	if c.NoDeadline <= 0 {
 		c.NoDeadline = DefaultNoDeadline
 	}
-	if c.DurableTTL <= 0 {
-		c.DurableTTL = DefaultDurableTTL
-	}
-	if c.DedupWindow <= 0 {
-		c.DedupWindow = DefaultDedupWindow
-	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = DefaultMaxPending
 	}
-	if c.Logger == nil {
-		nop := zerolog.Nop()
-		c.Logger = &nop
-	}
+	c.Logger = sharedDefaults(&c.DurableTTL, &c.DedupWindow, c.Logger)
 	return c
+}
+
+// sharedDefaults fills the defaults both sides' configurations have: the
+// stream's TTL and duplicate window, and the logger (returned).
+func sharedDefaults(ttl, dedup *time.Duration, log *zerolog.Logger) *zerolog.Logger {
+	if *ttl <= 0 {
+		*ttl = DefaultDurableTTL
+	}
+	if *dedup <= 0 {
+		*dedup = DefaultDedupWindow
+	}
+	if log == nil {
+		nop := zerolog.Nop()
+		log = &nop
+	}
+	return log
 }
 
 // NATS is the proxy's Transport over NATS: queue and fan-out calls are

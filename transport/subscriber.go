@@ -81,16 +81,7 @@ func (c SubscriberConfig) withDefaults() SubscriberConfig {
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = DefaultMaxDeliver
 	}
-	if c.DurableTTL <= 0 {
-		c.DurableTTL = DefaultDurableTTL
-	}
-	if c.DedupWindow <= 0 {
-		c.DedupWindow = DefaultDedupWindow
-	}
-	if c.Logger == nil {
-		nop := zerolog.Nop()
-		c.Logger = &nop
-	}
+	c.Logger = sharedDefaults(&c.DurableTTL, &c.DedupWindow, c.Logger)
 	return c
 }
 
@@ -272,12 +263,7 @@ func (s *Subscriber) respond(m *nats.Msg, answer []byte) {
 // errorAnswer is an ERROR frame answering the call in data (its session,
 // when its header is whole) with e.
 func errorAnswer(data []byte, e *protocol.Error) []byte {
-	var f protocol.Frame
-	_ = protocol.Decode(data, &f)
-	a := protocol.Frame{Type: protocol.TypeError, Session: f.Session,
-		Body: protocol.AppendErrorBody(nil, e.Code, e.Message, e.Type)}
-	b, _ := protocol.AppendFrame(nil, &a)
-	return b
+	return errorFrame(sessionOf(data), e.Code, e.Message, e.Type)
 }
 
 // consume starts the durable workers of module: each pulls one message

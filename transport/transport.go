@@ -19,7 +19,7 @@ type Transport interface {
 	// the answer frame (a RESULT or ERROR; its call id is meaningless and
 	// the caller sets its own), or, for a ONEWAY call, with nil once the
 	// call was handed over. reply may be called before Call returns. The
-	// transport keeps no reference to c.Frame after Call returns.
+	// transport keeps no reference to c's slices after Call returns.
 	Call(c *Call, reply func(answer []byte))
 }
 
@@ -43,15 +43,28 @@ type Call struct {
 
 // ErrorFrame returns an ERROR frame answering c with code and msg.
 func ErrorFrame(c *Call, code protocol.Code, msg string) []byte {
-	f := protocol.Frame{Type: protocol.TypeError, CallID: c.ClientID, Session: c.Session,
-		Body: protocol.AppendErrorBody(nil, code, msg, "")}
+	return errorFrame(c.Session, code, msg, "")
+}
+
+// errorFrame returns an ERROR frame of session with an error body.
+func errorFrame(session protocol.SessionID, code protocol.Code, msg, typ string) []byte {
+	f := protocol.Frame{Type: protocol.TypeError, Session: session, Body: protocol.AppendErrorBody(nil, code, msg, typ)}
 	b, _ := protocol.AppendFrame(nil, &f)
 	return b
 }
 
+// sessionOf returns the session id of the frame in b (zero when b is
+// shorter than a header).
+func sessionOf(b []byte) (s protocol.SessionID) {
+	if len(b) >= protocol.HeaderSize {
+		copy(s[:], b[8:24])
+	}
+	return s
+}
+
 // resultFrame returns a RESULT frame answering c with the CBOR item body.
 func resultFrame(c *Call, body []byte) []byte {
-	f := protocol.Frame{Type: protocol.TypeResult, CallID: c.ClientID, Session: c.Session, Body: body}
+	f := protocol.Frame{Type: protocol.TypeResult, Session: c.Session, Body: body}
 	b, _ := protocol.AppendFrame(nil, &f)
 	return b
 }
