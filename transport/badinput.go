@@ -61,3 +61,20 @@ func (c *Counters) bad(log *zerolog.Logger, k badKind, subject, why string) {
 		log.Warn().Str("subject", subject).Msg(why + " (logged once; later ones are only counted)")
 	}
 }
+
+// CounterValues are the Counters at one moment, for /transport.
+type CounterValues struct {
+	Malformed      int64 `json:"malformed"`
+	Oversized      int64 `json:"oversized"`
+	UnknownReplies int64 `json:"unknown_replies"`
+	Disconnects    int64 `json:"disconnects"`
+	FailedInFlight int64 `json:"failed_in_flight"`
+	Expired        int64 `json:"expired"`
+	Executed       int64 `json:"executed,omitempty"`
+}
+
+// Values reads the counters.
+func (c *Counters) Values() CounterValues {
+	return CounterValues{Malformed: c.Malformed.Load(), Oversized: c.Oversized.Load(), UnknownReplies: c.UnknownReplies.Load(),
+		Disconnects: c.Disconnects.Load(), FailedInFlight: c.FailedInFlight.Load(), Expired: c.Expired.Load(), Executed: c.Executed.Load()}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/graftlb/graftlb/admin"
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/modules/jobs"
@@ -47,6 +48,7 @@ type natsProxyFlags struct {
 	routes repeatFlag
 	emb    embeddedFlags
 	cfg    transport.Config
+	tr     *transport.NATS // set by start
 }
 
 func (n *natsProxyFlags) register(fs *flag.FlagSet) {
@@ -95,12 +97,25 @@ func (n *natsProxyFlags) start(cfg *balancer.Config, log *zerolog.Logger) (url s
 		return "", nil, err
 	}
 	cfg.Routes, cfg.Transport = rs, tr
+	n.tr = tr
 	return url, func() {
 		_ = tr.Close()
 		if emb != nil {
 			emb.Shutdown()
 		}
 	}, nil
+}
+
+// handleAdmin serves GET /transport on the admin listener: the routes and
+// what the NATS transport refused or lost (malformed and stray replies,
+// disconnects, calls failed in flight).
+func (n *natsProxyFlags) handleAdmin(adm *admin.Server, routes *transport.Routes) {
+	if n.tr == nil {
+		return
+	}
+	adm.HandleJSON("/transport", func() any {
+		return map[string]any{"nats": n.tr.URL(), "routes": routes.Strings(), "counters": n.tr.Counters.Values()}
+	})
 }
 
 // natsGatewayFlags are the gateway's NATS flags.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +50,20 @@ func TestNATSCommandLine(t *testing.T) {
 	var list []transport.FanoutAnswer
 	if err := res.Decode(&list); err != nil || len(list) != 2 || list[0].Gateway != "gw1" || list[1].Gateway != "gw2" {
 		t.Fatalf("fan-out answers %+v (%v), want gw1 and gw2", list, err)
+	}
+
+	resp, err := http.Get("http://" + px.Addr.Admin + "/transport")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var view struct {
+		NATS     string                  `json:"nats"`
+		Routes   []string                `json:"routes"`
+		Counters transport.CounterValues `json:"counters"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&view); err != nil || len(view.Routes) != 2 || view.NATS == "" {
+		t.Fatalf("GET /transport: %+v (%v)", view, err)
 	}
 
 	srv := proctest.Start(t, "nats", "--log-level", "warn")

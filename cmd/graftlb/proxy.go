@@ -191,6 +191,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		}
 		disc := gossipView(&gf)
 		disc.Backends, disc.DNS = backends, *dnsTarget
+		nf.handleAdmin(adm, cfg.Routes)
 		adm.HandleProxy(p, func() any {
 			return proxyConfigView{Proxy: p.Config(), Admin: af.view(), Discovery: disc, DrainGrace: *drainGrace}
 		})
