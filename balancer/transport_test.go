@@ -292,9 +292,13 @@ func TestNATSDurable(t *testing.T) {
 			t.Fatalf("jobs ran before any gateway subscribed: %v", s)
 		}
 	}
+	// A ONEWAY durable call: no answer, stored all the same.
+	if _, err := c.Session().Do(ctx, client.Request{Target: run, Args: []any{"oneway", 20}, Stateless: true, Oneway: true}); err != nil {
+		t.Fatal(err)
+	}
 	np.subscribe(t, transport.SubscriberConfig{Modules: []string{"jobs@1"}})
 	proctest.Eventually(t, 15*time.Second, "every durable call ran", func() bool {
-		return len(doneTotals(recs)) == n+1
+		return len(doneTotals(recs)) == n+2
 	})
 	for id, k := range doneTotals(recs) {
 		if k != 1 {
@@ -422,5 +426,32 @@ func TestNATSDelayed(t *testing.T) {
 	f.Body, _ = protocol.MarshalArgs("o-1")
 	if a := rawCall(t, np.p, &f); a.Type != protocol.TypeError || protocol.ErrorFromBody(a.Body).Code != protocol.CodeBadArgs {
 		t.Fatalf("NOT_BEFORE on a queue route answered %s, want BAD_ARGS", a.Type)
+	}
+}
+
+// TestNATSGatewayDrainLeaves: a draining gateway leaves NATS at once:
+// queue calls go to the others, and none fails.
+func TestNATSGatewayDrainLeaves(t *testing.T) {
+	np := startNATSPool(t, 2, nil, &transport.SubscriberConfig{Queue: true}, "orders@1=nats:queue")
+	c := dialProxy(t, proxyTargets(np.p)["tcp"])
+	ctx := testCtx(t)
+	drained := make(chan error, 1)
+	go func() { drained <- np.gs[0].Drain(ctx) }()
+	<-np.gs[0].Draining()
+	proctest.Eventually(t, 10*time.Second, "gw1 left NATS", func() bool {
+		return !np.sub[0].Subscribed()
+	})
+	for i := range 20 {
+		res, err := c.Session().CallStateless(ctx, "orders@1.Orders.GetOrder", "o-1")
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		var o orders.Order
+		if err := res.Decode(&o); err != nil || o.Gateway != "gw2" {
+			t.Fatalf("call %d ran on %q (%v), want gw2", i, o.Gateway, err)
+		}
+	}
+	if err := <-drained; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -78,6 +78,17 @@ func (n *NATS) watch(g *Gateway) {
 	<-n.served
 }
 
+// Subscribed reports whether the gateway still takes calls from NATS (it
+// stops when it drains, stops, or on Close).
+func (n *NATS) Subscribed() bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Counters are the subscriber's counters: calls run, bad input, expired.
 func (n *NATS) Counters() *transport.Counters { return &n.sub.Counters }
 

@@ -134,6 +134,13 @@ func (t *NATS) durable(c *Call, reply func([]byte)) {
 			return
 		}
 		ack, err := t.js.PublishMsg(ctx, m, opts...)
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			// The stream is gone (a server with a fresh store): the next
+			// call creates it again.
+			t.streamMu.Lock()
+			t.streamReady = false
+			t.streamMu.Unlock()
+		}
 		if err != nil {
 			reply(ErrorFrame(&call, protocol.CodeUnavailable, "durable call not stored: "+err.Error()))
 			return
