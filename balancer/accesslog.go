@@ -22,7 +22,7 @@ type accessEntry struct {
 }
 
 // startAccess decides whether pd is logged and, if so, gives it an entry.
-func (p *Proxy) startAccess(pd *pending, f *protocol.Frame) {
+func (p *Proxy) startAccess(pd *call, f *protocol.Frame) {
 	if s := p.cfg.AccessLogSample; s < 1 && rand.Float64() >= s {
 		return
 	}
@@ -34,7 +34,7 @@ func (p *Proxy) startAccess(pd *pending, f *protocol.Frame) {
 }
 
 // logAccess writes the access log line of a call that settled with code.
-func (p *Proxy) logAccess(pd *pending, code protocol.Code) {
+func (p *Proxy) logAccess(pd *call, code protocol.Code) {
 	a := pd.acc
 	gw := ""
 	if pd.mc != nil {

@@ -29,3 +29,34 @@ func TestForwardAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestPickAllocs: the pickers allocate nothing per pick, the bounded-load
+// one included (its scratch buffers are the connection's).
+func TestPickAllocs(t *testing.T) {
+	_, bs := testBackends(t, gw("a", "orders@1"), gw("b", "orders@1"), gw("c", "orders@1"))
+	plain, _ := buildSnapshot(bs, nil, testRouting)
+	bounded, _ := buildSnapshot(bs, nil, routing{panicThreshold: 0.5, maxOwnerProbes: 8, loadBound: 0.25})
+	empty, _ := buildSnapshot(nil, nil, testRouting)
+	module := []byte("orders@1")
+	scratch := &pickScratch{}
+	key := uint64(0)
+	tests := []struct {
+		name string
+		pi   picker
+		in   pickInfo
+	}{
+		{"p2c", plain.stateless, pickInfo{module: module, skip: bs[0], now: 1}},
+		{"preference walk", plain.sessions, pickInfo{module: module, fresh: true, scratch: scratch}},
+		{"bounded load", bounded.sessions, pickInfo{module: module, fresh: true, scratch: scratch}},
+		{"error picker", empty.sessions, pickInfo{module: module, scratch: scratch}},
+	}
+	for _, tt := range tests {
+		if n := testing.AllocsPerRun(1000, func() {
+			key++
+			tt.in.key = key
+			_, _ = tt.pi.Pick(tt.in)
+		}); n != 0 {
+			t.Errorf("%s: %v allocs per pick, want 0", tt.name, n)
+		}
+	}
+}

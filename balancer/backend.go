@@ -182,7 +182,7 @@ func (b *backend) markDead() {
 func (b *backend) maintain(i int) {
 	defer b.wg.Done()
 	backoff := 50 * time.Millisecond
-	var orphans map[uint32]pending // calls of a broken upstream, to fail
+	var orphans map[uint32]call // calls of a broken upstream, to fail
 	for {
 		u, err := b.dial()
 		if orphans != nil {

@@ -148,10 +148,10 @@ var abuses = []abuse{
 		_ = a.Send(&protocol.Frame{Type: protocol.TypeHello, Body: body})
 		sub := gatewaytest.Call{Target: "ticker@1.Ticker.Subscribe", Args: []any{"flood", 200000}}
 		_ = a.Send(a.Frame(sub))
-		proctest.Eventually(t, 5*time.Second, "the abuser to be connected", func() bool { return p.conns.Load() == 2 })
+		proctest.Eventually(t, 5*time.Second, "the abuser to be connected", func() bool { return p.admission.Conns() == 2 })
 		// The proxy cuts the connection once its write queue is full.
 		proctest.Eventually(t, 20*time.Second, "the proxy to cut the non-reading client", func() bool {
-			return p.conns.Load() == 1 // only the healthy client is left
+			return p.admission.Conns() == 1 // only the healthy client is left
 		})
 	}},
 }
@@ -200,7 +200,7 @@ func TestProxyBadInput(t *testing.T) {
 					close(stop)
 					wg.Wait()
 					abuser.Abort()
-					proctest.Eventually(t, 5*time.Second, "the abuser's connection to end", func() bool { return p.conns.Load() <= 1 })
+					proctest.Eventually(t, 5*time.Second, "the abuser's connection to end", func() bool { return p.admission.Conns() <= 1 })
 					if lines := sink.about(abuser.LocalAddr()); len(lines) != 1 {
 						t.Errorf("abuse logged %d times, want once: %q\n%s", len(lines), lines, sink.b.String())
 					}

@@ -3,10 +3,12 @@ package balancer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/health"
+	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/graftlb/graftlb/transport"
 	"github.com/rs/zerolog"
@@ -56,6 +58,16 @@ type Config struct {
 	// MaxOwnerProbes bounds how far down a session's preference list the
 	// proxy walks to place a new session or find a resumed one (default 8).
 	MaxOwnerProbes int `json:"max_owner_probes" yaml:"max_owner_probes"`
+	// SessionLoadBound, when positive, places new sessions by consistent
+	// hashing with bounded loads (affinity.BoundedOwner) with epsilon =
+	// SessionLoadBound: a new session skips, down its preference list, the
+	// gateways that hold (1+ε) × the mean of the sessions this proxy bound
+	// or more; 0.25 is the usual choice. 0, the default: off (plain Maglev,
+	// the first gateway of the list that admits sessions). Each proxy
+	// counts its own loads, so with several proxies a resumed session may
+	// take a longer NOT_OWNER walk to be found; use it where balance matters
+	// more than that.
+	SessionLoadBound float64 `json:"session_load_bound" yaml:"session_load_bound"`
 	// SessionIdle is how long the proxy keeps the binding of a session that
 	// makes no call and sends no PING (default 5m; the gateways keep its
 	// objects for their own --session-ttl, 10m by default). Forgetting is
@@ -124,14 +136,13 @@ type Config struct {
 	Transport transport.Transport `json:"-" yaml:"-"`
 }
 
-// DefaultMaxConnsPerSource is a tenth of DefaultMaxConns: ten hosts are
-// needed to fill the proxy, and a host that opens a thousand connections
-// (a test, a bench, clients behind one NAT) still fits.
-const DefaultMaxConnsPerSource = 1000
-
 // Defaults of Config.
 const (
-	DefaultMaxConns           = 10000
+	// DefaultMaxConns and DefaultMaxConnsPerSource are the connection caps
+	// every graftlb server has (listener.DefaultMaxConnsPerSource says why
+	// a tenth).
+	DefaultMaxConns           = listener.DefaultMaxConns
+	DefaultMaxConnsPerSource  = listener.DefaultMaxConnsPerSource
 	DefaultBackendConns       = 2
 	DefaultMaxSessions        = 1000000
 	DefaultMaxSessionsSource  = 250000
@@ -214,7 +225,7 @@ func (c Config) withDefaults() Config {
 		nop := zerolog.Nop()
 		c.Logger = &nop
 	}
-	c.ProxyProtocol = c.ProxyProtocol.withDefaults()
+	c.ProxyProtocol = c.ProxyProtocol.WithDefaults()
 	c.Clock = clock.OrReal(c.Clock)
 	// Health rules run on the proxy's clock unless given their own.
 	for _, hc := range []*clock.Clock{&c.Health.Check.Clock, &c.Health.Outlier.Clock, &c.Health.Breaker.Clock} {
@@ -239,6 +250,9 @@ func (c Config) Validate() error {
 	}
 	if c.AccessLogSample > 1 {
 		return fmt.Errorf("balancer: config: access_log_sample %v must be in (0, 1]", c.AccessLogSample)
+	}
+	if c.SessionLoadBound < 0 || math.IsNaN(c.SessionLoadBound) {
+		return fmt.Errorf("balancer: config: session_load_bound %v must not be negative", c.SessionLoadBound)
 	}
 	if c.RetryBudget > 1 {
 		return fmt.Errorf("balancer: config: retry_budget %v must be in (0, 1]", c.RetryBudget)

@@ -17,25 +17,20 @@ func (p *Proxy) control() {
 	defer p.wg.Done()
 	sweep := p.cfg.Clock.NewTicker(p.cfg.SweepInterval)
 	defer sweep.Stop()
-	updates := p.src.Updates()
 	lastIdle := p.now()
 	applied := false
-	for {
-		select {
-		case <-p.stop:
-			return
-		case snap, ok := <-updates:
-			if !ok {
-				updates = nil // the source closed: keep the last pool
-				continue
-			}
+	p.ctl.Run(p.src, p.stop, discovery.Handlers{
+		Apply: func(snap discovery.Snapshot) {
 			p.apply(snap)
 			applied = true
 			p.warmIfDialed(applied)
-		case <-p.kickCh:
+		},
+		Rebuild: func() {
 			p.rebuild()
 			p.warmIfDialed(applied)
-		case <-sweep.C():
+		},
+		Tick: sweep.C(),
+		Sweep: func() {
 			now := p.now()
 			p.expireDeadlines(now)
 			if now-lastIdle > int64(time.Second) {
@@ -44,8 +39,8 @@ func (p *Proxy) control() {
 					p.cfg.Logger.Debug().Int("sessions", n).Msg("forgot idle sessions")
 				}
 			}
-		}
-	}
+		},
+	})
 }
 
 // apply reconciles the backends with a membership snapshot.
@@ -129,7 +124,7 @@ func (p *Proxy) rebuild() {
 	p.mu.Unlock()
 	slices.SortFunc(bs, func(a, b *backend) int { return cmp.Compare(a.name, b.name) })
 	prev := p.picker.Load()
-	pk, err := buildPicker(bs, prev, p.cfg.Health.PanicThreshold)
+	pk, err := buildSnapshot(bs, prev, routingOf(p.cfg))
 	if err != nil {
 		p.cfg.Logger.Error().Err(err).Msg("cannot build the routing table; keeping the previous one")
 		return
@@ -156,9 +151,9 @@ func (p *Proxy) expireDeadlines(now int64) {
 	}
 }
 
-func (p *Proxy) expired(pd pending) {
+func (p *Proxy) expired(c call) {
 	p.stats.deadlinesExceeded.Add(1)
-	p.fail(&pd, protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
+	c.fail(protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
 }
 
 // fasthttpLogger routes fasthttp's messages to zerolog.

@@ -2,12 +2,12 @@ package balancer
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -22,7 +22,8 @@ type downstream struct {
 	sess    *session   // the connection's session
 	ref     *clientRef // what sessions point at: this connection, weakly
 	src     *sourceQuota
-	peerMax int // the largest frame the client accepts (its HELLO's max_frame)
+	peerMax int   // the largest frame the client accepts (its HELLO's max_frame)
+	shard   uint8 // its calls' shard of every upstream's call table
 
 	closed   atomic.Bool
 	goawayAt atomic.Int64 // unix nanoseconds of the drain's GOAWAY; 0: none
@@ -37,7 +38,7 @@ type downstream struct {
 
 	// Owned by the reader goroutine.
 	f        protocol.Frame
-	scratch  []int
+	scratch  pickScratch
 	deadline time.Time // read deadline currently set
 
 	// mu guards the calls in flight, the callback routes and the sessions
@@ -64,17 +65,17 @@ type cbRoute struct {
 
 func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
 	d := &downstream{p: p, pc: pc, ids: make(map[uint32]struct{}, 64), cbs: make(map[uint32]cbRoute),
-		sessionsLive: new(atomic.Int32)}
+		sessionsLive: new(atomic.Int32), shard: nextShard()}
 	d.ref = newClientRef(d)
 	d.src = p.sessions.openSource(sourceKey(pc.RemoteAddr()))
 	return d
 }
 
 // sourceKey is the source a connection's session quota is counted by:
-// the same as its connection limit's (sourceOf), or its address as a
+// the same as its connection limit's (listener.SourceOf), or its address as a
 // string when it has no IP (a pipe).
 func sourceKey(a net.Addr) string {
-	if src, ok := sourceOf(a); ok {
+	if src, ok := listener.SourceOf(a); ok {
 		return src.String()
 	}
 	return a.String()
@@ -120,23 +121,17 @@ func (d *downstream) recoverable(err error) bool {
 }
 
 func (d *downstream) readFailed(err error) {
-	var pe *protocol.Error
-	switch {
-	case errors.As(err, &pe):
+	switch end, pe := protocol.ClassifyRead(err); end {
+	case protocol.ReadProtocolError:
 		d.p.logBad(d, pe)
 		d.badInput = true
 		d.sendError(0, pe.Code, pe.Message)
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-	case isTimeout(err):
+	case protocol.ReadEOF, protocol.ReadClosed:
+	case protocol.ReadTimeout:
 		d.p.cfg.Logger.Info().Str("client", d.pc.RemoteAddr().String()).Msg("closing idle client connection")
 	default:
-		d.p.cfg.Logger.Debug().Err(err).Str("client", d.pc.RemoteAddr().String()).Msg("client connection ended")
+		d.p.cfg.Logger.Debug().Err(err).Stringer("end", end).Str("client", d.pc.RemoteAddr().String()).Msg("client connection ended")
 	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // handshake reads HELLO and answers WELCOME.
@@ -145,7 +140,7 @@ func (d *downstream) handshake() bool {
 	_ = d.pc.SetReadDeadline(time.Now().Add(lim.HelloTimeout))
 	raw, err := d.pc.ReadFrame()
 	if err != nil {
-		if isTimeout(err) {
+		if end, _ := protocol.ClassifyRead(err); end == protocol.ReadTimeout {
 			d.p.cfg.Logger.Info().Str("client", d.pc.RemoteAddr().String()).Msg("no HELLO in time; closing")
 			return false
 		}
@@ -265,24 +260,24 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		return true
 	}
 	d.p.active.Add(1)
-	now := d.p.now() // read once: the forwarding path reads no other clock
-	pd := pending{down: d, clientID: f.CallID, flags: f.Flags, start: now}
+	now := d.p.now() // Config.Clock, read once: the call's deadline, latency sample and session use
+	c := call{down: d, clientID: f.CallID, flags: f.Flags, start: now}
 	if g := d.goawayAt.Load(); g != 0 && time.Now().UnixNano()-g > int64(moveWindow) {
-		d.p.failUnrouted(&pd, f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
+		c.failUnrouted(f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
 	}
 	if d.p.cfg.TraceIDs && len(f.Trace) == 0 {
 		raw = addTrace(f, raw) // allocates: only with --trace-ids
 	}
 	if d.p.cfg.AccessLog != nil {
-		d.p.startAccess(&pd, f) // allocates when the call is logged
+		d.p.startAccess(&c, f) // allocates when the call is logged
 	}
 	s := d.sess
 	if !f.Session.IsZero() && f.Session != s.id {
 		if s = d.p.sessions.lookup(f.Session); s == nil {
 			var why tableRefusal
 			if s, why = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), now, d, true); s == nil {
-				d.p.failUnrouted(&pd, f.Module, protocol.CodeOverloaded, why.String())
+				c.failUnrouted(f.Module, protocol.CodeOverloaded, why.String())
 				return true
 			}
 			d.bring(s)
@@ -296,9 +291,9 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	s.lastUsed.Store(now)
 	switch {
 	case f.Deadline > 0:
-		pd.deadline = now + int64(f.Deadline)*int64(time.Millisecond)
+		c.deadline = now + int64(f.Deadline)*int64(time.Millisecond)
 	case d.p.cfg.CallTimeout > 0:
-		pd.deadline = now + int64(d.p.cfg.CallTimeout)
+		c.deadline = now + int64(d.p.cfg.CallTimeout)
 		protocol.SetDeadline(raw, uint32(d.p.cfg.CallTimeout/time.Millisecond))
 	}
 	// Transport hook (issue 15): a route may send the call over another
@@ -307,10 +302,10 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		return true
 	}
 	if f.Flags.Has(protocol.FlagStateless) {
-		d.p.routeStateless(pd, f.Module, raw, nil)
+		d.p.routeStateless(c, f.Module, raw, nil)
 	} else {
-		pd.sess = s
-		d.p.routeStateful(pd, f.Module, raw, &d.scratch)
+		c.sess = s
+		d.p.routeStateful(c, f.Module, raw, &d.scratch)
 	}
 	return true
 }
@@ -347,10 +342,8 @@ func (d *downstream) keepalive(id protocol.SessionID) {
 		}
 	}
 	s.lastUsed.Store(d.p.now())
-	s.mu.Lock()
-	b, ok := s.owner, s.confirmed && !s.lost
-	s.mu.Unlock()
-	if !ok {
+	b := s.held.Load()
+	if b == nil {
 		return
 	}
 	if u := b.pickConn(); u != nil {
@@ -360,41 +353,31 @@ func (d *downstream) keepalive(id protocol.SessionID) {
 
 // finish frees the slot of a settled call: its call id (or its ONEWAY
 // count) and its share of the proxy's active calls.
-func (d *downstream) finish(pd *pending) {
+func (d *downstream) finish(c *call) {
 	d.mu.Lock()
-	if pd.flags.Has(protocol.FlagOneway) {
+	if c.flags.Has(protocol.FlagOneway) {
 		d.oneways--
 	} else {
-		delete(d.ids, pd.clientID)
+		delete(d.ids, c.clientID)
 	}
 	d.mu.Unlock()
 	d.p.active.Add(-1)
 }
 
-// deliver sends a gateway's reply to the client under the client's call
-// id; the gateway's acknowledgement of a ONEWAY call goes no further. A
-// reply larger than the client's max_frame becomes ERROR TOO_LARGE for
-// that call, as a gateway answers (SPEC.md section 6).
-func (d *downstream) deliver(pd *pending, raw []byte) {
-	d.finish(pd)
-	if pd.flags.Has(protocol.FlagOneway) {
+// deliver sends a gateway's reply to settled call c to the client under
+// the client's call id; the gateway's acknowledgement of a ONEWAY call goes
+// no further. A reply larger than the client's max_frame becomes ERROR
+// TOO_LARGE for that call, as a gateway answers (SPEC.md section 6).
+func (d *downstream) deliver(c *call, raw []byte) {
+	if c.flags.Has(protocol.FlagOneway) {
 		return
 	}
 	if len(raw) > d.peerMax {
-		d.sendError(pd.clientID, protocol.CodeTooLarge, "the reply exceeds the max_frame this client announced")
+		d.sendError(c.clientID, protocol.CodeTooLarge, "the reply exceeds the max_frame this client announced")
 		return
 	}
-	protocol.SetCallID(raw, pd.clientID)
+	protocol.SetCallID(raw, c.clientID)
 	d.write(raw)
-}
-
-// failCall answers a forwarded call with a proxy-made error (none for a
-// ONEWAY call).
-func (d *downstream) failCall(pd *pending, code protocol.Code, msg string) {
-	d.finish(pd)
-	if !pd.flags.Has(protocol.FlagOneway) {
-		d.sendError(pd.clientID, code, msg)
-	}
 }
 
 // write queues a frame for the client; a client that does not read is cut
@@ -478,7 +461,6 @@ func (d *downstream) close() {
 		d.p.sessions.forgetIfEmpty(s)
 	}
 	d.p.sessions.closeSource(d.src)
-	d.p.conns.Add(-1)
-	d.p.sources.release(d.pc.RemoteAddr())
+	d.p.admission.Release(d.pc.RemoteAddr())
 	d.p.dropConn(d)
 }

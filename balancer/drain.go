@@ -19,6 +19,10 @@ const drainIdle = time.Second
 // client resends such a call on its new connection.
 const moveWindow = 2 * time.Second
 
+// DefaultDrainGrace is the longest the proxy command lets Drain wait for
+// the clients to move (its --drain-grace) before it closes the proxy.
+const DefaultDrainGrace = 30 * time.Second
+
 // Drain stops the proxy gracefully, as a rolling restart of the proxy tier
 // needs (SPEC.md section 4, GOAWAY with RECONNECT):
 //
@@ -44,12 +48,7 @@ func (p *Proxy) Drain(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	p.mu.Lock()
-	if p.tcpLn != nil {
-		_ = p.tcpLn.Close()
-	}
-	if p.wsLn != nil {
-		_ = p.wsLn.Close()
-	}
+	p.lns.Close()
 	downs := make([]*downstream, 0, len(p.downs))
 	for d := range p.downs {
 		downs = append(downs, d)

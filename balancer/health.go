@@ -144,25 +144,6 @@ func failureCode(c protocol.Code) bool {
 	return false
 }
 
-// outcome reports a finished call to the gateway's breaker, outlier
-// detector and latency estimate. rtt is 0 when the call got no answer.
-func (b *backend) outcome(pd *pending, ok bool, now int64) {
-	if b.breaker != nil {
-		b.breaker.Done(pd.ticket, ok)
-	}
-	if b.rec != nil {
-		if ok {
-			b.rec.Success()
-		} else {
-			b.rec.Failure()
-		}
-	}
-	if pd.start != 0 && now > pd.start {
-		b.observe(now-pd.start, now)
-		b.m.latency(pd, now-pd.start)
-	}
-}
-
 // observe folds a round-trip time into the latency estimate: the estimate
 // first decays for the time since the last sample, then moves 1/8 of the
 // way to rtt. Decaying before mixing matters: a gateway that was slow once

@@ -246,7 +246,10 @@ func TestHungGatewayMarkedDown(t *testing.T) {
 func TestBreakerEndToEnd(t *testing.T) {
 	gs := startGateways(t, 3, nil)
 	p := startProxy(t, gs, func(c *Config) {
-		c.Health.Breaker = health.Settings{MinCalls: 10, Window: 2 * time.Second, OpenTimeout: 300 * time.Millisecond,
+		// Open for 2 s: the stateless load below (at most 1 s) must end
+		// before the breaker lets a half-open probe reach the failing
+		// gateway, or a probe is a failed stateless call.
+		c.Health.Breaker = health.Settings{MinCalls: 10, Window: 2 * time.Second, OpenTimeout: 2 * time.Second,
 			HalfOpenMax: 1, HalfOpenSuccesses: 2}
 		c.Health.Outlier = health.OutlierConfig{ConsecutiveFailures: -1, FailureRate: -1}
 	})
@@ -280,7 +283,7 @@ func TestBreakerEndToEnd(t *testing.T) {
 	if circuitOpen == 0 {
 		t.Fatal("the session's calls never got CIRCUIT_OPEN")
 	}
-	if r := runLoad(t, c, 4, 200, 5*time.Second, getOrderReq); r.successRate() != 1 {
+	if r := runLoad(t, c, 4, 100, time.Second, getOrderReq); r.successRate() != 1 {
 		t.Errorf("stateless calls with one breaker open: %v", r.failed)
 	}
 	_ = owner.Faults().SetFailRate(0)

@@ -31,7 +31,7 @@ const (
 var kindNames = [numKinds]string{"stateless", "stateful"}
 
 // kindOf is the kind of a forwarded call.
-func kindOf(pd *pending) int {
+func kindOf(pd *call) int {
 	if pd.sess == nil {
 		return kindStateless
 	}
@@ -135,7 +135,7 @@ func (g *gwMetrics) module(module []byte) *moduleCalls {
 }
 
 // latency records a call's round trip.
-func (g *gwMetrics) latency(pd *pending, ns int64) {
+func (g *gwMetrics) latency(pd *call, ns int64) {
 	if g != nil {
 		g.lat[kindOf(pd)].observe(ns)
 	}
@@ -239,7 +239,7 @@ func (pm *proxyMetrics) lostSession(s *session) {
 // sync follows a new picker: every gateway's counters get the modules the
 // pool announces, and those of gateways gone for metricsRetention are
 // dropped. Only the control goroutine calls it.
-func (pm *proxyMetrics) sync(pk *picker, now int64) {
+func (pm *proxyMetrics) sync(pk *snapshot, now int64) {
 	if pm.off {
 		return
 	}
@@ -286,7 +286,7 @@ func (pm *proxyMetrics) all() []*gwMetrics {
 
 // settled counts a call that settled with code (0: a RESULT) and writes
 // its access log line when it has one.
-func (p *Proxy) settled(pd *pending, code protocol.Code) {
+func (p *Proxy) settled(pd *call, code protocol.Code) {
 	pd.mc.count(kindOf(pd), code)
 	if pd.acc != nil {
 		p.logAccess(pd, code)

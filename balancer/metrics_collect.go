@@ -242,10 +242,10 @@ func b01(b bool) float64 {
 	return 0
 }
 
-// CallCount returns the calls counted for gateway ("" for those no
+// callCount returns the calls counted for gateway ("" for those no
 // gateway took) with outcome code label code ("OK", "SESSION_LOST", ...),
 // over every module and kind: what graftlb_calls_total sums to.
-func (p *Proxy) CallCount(gateway, code string) uint64 {
+func (p *Proxy) callCount(gateway, code string) uint64 {
 	var n uint64
 	for _, g := range p.metrics.all() {
 		if g.name != gateway {

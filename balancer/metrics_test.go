@@ -126,8 +126,8 @@ func TestMetricsCountCalls(t *testing.T) {
 	if n := sumOf(mfs, "graftlb_client_connections", map[string]string{"binding": "tcp"}); n != 1 {
 		t.Errorf("tcp client connections = %v, want 1", n)
 	}
-	if got := p.CallCount("", "NOT_FOUND"); got != 1 {
-		t.Errorf("CallCount(\"\", NOT_FOUND) = %d, want 1", got)
+	if got := p.callCount("", "NOT_FOUND"); got != 1 {
+		t.Errorf("callCount(\"\", NOT_FOUND) = %d, want 1", got)
 	}
 }
 

@@ -1,161 +1,125 @@
 package balancer
 
 import (
+	"errors"
 	"math"
-	"math/rand/v2"
 	"slices"
-	"strings"
-	"time"
-
-	"github.com/graftlb/graftlb/affinity"
-	"github.com/graftlb/graftlb/health"
 )
 
-// picker is an immutable routing snapshot of the pool: the Maglev table over
-// its gateways, which of them admit new sessions, and the candidates for
-// stateless calls per module. The control goroutine builds a new one on
-// every change of membership or gateway state and publishes it atomically;
-// the data path reads it without locks. Nothing in it changes after build.
-type picker struct {
-	backends []*backend      // sorted by name; index i is table member i
-	table    *affinity.Table // nil when the pool is empty
-	// admit[i]: backend i may take a new session (connected, not draining,
-	// not drained by an operator).
-	admit []bool
-	// hold[i]: backend i may hold sessions (connected, draining or not).
-	hold []bool
-	// serves maps module@version to the per-index flags of the backends
-	// that serve it; servesAll holds the backends with no module list, for
-	// modules no backend announces.
-	serves    map[string][]bool
-	servesAll []bool
-	// stateless maps a module to the backends that may take its stateless
-	// calls; statelessAll is for modules not in the map.
-	stateless    map[string][]*backend
-	statelessAll []*backend
-	// randN draws an int in [0, n); rand.IntN unless a test sets it.
-	randN func(n int) int
-	// panic is set when fewer than the panic threshold of the connected
-	// gateways were healthy: admit and stateless then ignore health.
-	panic              bool
-	healthy, connected int
-	// sessionTTL is the shortest session TTL the pool's gateways announce:
-	// what WELCOME tells clients (0: none known yet).
-	sessionTTL time.Duration
+// This file decides where a call goes, the first of the three steps a
+// call takes through this package (call.go has the whole path): a picker
+// of the current snapshot returns the gateway, or an error that says why
+// none takes the call. Forwarding (upstream.go) and settling (call.go)
+// come after.
+
+// picker decides which gateway takes a call. Each snapshot has two: one for
+// stateless calls and one for placing sessions, the policies routing names
+// (p2c; preferenceWalk or boundedLoad), or an errPicker while no gateway is
+// connected. Pick may be called from any goroutine at any time: it reads
+// only its immutable snapshot and the gateways' load counters (atomics),
+// and must not block, lock or allocate. Pickers are built by the control
+// goroutine only, with their snapshot.
+type picker interface {
+	Pick(pickInfo) (pick, error)
 }
 
-// buildPicker builds the snapshot of backends (sorted by name). The table
-// is reused from prev when the member set is unchanged. A gateway admits new
-// sessions and stateless calls when it is connected, not draining (nor
-// drained by an operator), and healthy (active checks up, not ejected) — or, in panic mode (fewer than
-// panicThreshold of the connected gateways healthy), when it is connected
-// and not draining. A gateway may hold sessions when it is connected and
-// its active checks pass.
-func buildPicker(backends []*backend, prev *picker, panicThreshold float64) (*picker, error) {
-	pk := &picker{backends: backends, randN: rand.IntN,
-		serves: make(map[string][]bool), stateless: make(map[string][]*backend)}
-	n := len(backends)
-	if n > 0 {
-		if prev != nil && sameMembers(prev.backends, backends) {
-			pk.table = prev.table
-		} else {
-			ms := make([]affinity.Member, n)
-			for i, b := range backends {
-				ms[i] = affinity.Member{Name: b.name, Weight: b.member.Weight}
-			}
-			t, err := affinity.NewTable(ms)
-			if err != nil {
-				return nil, err
-			}
-			pk.table = t
-		}
-	}
-	pk.admit = make([]bool, n)
-	pk.hold = make([]bool, n)
-	pk.servesAll = make([]bool, n)
-	modules := map[string]bool{}
-	for _, b := range backends {
-		for _, m := range b.member.Modules {
-			modules[m] = true
-		}
-	}
-	for _, b := range backends {
-		if ttl := time.Duration(b.sessionTTL.Load()); ttl > 0 && (pk.sessionTTL == 0 || ttl < pk.sessionTTL) {
-			pk.sessionTTL = ttl
-		}
-		if b.up.Load() && !b.removed.Load() {
-			pk.connected++
-			if b.healthy() {
-				pk.healthy++
-			}
-		}
-	}
-	pk.panic = health.InPanic(pk.healthy, pk.connected, panicThreshold)
-	for i, b := range backends {
-		up := b.up.Load() && !b.removed.Load()
-		pk.hold[i] = up && b.checkUp.Load()
-		pk.admit[i] = up && !b.draining.Load() && !b.adminDrain.Load() && (pk.panic || b.healthy())
-		if len(b.member.Modules) == 0 {
-			pk.servesAll[i] = true
-			if pk.admit[i] {
-				pk.statelessAll = append(pk.statelessAll, b)
-			}
-		}
-	}
-	for m := range modules {
-		flags := make([]bool, n)
-		var cands []*backend
-		for i, b := range backends {
-			if b.member.Serves(m) {
-				flags[i] = true
-				if pk.admit[i] {
-					cands = append(cands, b)
-				}
-			}
-		}
-		pk.serves[m] = flags
-		pk.stateless[m] = cands
-	}
-	return pk, nil
+// pickInfo is what a pick is decided on. It is a value, apart from the
+// call (which lives in an upstream's map while in flight, where a view of
+// the client's read buffer must not).
+type pickInfo struct {
+	module []byte // module@version the call targets
+	// Stateless calls.
+	skip *backend // a gateway to avoid when another can take the call
+	now  int64    // unix nanoseconds, for the latency estimates
+	// Sessions.
+	key     uint64       // affinity hash of the session id
+	fresh   bool         // the session may be created here, not only found
+	tried   []*backend   // gateways that refused it already
+	scratch *pickScratch // buffers reused across picks of one connection
 }
 
-func sameMembers(a, b []*backend) bool {
-	return slices.EqualFunc(a, b, func(x, y *backend) bool {
-		return x.name == y.name && x.member.Weight == y.member.Weight
-	})
+// pickScratch holds the buffers of session picks, owned by one client
+// connection's reader.
+type pickScratch struct {
+	pref  []int   // a preference list
+	loads []int64 // sessions per gateway, for bounded loads
 }
 
-// servesFlags returns the per-index flags of the backends serving module.
-func (pk *picker) servesFlags(module []byte) []bool {
-	if f, ok := pk.serves[string(module)]; ok {
-		return f
+// pick is a picker's decision: the gateway that takes the call, and its
+// index in the snapshot (-1 when the picker did not need it).
+type pick struct {
+	b *backend
+	i int
+}
+
+// Reasons a picker finds no gateway; route.go turns them into the error
+// the client gets.
+var (
+	// errEmptyPool: no gateway of the pool is connected. Clients get
+	// UNAVAILABLE (try again), not NOT_FOUND (a mistake in the call), since
+	// a proxy that just started or lost its pool does not know what it
+	// serves.
+	errEmptyPool = errors.New("no gateway of the pool is up")
+	// errUnknownModule: no gateway of the pool serves the module.
+	errUnknownModule = errors.New("no gateway in the pool serves the module")
+	// errNoGateway: gateways serve the module, but none may take the call
+	// now (draining, unhealthy, all tried or skipped).
+	errNoGateway = errors.New("no gateway can take the call")
+)
+
+// newPickers returns the pickers of snapshot pk, as r chooses.
+func newPickers(pk *snapshot, r routing) (stateless, sessions picker) {
+	if pk.connected == 0 {
+		return errPicker{errEmptyPool}, errPicker{errEmptyPool}
 	}
-	return pk.servesAll
+	walk := preferenceWalk{pk: pk, limit: r.maxOwnerProbes}
+	if r.loadBound > 0 {
+		return p2c{pk}, boundedLoad{walk: walk, epsilon: r.loadBound}
+	}
+	return p2c{pk}, walk
 }
 
-// pickStateless chooses a backend for a stateless call of module by the
-// power of two choices (Mitzenmacher) over the expected wait: latency
-// estimate × (calls in flight + 1) / weight, so a slow gateway is avoided
-// as soon as its calls come back slowly, not only once they pile up. Two
-// costs less than latencyFloor apart are a tie, broken at random by
-// weight, so that an idle pool spreads calls made one at a time.
-// It avoids skip when another backend exists; nil when none can take it.
-func (pk *picker) pickStateless(module []byte, skip *backend, now int64) *backend {
-	cands, ok := pk.stateless[string(module)]
+// errPicker refuses every call with err: the pool's state when nothing can
+// take a call is published like any other (grpc's ErrPicker).
+type errPicker struct{ err error }
+
+func (e errPicker) Pick(pickInfo) (pick, error) { return pick{i: -1}, e.err }
+
+// noneFor is the error of a pick that found no gateway for module.
+func (pk *snapshot) noneFor(module []byte) (pick, error) {
+	if !pk.knows(module) {
+		return pick{i: -1}, errUnknownModule
+	}
+	return pick{i: -1}, errNoGateway
+}
+
+// p2c chooses a gateway for a stateless call by the power of two choices
+// (Mitzenmacher) over the expected wait: latency estimate × (calls in
+// flight + 1) / weight, so a slow gateway is avoided as soon as its calls
+// come back slowly, not only once they pile up. Two costs less than
+// latencyFloor apart are a tie, broken at random by weight, so that an idle
+// pool spreads calls made one at a time. It avoids skip when another
+// gateway can take the call.
+type p2c struct{ pk *snapshot }
+
+func (p p2c) Pick(in pickInfo) (pick, error) {
+	pk := p.pk
+	cands, ok := pk.cands[string(in.module)]
 	if !ok {
-		cands = pk.statelessAll
+		cands = pk.candsAll
 	}
+	skip := in.skip
 	switch len(cands) {
 	case 0:
-		return nil
+		return pk.noneFor(in.module)
 	case 1:
-		return cands[0]
+		return pick{b: cands[0], i: -1}, nil
 	case 2:
 		if cands[0] == skip {
-			return cands[1]
+			return pick{b: cands[1], i: -1}, nil
 		}
 		if cands[1] == skip {
-			return cands[0]
+			return pick{b: cands[0], i: -1}, nil
 		}
 	}
 	i := pk.randN(len(cands))
@@ -165,12 +129,12 @@ func (pk *picker) pickStateless(module []byte, skip *backend, now int64) *backen
 	}
 	a, b := cands[i], cands[j]
 	if a == skip {
-		return b
+		return pick{b: b, i: -1}, nil
 	}
 	if b == skip {
-		return a
+		return pick{b: a, i: -1}, nil
 	}
-	ca, cb := a.cost(now), b.cost(now)
+	ca, cb := a.cost(in.now), b.cost(in.now)
 	if math.Abs(ca-cb) < float64(latencyFloor) {
 		// A near tie: the difference is noise (an idle pool, a GC pause
 		// in one sample), and taking the lower every time would send a
@@ -178,75 +142,86 @@ func (pk *picker) pickStateless(module []byte, skip *backend, now int64) *backen
 		// in proportion to weight.
 		wa, wb := max(a.weight.Load(), 1), max(b.weight.Load(), 1)
 		if int64(pk.randN(int(wa+wb))) < wa {
-			return a
+			return pick{b: a, i: -1}, nil
 		}
-		return b
+		return pick{b: b, i: -1}, nil
 	}
 	if ca < cb {
-		return a
+		return pick{b: a, i: -1}, nil
 	}
-	return b
+	return pick{b: b, i: -1}, nil
 }
 
-// nextOwner walks the session key's preference list and returns the first
-// backend that serves module, is eligible (admit for a new session, hold
-// for a resumed one) and is not in tried. scratch is reused for the list.
-func (pk *picker) nextOwner(key uint64, module []byte, fresh bool, tried []*backend, limit int, scratch []int) (*backend, []int) {
-	if pk.table == nil {
-		return nil, scratch
-	}
-	scratch = pk.table.Preference(key, scratch)
-	serves := pk.servesFlags(module)
+// preferenceWalk places a session by consistent hashing: it walks the
+// session key's Maglev preference list and returns the first gateway that
+// serves the module, is eligible (admits new sessions, for a fresh one;
+// may hold sessions, for one being looked up) and was not tried. It gives
+// up after limit eligible gateways (MaxOwnerProbes), so that proxies agree
+// on owners without sharing state (DESIGN.md section 4).
+type preferenceWalk struct {
+	pk    *snapshot
+	limit int
+}
+
+func (w preferenceWalk) Pick(in pickInfo) (pick, error) {
+	pk := w.pk
+	pref := pk.table.Preference(in.key, in.scratch.pref)
+	in.scratch.pref = pref
+	serves := pk.servesFlags(in.module)
 	eligible := pk.hold
-	if fresh {
+	if in.fresh {
 		eligible = pk.admit
 	}
 	probes := 0
-	for _, i := range scratch {
+	for _, i := range pref {
 		if !serves[i] || !eligible[i] {
 			continue
 		}
 		b := pk.backends[i]
-		probes++
-		if probes > limit {
-			return nil, scratch
+		if probes++; probes > w.limit {
+			break
 		}
-		if slices.Contains(tried, b) {
-			continue
-		}
-		return b, scratch
-	}
-	return nil, scratch
-}
-
-// unreachable reports whether a backend serving module is in the pool but
-// not connected, and was not asked yet: it might hold a resumed session.
-func (pk *picker) unreachable(module []byte, tried []*backend) bool {
-	serves := pk.servesFlags(module)
-	for i, b := range pk.backends {
-		if serves[i] && !pk.hold[i] && !slices.Contains(tried, b) {
-			return true
+		if !slices.Contains(in.tried, b) {
+			return pick{b: b, i: i}, nil
 		}
 	}
-	return false
+	return pk.noneFor(in.module)
 }
 
-// knows reports whether some backend may serve module: one announces it,
-// or one announces no module list (and so serves everything).
-func (pk *picker) knows(module []byte) bool {
-	if _, ok := pk.serves[string(module)]; ok {
-		return true
+// boundedLoad places a new session by consistent hashing with bounded
+// loads (affinity.BoundedOwner, Mirrokni et al.): the first gateway of its
+// preference list that may take it and holds fewer than (1+epsilon) × the
+// mean of the sessions this proxy bound to such gateways (confirmed ones;
+// a burst of new sessions counts once their first calls are answered). It
+// looks a session up (not fresh) as preferenceWalk does: the NOT_OWNER walk
+// finds a holder that another proxy placed past a full gateway.
+//
+// The trade-off, chosen by Config.SessionLoadBound: each proxy counts its
+// own loads, so two proxies may place one new session on different
+// gateways (the gateway's NOT_OWNER and the walk still find it when it is
+// resumed, at the cost of longer walks), and a membership change moves more
+// sessions.
+type boundedLoad struct {
+	walk    preferenceWalk
+	epsilon float64
+}
+
+func (bl boundedLoad) Pick(in pickInfo) (pick, error) {
+	if !in.fresh {
+		return bl.walk.Pick(in)
 	}
-	return slices.Contains(pk.servesAll, true)
-}
-
-// named returns the backend called name, or nil.
-func (pk *picker) named(name []byte) *backend {
-	i, ok := slices.BinarySearchFunc(pk.backends, name, func(b *backend, n []byte) int {
-		return strings.Compare(b.name, string(n))
+	pk := bl.walk.pk
+	loads := in.scratch.loads[:0]
+	for _, b := range pk.backends {
+		loads = append(loads, b.sessions.Load())
+	}
+	in.scratch.loads = loads
+	serves := pk.servesFlags(in.module)
+	i, ok := pk.table.BoundedOwner(in.key, loads, bl.epsilon, func(i int) bool {
+		return serves[i] && pk.admit[i] && !slices.Contains(in.tried, pk.backends[i])
 	})
 	if !ok {
-		return nil
+		return pk.noneFor(in.module)
 	}
-	return pk.backends[i]
+	return pick{b: pk.backends[i], i: i}, nil
 }

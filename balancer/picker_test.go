@@ -28,19 +28,35 @@ func testBackends(t *testing.T, members ...discovery.Member) (*Proxy, []*backend
 	return p, bs
 }
 
+// testRouting is the default routing: P2C and the plain preference walk.
+var testRouting = routing{panicThreshold: 0.5, maxOwnerProbes: 8}
+
+// pickStateless is the stateless picker's choice, nil when it finds none.
+func pickStateless(pk *snapshot, module []byte, skip *backend) *backend {
+	pc, _ := pk.stateless.Pick(pickInfo{module: module, skip: skip})
+	return pc.b
+}
+
+// nextOwner is the choice of a preference walk bounded by limit (the
+// session picker of testRouting when limit is 8), nil when it finds none.
+func nextOwner(pk *snapshot, key uint64, module []byte, fresh bool, tried []*backend, limit int) *backend {
+	pc, _ := preferenceWalk{pk: pk, limit: limit}.Pick(pickInfo{module: module, key: key, fresh: fresh, tried: tried, scratch: &pickScratch{}})
+	return pc.b
+}
+
 func gw(name string, modules ...string) discovery.Member {
 	return discovery.Member{Name: name, Role: discovery.RoleGateway, Modules: modules, Addrs: discovery.Addrs{TCP: "127.0.0.1:1"}}
 }
 
 func TestPickStatelessSpreadsAndPrefersIdle(t *testing.T) {
 	_, bs := testBackends(t, gw("a", "orders@1"), gw("b", "orders@1"), gw("c", "orders@1"), gw("d", "cart@1"))
-	pk, err := buildPicker(bs, nil, 0.5)
+	pk, err := buildSnapshot(bs, nil, testRouting)
 	if err != nil {
 		t.Fatal(err)
 	}
 	counts := map[string]int{}
 	for i := 0; i < 30000; i++ {
-		counts[pk.pickStateless([]byte("orders@1"), nil, 0).name]++
+		counts[pickStateless(pk, []byte("orders@1"), nil).name]++
 	}
 	for _, n := range []string{"a", "b", "c"} {
 		if counts[n] < 9000 || counts[n] > 11000 {
@@ -54,18 +70,18 @@ func TestPickStatelessSpreadsAndPrefersIdle(t *testing.T) {
 	bs[0].outstanding.Store(100)
 	counts = map[string]int{}
 	for i := 0; i < 3000; i++ {
-		counts[pk.pickStateless([]byte("orders@1"), nil, 0).name]++
+		counts[pickStateless(pk, []byte("orders@1"), nil).name]++
 	}
 	if counts["a"] != 0 {
 		t.Errorf("busy backend a picked %d times", counts["a"])
 	}
 	// skip avoids a backend when another exists.
 	for i := 0; i < 100; i++ {
-		if pk.pickStateless([]byte("orders@1"), bs[1], 0) == bs[1] {
-			t.Fatal("pickStateless returned the backend to skip")
+		if pickStateless(pk, []byte("orders@1"), bs[1]) == bs[1] {
+			t.Fatal("the stateless picker returned the backend to skip")
 		}
 	}
-	if got := pk.pickStateless([]byte("nope@1"), nil, 0); got != nil {
+	if got := pickStateless(pk, []byte("nope@1"), nil); got != nil {
 		t.Errorf("unknown module picked %s", got.name)
 	}
 }
@@ -74,12 +90,12 @@ func TestPickStatelessWeights(t *testing.T) {
 	heavy := gw("heavy", "orders@1")
 	heavy.Weight = 3
 	_, bs := testBackends(t, heavy, gw("light", "orders@1"))
-	pk, _ := buildPicker(bs, nil, 0.5)
+	pk, _ := buildSnapshot(bs, nil, testRouting)
 	// Simulate load: each pick adds an outstanding call that never ends,
 	// so the shares follow the weights.
 	counts := map[string]int{}
 	for i := 0; i < 4000; i++ {
-		b := pk.pickStateless([]byte("orders@1"), nil, 0)
+		b := pickStateless(pk, []byte("orders@1"), nil)
 		b.outstanding.Add(1)
 		counts[b.name]++
 	}
@@ -91,51 +107,51 @@ func TestPickStatelessWeights(t *testing.T) {
 func TestNextOwnerEligibility(t *testing.T) {
 	_, bs := testBackends(t, gw("a"), gw("b"), gw("c"), gw("d"))
 	key := affinity.HashSession(protocol.NewSessionID())
-	pk, _ := buildPicker(bs, nil, 0.5)
-	first, _ := pk.nextOwner(key, []byte("orders@1"), true, nil, 8, nil)
+	pk, _ := buildSnapshot(bs, nil, testRouting)
+	first := nextOwner(pk, key, []byte("orders@1"), true, nil, 8)
 	if first == nil {
 		t.Fatal("no owner")
 	}
 	// Drain the first choice: a new session goes to the next in its list;
 	// a resumed one may still be held there.
 	first.draining.Store(true)
-	pk2, _ := buildPicker(bs, pk, 0.5)
+	pk2, _ := buildSnapshot(bs, pk, testRouting)
 	if pk2.table != pk.table {
 		t.Error("table rebuilt although the member set did not change")
 	}
-	second, _ := pk2.nextOwner(key, []byte("orders@1"), true, nil, 8, nil)
+	second := nextOwner(pk2, key, []byte("orders@1"), true, nil, 8)
 	if second == nil || second == first {
 		t.Fatalf("new session placed on %v, want another than draining %s", second, first.name)
 	}
-	if got, _ := pk2.nextOwner(key, []byte("orders@1"), false, nil, 8, nil); got != first {
+	if got := nextOwner(pk2, key, []byte("orders@1"), false, nil, 8); got != first {
 		t.Errorf("resumed session looked up on %v, want draining holder %s", got, first.name)
 	}
 	// tried skips; the limit bounds the walk.
-	if got, _ := pk2.nextOwner(key, []byte("orders@1"), true, []*backend{second}, 8, nil); got == nil || got == first || got == second {
+	if got := nextOwner(pk2, key, []byte("orders@1"), true, []*backend{second}, 8); got == nil || got == first || got == second {
 		t.Errorf("third choice = %v", got)
 	}
-	if got, _ := pk2.nextOwner(key, []byte("orders@1"), true, []*backend{second}, 1, nil); got != nil {
+	if got := nextOwner(pk2, key, []byte("orders@1"), true, []*backend{second}, 1); got != nil {
 		t.Errorf("walk past the limit returned %s", got.name)
 	}
 	// Same member set, same owner, whatever the build order.
 	rev := []*backend{bs[0], bs[1], bs[2], bs[3]}
-	pk3, _ := buildPicker(rev, nil, 0.5)
-	if got, _ := pk3.nextOwner(key, nil, false, nil, 8, nil); got != first {
+	pk3, _ := buildSnapshot(rev, nil, testRouting)
+	if got := nextOwner(pk3, key, nil, false, nil, 8); got != first {
 		t.Errorf("owner differs across builds: %v vs %s", got, first.name)
 	}
 }
 
 func TestNextOwnerModuleFilter(t *testing.T) {
 	_, bs := testBackends(t, gw("a", "cart@1"), gw("b", "orders@1"), gw("c", "cart@1", "orders@1"))
-	pk, _ := buildPicker(bs, nil, 0.5)
+	pk, _ := buildSnapshot(bs, nil, testRouting)
 	for i := 0; i < 200; i++ {
 		key := affinity.HashSession(protocol.NewSessionID())
-		got, _ := pk.nextOwner(key, []byte("cart@1"), true, nil, 8, nil)
+		got := nextOwner(pk, key, []byte("cart@1"), true, nil, 8)
 		if got == nil || got.name == "b" {
 			t.Fatalf("cart session placed on %v", got)
 		}
 	}
-	if got, _ := pk.nextOwner(1, []byte("ticker@1"), true, nil, 8, nil); got != nil {
+	if got := nextOwner(pk, 1, []byte("ticker@1"), true, nil, 8); got != nil {
 		t.Errorf("module nobody serves placed on %s", got.name)
 	}
 }

@@ -114,7 +114,7 @@ func (p *Proxy) Pool() []PoolMember {
 func (p *Proxy) Stats() Stats {
 	return Stats{
 		Panic:             p.picker.Load().panic,
-		Conns:             p.conns.Load(),
+		Conns:             p.admission.Conns(),
 		Active:            p.active.Load(),
 		Sessions:          p.sessions.len(),
 		SessionsLost:      p.stats.sessionsLost.Load(),

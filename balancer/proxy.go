@@ -8,7 +8,8 @@
 //     over the whole pool;
 //   - stateful calls go to their session's owner: the first gateway in the
 //     session id's Maglev preference list that serves the module and admits
-//     new sessions. Each proxy binds the sessions it sees; a gateway asked
+//     new sessions (with Config.SessionLoadBound, the first whose load is
+//     under the bound). Each proxy binds the sessions it sees; a gateway asked
 //     for a resumed session it does not hold answers NOT_OWNER and the proxy
 //     walks down the list, so proxies agree on owners without sharing state
 //     (DESIGN.md section 4);
@@ -20,10 +21,24 @@
 // patches call ids and session ids in place and copies each frame once,
 // into the destination's write batch: it allocates nothing per frame.
 //
+// A call reads one way through the package: decide (picker.go: a picker
+// of the routing snapshot chooses the gateway, route.go applies it),
+// forward (upstream.go: onto one of that gateway's connections, recorded in
+// its call table) and settle (call.go: the call gives back what it holds,
+// and its client gets the answer, dispatch.go routing the gateway's).
+//
 // Threading: one control goroutine applies membership snapshots and
-// gateway state changes and publishes an immutable picker; readers of
-// client and gateway connections route concurrently from the current
-// picker without locks. Per-session state has its own small lock.
+// gateway state and health changes, and publishes an immutable snapshot
+// with its pickers; readers of client and gateway connections route
+// concurrently from the current snapshot without locks. The locks of this
+// package a call takes are its client connection's, its session's (a
+// stateful call), one shard of its upstream's call table and, for a call
+// naming another session than its connection's, one shard of the session
+// table: none is shared by all the clients of a gateway. The outlier
+// counters it feeds are atomics, and so is the breaker's count of a
+// success (health.Breaker locks only for a failure or a transition). The
+// write batch of the upstream connection (protocol.Writer) is the one lock
+// those clients share. BenchmarkForwardLocks counts the waits.
 package balancer
 
 import (
@@ -38,6 +53,7 @@ import (
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/internal/httpserver"
+	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/valyala/fasthttp"
 )
@@ -52,29 +68,26 @@ type Proxy struct {
 	topics   topicTable
 	instance string // random per process: gateways send topic EVENTs once per proxy
 	stop     chan struct{}
-	kickCh   chan struct{}
+	ctl      *discovery.Control // the control loop (control.go)
 	done     chan struct{}
 	warm     chan struct{} // closed once the first pool is connected
 	// expiredFn is p.expired as a func value made once, so that sweeps
 	// allocate nothing.
-	expiredFn func(pending)
+	expiredFn func(call)
 
 	checker  *health.Checker
 	detector *health.Detector
 
-	picker    atomic.Pointer[picker]
-	draining  atomic.Bool  // Drain was called: not ready, GOAWAY to clients
-	startedAt atomic.Int64 // unix nanoseconds when Start began serving
-	conns     atomic.Int64 // client connections
-	sources   *sourceConns // client connections by source address
-	// refusedFull and refusedSource rate-limit the logs of connections
-	// refused by MaxConns and MaxConnsPerSource.
-	refusedFull, refusedSource refusalLog
-	active                     atomic.Int64 // client calls in flight
-	retries                    atomic.Int64 // retries in flight
-	stats                      stats
-	metrics                    *proxyMetrics // metrics.go
-	operator                   operatorState // operator.go
+	picker    atomic.Pointer[snapshot] // the current routing snapshot and its pickers
+	draining  atomic.Bool              // Drain was called: not ready, GOAWAY to clients
+	startedAt atomic.Int64             // unix nanoseconds when Start began serving
+	// admission counts the client connections, in all and by source.
+	admission *listener.Admission
+	active    atomic.Int64 // client calls in flight
+	retries   atomic.Int64 // retries in flight
+	stats     stats
+	metrics   *proxyMetrics // metrics.go
+	operator  operatorState // operator.go
 
 	// wg counts the goroutines the proxy owns: the control loop, the
 	// accept loops, the WebSocket server and client connections.
@@ -82,8 +95,7 @@ type Proxy struct {
 
 	// mu guards the listeners, the client connections and the backends.
 	mu       sync.Mutex
-	tcpLn    net.Listener
-	wsLn     net.Listener
+	lns      *listener.Pair // nil until Start binds them
 	wsSrv    *fasthttp.Server
 	downs    map[*downstream]struct{}
 	backends map[string]*backend // by member name
@@ -120,14 +132,14 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		sessions: newSessionTable(cfg.MaxSessions, cfg.MaxSessionsPerSource, cfg.MaxSessionsPerConn),
 		instance: protocol.NewSessionID().String(),
 		stop:     make(chan struct{}),
-		kickCh:   make(chan struct{}, 1),
+		ctl:      discovery.NewControl(),
 		done:     make(chan struct{}),
 		warm:     make(chan struct{}),
 		downs:    make(map[*downstream]struct{}),
 		backends: make(map[string]*backend),
-		sources:  newSourceConns(cfg.MaxConnsPerSource),
 		metrics:  newProxyMetrics(cfg.DisableMetrics),
 	}
+	p.admission = listener.NewAdmission(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.Logger, p.now)
 	// Upstream frames are client frames plus nothing: the same size limit,
 	// and room for many clients' calls in flight.
 	p.upLimits = protocol.Limits{MaxFrame: cfg.Limits.MaxFrame, MaxPendingWrite: 4 * cfg.Limits.MaxPendingWrite,
@@ -136,15 +148,9 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	if err := p.initHealth(); err != nil {
 		return nil, fmt.Errorf("balancer: %w", err)
 	}
-	pk, _ := buildPicker(nil, nil, 0)
+	pk, _ := buildSnapshot(nil, nil, routingOf(cfg))
 	p.picker.Store(pk)
 	return p, nil
-}
-
-// Addrs are the proxy's bound listener addresses.
-type Addrs struct {
-	TCP string `json:"tcp,omitempty"`
-	WS  string `json:"ws,omitempty"`
 }
 
 // Start connects to the pool and then binds the listeners. Like Envoy's
@@ -173,22 +179,12 @@ func (p *Proxy) Start() error {
 	p.startedAt.Store(p.now())
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cfg.TCP != "" {
-		ln, err := listen(p.cfg.TCP, p.cfg.ProxyProtocol, p.cfg.Limits.HelloTimeout)
-		if err != nil {
-			return fmt.Errorf("balancer: listen tcp %s: %w", p.cfg.TCP, err)
-		}
-		p.tcpLn = ln
+	lns, err := listener.Bind(p.cfg.TCP, p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.Limits.HelloTimeout)
+	if err != nil {
+		return fmt.Errorf("balancer: %w", err)
 	}
-	if p.cfg.WS != "" {
-		ln, err := listen(p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.Limits.HelloTimeout)
-		if err != nil {
-			if p.tcpLn != nil {
-				_ = p.tcpLn.Close()
-			}
-			return fmt.Errorf("balancer: listen ws %s: %w", p.cfg.WS, err)
-		}
-		p.wsLn = ln
+	p.lns = lns
+	if ln := lns.WS(); ln != nil {
 		up := websocket.FastHTTPUpgrader{ReadBufferSize: protocol.WSReadBufferSize,
 			WriteBufferSize: protocol.WSWriteBufferSize, WriteBufferPool: protocol.WSWriteBufferPool(),
 			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
@@ -202,9 +198,9 @@ func (p *Proxy) Start() error {
 			_ = p.wsSrv.Serve(httpserver.Listen(ln))
 		}()
 	}
-	if p.tcpLn != nil {
+	if ln := lns.TCP(); ln != nil {
 		p.wg.Add(1)
-		go p.acceptTCP(p.tcpLn)
+		go p.acceptTCP(ln)
 	}
 	return nil
 }
@@ -213,14 +209,7 @@ func (p *Proxy) Start() error {
 func (p *Proxy) Addrs() Addrs {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var a Addrs
-	if p.tcpLn != nil {
-		a.TCP = p.tcpLn.Addr().String()
-	}
-	if p.wsLn != nil {
-		a.WS = p.wsLn.Addr().String()
-	}
-	return a
+	return p.lns.Addrs()
 }
 
 func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrader) {
@@ -245,14 +234,14 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrad
 
 func (p *Proxy) acceptTCP(ln net.Listener) {
 	defer p.wg.Done()
-	acceptLoop(ln, p.stop, p.cfg.Logger, func(nc net.Conn) {
+	listener.Serve(ln, p.stop, p.cfg.Logger, func(nc net.Conn) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
 			// Admission reads the client's address, which under the PROXY
 			// protocol waits for its header: on this goroutine, not the
 			// accept loop's.
-			noDelay(nc)
+			listener.NoDelay(nc)
 			pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: p.cfg.Limits})
 			if d := p.admit(pc); d != nil {
 				d.serve()
@@ -265,44 +254,26 @@ func (p *Proxy) acceptTCP(ln net.Listener) {
 // full, its source has too many connections, or the proxy is closing. An
 // admitted connection is released once, by downstream.close.
 func (p *Proxy) admit(pc *protocol.Conn) *downstream {
-	if !p.sources.acquire(pc.RemoteAddr()) {
-		src, _ := sourceOf(pc.RemoteAddr())
-		p.refuse(pc, &p.refusedSource, fmt.Sprintf("too many connections from %s (at most %d per source)", src, p.cfg.MaxConnsPerSource),
-			"connection limit per source reached; refusing")
-		return nil
-	}
-	if p.conns.Add(1) > int64(p.cfg.MaxConns) {
-		p.conns.Add(-1)
-		p.sources.release(pc.RemoteAddr())
-		p.refuse(pc, &p.refusedFull, "proxy connection limit reached", "connection limit reached; refusing")
+	if why, ok := p.admission.Admit(pc.RemoteAddr()); !ok {
+		// Refusals are logged by the admission, at most once per
+		// listener.RefusalLogInterval per kind, so that a flood of
+		// connections does not become a flood of log lines.
+		_ = pc.Send(&protocol.Frame{Type: protocol.TypeError,
+			Body: protocol.AppendErrorBody(nil, protocol.CodeOverloaded, why, "")})
+		_ = pc.Close()
 		return nil
 	}
 	d := newDownstream(p, pc)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		p.conns.Add(-1)
-		p.sources.release(pc.RemoteAddr())
+		p.admission.Release(pc.RemoteAddr())
 		pc.Abort()
 		return nil
 	}
 	p.downs[d] = struct{}{}
 	p.mu.Unlock()
 	return d
-}
-
-// refuse answers a connection that is not admitted with ERROR OVERLOADED
-// saying why, and closes it. Refusals are logged at most once per
-// refusalLogInterval per kind, so that a flood of connections does not
-// become a flood of log lines.
-func (p *Proxy) refuse(pc *protocol.Conn, rl *refusalLog, why, logMsg string) {
-	if ok, suppressed := rl.allow(p.now()); ok {
-		p.cfg.Logger.Warn().Str("client", pc.RemoteAddr().String()).Str("reason", why).
-			Int64("suppressed", suppressed).Msg(logMsg)
-	}
-	_ = pc.Send(&protocol.Frame{Type: protocol.TypeError,
-		Body: protocol.AppendErrorBody(nil, protocol.CodeOverloaded, why, "")})
-	_ = pc.Close()
 }
 
 func (p *Proxy) dropConn(d *downstream) {
@@ -322,9 +293,7 @@ func (p *Proxy) Close() error {
 	}
 	p.closed = true
 	started := p.started
-	if p.tcpLn != nil {
-		_ = p.tcpLn.Close()
-	}
+	p.lns.Close()
 	downs := make([]*downstream, 0, len(p.downs))
 	for d := range p.downs {
 		downs = append(downs, d)
@@ -357,12 +326,7 @@ func (p *Proxy) Close() error {
 func (p *Proxy) now() int64 { return p.cfg.Clock.Now().UnixNano() }
 
 // kick asks the control goroutine to rebuild the picker.
-func (p *Proxy) kick() {
-	select {
-	case p.kickCh <- struct{}{}:
-	default:
-	}
-}
+func (p *Proxy) kick() { p.ctl.Kick() }
 
 // logBad logs a client's protocol error, once per event.
 func (p *Proxy) logBad(d *downstream, pe *protocol.Error) {

@@ -33,18 +33,6 @@ func (p *Proxy) Ready() error {
 	return nil
 }
 
-// Ready reports whether the pass-through proxy has a live backend.
-func (pt *Passthrough) Ready() error {
-	pk := pt.snap.Load()
-	if pk == nil {
-		return ErrNotStarted
-	}
-	if !slices.Contains(pk.alive, true) {
-		return ErrNoGateway
-	}
-	return nil
-}
-
 // settling reports whether the proxy started less than PoolSettle ago,
 // while its view of the pool may still be incomplete.
 func (p *Proxy) settling() bool {

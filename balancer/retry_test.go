@@ -16,10 +16,10 @@ func TestRetryBudget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		p.active.Store(tt.active)
-		var held []pending
+		var held []call
 		for {
-			var pd pending
-			if !p.takeRetry(&pd) {
+			pd := call{down: &downstream{p: p}}
+			if !pd.takeRetry() {
 				break
 			}
 			held = append(held, pd)
@@ -28,7 +28,7 @@ func TestRetryBudget(t *testing.T) {
 			t.Errorf("active %d: %d retries granted, want %d", tt.active, len(held), tt.want)
 		}
 		for i := range held {
-			p.endRetry(&held[i])
+			held[i].endRetry()
 		}
 		if p.retries.Load() != 0 {
 			t.Fatalf("retries in flight %d after all ended", p.retries.Load())

@@ -34,6 +34,12 @@ type session struct {
 	connQuota *atomic.Int32
 	srcQuota  *sourceQuota
 
+	// held is owner while the binding is confirmed and the session not
+	// lost, else nil: what the reply path and keepalives read without mu.
+	// It is written under mu, by syncHeldLocked, after every change of
+	// those fields.
+	held atomic.Pointer[backend]
+
 	// mu guards the binding.
 	mu        sync.Mutex
 	owner     *backend
@@ -52,7 +58,19 @@ func (s *session) skip(b *backend, why protocol.Code) {
 	s.why = append(s.why, why)
 }
 
-// heldObjects reports whether the session may hold objects on a gateway:
+// syncHeldLocked publishes the binding's state to held. Caller must hold
+// s.mu, and call it after changing owner, confirmed or lost.
+func (s *session) syncHeldLocked() {
+	var b *backend
+	if s.confirmed && !s.lost {
+		b = s.owner
+	}
+	if s.held.Load() != b {
+		s.held.Store(b)
+	}
+}
+
+// heldObjectsLocked reports whether the session may hold objects on a gateway:
 // a gateway answered one of its stateful calls. Caller must hold s.mu.
 func (s *session) heldObjectsLocked() bool { return s.confirmed && !s.lost }
 
@@ -270,11 +288,7 @@ func (t *sessionTable) each(fn func(*session)) {
 }
 
 // bound reports whether s is confirmed on b and not lost.
-func (s *session) bound(b *backend) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.owner == b && s.confirmed && !s.lost
-}
+func (s *session) bound(b *backend) bool { return s.held.Load() == b }
 
 // ownedBy reports whether b is the session's gateway (lost with it or not):
 // false once the session moved elsewhere.
@@ -295,6 +309,7 @@ func (s *session) unbind() {
 	}
 	s.owner = nil
 	s.tried, s.why = nil, nil
+	s.syncHeldLocked()
 	s.mu.Unlock()
 }
 

@@ -180,7 +180,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		}
 	}
 	proctest.Eventually(t, 5*time.Second, "every slow client connected", func() bool {
-		return p.conns.Load() == int64(1+len(slow))
+		return p.admission.Conns() == int64(1+len(slow))
 	})
 	var sending sync.WaitGroup
 	for i, c := range slow {
@@ -208,7 +208,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	// Every PING is read by now; the last PONGs wait for the peer.
 	bound := 2*writeTimeout + 3*time.Second // slack for a loaded machine
 	start := time.Now()
-	proctest.Eventually(t, bound, "the proxy to close every slow client", func() bool { return p.conns.Load() == 1 })
+	proctest.Eventually(t, bound, "the proxy to close every slow client", func() bool { return p.admission.Conns() == 1 })
 	t.Logf("slow clients closed %v after their last PING", time.Since(start).Round(time.Millisecond))
 	for i, c := range slow {
 		_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -275,7 +275,7 @@ func TestIdleConnsAfterLargeFrame(t *testing.T) {
 			for _, c := range cs {
 				_ = c.nc.Close()
 			}
-			proctest.Eventually(t, 5*time.Second, "the proxy to see the clients go", func() bool { return p.conns.Load() == 0 })
+			proctest.Eventually(t, 5*time.Second, "the proxy to see the clients go", func() bool { return p.admission.Conns() == 0 })
 		})
 	}
 }

@@ -2,14 +2,13 @@ package balancer
 
 import (
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fasthttp/websocket"
 	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
+	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/internal/proctest"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/rs/zerolog"
@@ -78,7 +77,7 @@ func TestProxyMaxConnsPerSource(t *testing.T) {
 
 			first[0].Close()
 			proctest.Eventually(t, 5*time.Second, "the closed connection to be released", func() bool {
-				return p.conns.Load() == limit
+				return p.admission.Conns() == limit
 			})
 			again := dial("127.0.0.1")
 			again.Hello(0, protocol.SessionID{})
@@ -88,58 +87,12 @@ func TestProxyMaxConnsPerSource(t *testing.T) {
 			if lines := sink.refusalLines(t, "per source"); len(lines) != 1 {
 				t.Fatalf("3 refusals logged %d times, want once: %v", len(lines), lines)
 			}
-			clk.Advance(refusalLogInterval)
+			clk.Advance(listener.RefusalLogInterval)
 			refused("127.0.0.1")
 			lines := sink.refusalLines(t, "per source")
 			if len(lines) != 2 || lines[1]["level"] != "warn" || lines[1]["suppressed"] != float64(2) {
 				t.Fatalf("after the interval, a refusal logged %v, want a second warn line counting 2 suppressed", lines)
 			}
-		})
-	}
-}
-
-// TestPassthroughMaxConnsPerSource (issue 9, defect 7): pass-through mode
-// closes the N+1st connection from one source at once, admits another
-// source, and admits the first again after one of its connections closed.
-func TestPassthroughMaxConnsPerSource(t *testing.T) {
-	const limit = 2
-	for _, binding := range gatewaytest.Bindings {
-		t.Run(binding, func(t *testing.T) {
-			gs := startGateways(t, 1, nil)
-			pt := startPassthrough(t, gs, "addr", func(c *PassthroughConfig) { c.MaxConnsPerSource = limit })
-			addr := map[string]string{"tcp": pt.Addrs().TCP, "ws": pt.Addrs().WS}[binding]
-			first := make([]*gatewaytest.Peer, limit)
-			for i := range first {
-				first[i] = gatewaytest.Dial(t, "tcp", pt.Addrs().TCP, gatewaytest.Options{LocalIP: "127.0.0.1"})
-				first[i].Hello(0, protocol.SessionID{})
-			}
-			// The refused connection is closed before any byte: over
-			// WebSocket the handshake itself fails.
-			if binding == "tcp" {
-				c := gatewaytest.Dial(t, binding, addr, gatewaytest.Options{LocalIP: "127.0.0.1"})
-				if f := c.Next(); f != nil {
-					t.Fatalf("refused connection got %s", gatewaytest.Describe(f))
-				}
-				c.WaitClosed()
-			} else {
-				d := websocket.Dialer{HandshakeTimeout: gatewaytest.Timeout,
-					NetDial: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}}).Dial}
-				if ws, _, err := d.Dial("ws://"+addr+protocol.WSPath, nil); err == nil {
-					ws.Close()
-					t.Fatal("the connection over the limit was upgraded")
-				}
-			}
-			other := gatewaytest.Dial(t, binding, addr, gatewaytest.Options{LocalIP: "127.0.0.2"})
-			other.Hello(0, protocol.SessionID{})
-			first[0].Close()
-			proctest.Eventually(t, 5*time.Second, "the closed connection to be released", func() bool {
-				pt.mu.Lock()
-				defer pt.mu.Unlock()
-				return pt.clients == limit
-			})
-			again := gatewaytest.Dial(t, binding, addr, gatewaytest.Options{LocalIP: "127.0.0.1"})
-			again.Hello(0, protocol.SessionID{})
-			gatewaytest.Result(t, again.Call(getOrderCall), nil)
 		})
 	}
 }

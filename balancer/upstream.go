@@ -4,7 +4,6 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -13,62 +12,35 @@ var (
 	errUpstreamClosed = errors.New("balancer: upstream connection closed")
 )
 
-// pending is a call forwarded to a gateway and not yet answered, keyed by
-// the call id the proxy gave it on the upstream connection. It is a value
-// in the upstream's map: forwarding allocates nothing.
-type pending struct {
-	down     *downstream
-	clientID uint32
-	sess     *session  // the session of a stateful call; nil for stateless
-	kept     *frameBuf // a copy of the frame, kept when it may be re-sent
-	deadline int64     // unix nanoseconds; 0: none
-	start    int64     // unix nanoseconds when forwarded, for the latency estimate
-	ticket   health.Ticket
-	mc       *moduleCalls // counts the call when it settles (metrics.go); nil: metrics off
-	acc      *accessEntry // its access log line, when it is logged (accesslog.go)
-	flags    protocol.Flags
-	attempts uint8
-	retry    bool // holds a retry from the budget
-}
-
 // upstream is one multiplexed connection from the proxy to a gateway:
 // calls of many client sessions share it, under call ids the proxy assigns.
 type upstream struct {
 	b  *backend
 	pc *protocol.Conn
 
-	// mu guards the calls in flight.
-	mu        sync.Mutex
-	calls     map[uint32]pending
-	nextID    uint32
-	deadlines int // entries with a deadline, so sweeps skip idle upstreams
-	pings     map[uint32]pingWaiter
-	closed    bool
+	calls *callTable // the calls in flight, sharded by client connection
+
+	// mu guards the active checks waiting for their PONG.
+	mu     sync.Mutex
+	pings  map[uint32]pingWaiter
+	closed bool
 }
 
 func newUpstream(b *backend, pc *protocol.Conn) *upstream {
-	return &upstream{b: b, pc: pc, calls: make(map[uint32]pending, 256)}
+	return &upstream{b: b, pc: pc, calls: newCallTable()}
 }
 
 // forward sends raw (a CALL frame, patched in place with the upstream call
-// id) and records pd to route the reply. It fails only when the frame
+// id) and records call c to route the reply. It fails only when the frame
 // provably did not leave: the connection was already closed. A ONEWAY call
 // is recorded like any other: a gateway acknowledges the ONEWAY calls a
 // proxy sends under a non-zero id once they ran (SPEC.md section 3), which
 // settles them, so they hold their slots and breaker tickets until then.
-func (u *upstream) forward(raw []byte, pd pending) error {
-	u.mu.Lock()
-	if u.closed {
-		u.mu.Unlock()
+func (u *upstream) forward(raw []byte, c call) error {
+	id, ok := u.calls.add(c)
+	if !ok {
 		return errUpstreamClosed
 	}
-	id := freeID(u.calls, u.nextID)
-	u.nextID = id
-	u.calls[id] = pd
-	if pd.deadline != 0 {
-		u.deadlines++
-	}
-	u.mu.Unlock()
 	u.b.outstanding.Add(1)
 	u.b.m.sent(len(raw))
 	protocol.SetCallID(raw, id)
@@ -82,25 +54,17 @@ func (u *upstream) forward(raw []byte, pd pending) error {
 }
 
 // take removes and returns the call with upstream id id.
-func (u *upstream) take(id uint32) (pending, bool) {
-	u.mu.Lock()
-	pd, ok := u.calls[id]
-	if ok {
-		delete(u.calls, id)
-		if pd.deadline != 0 {
-			u.deadlines--
-		}
-	}
-	u.mu.Unlock()
+func (u *upstream) take(id uint32) (call, bool) {
+	c, ok := u.calls.take(id)
 	if ok {
 		u.b.outstanding.Add(-1)
 	}
-	return pd, ok
+	return c, ok
 }
 
 // serve reads the gateway's frames until the connection breaks, and
 // returns the calls left in flight.
-func (u *upstream) serve() map[uint32]pending {
+func (u *upstream) serve() map[uint32]call {
 	var f protocol.Frame
 	log := u.b.p.cfg.Logger
 	for {
@@ -145,10 +109,9 @@ func (u *upstream) serve() map[uint32]pending {
 	}
 	u.b.beginVerdict() // before the closed flag, so no call sees one without the other
 	u.pc.Abort()
+	calls := u.calls.close()
 	u.mu.Lock()
 	u.closed = true
-	calls := u.calls
-	u.calls = nil
 	u.mu.Unlock()
 	u.b.outstanding.Add(-int64(len(calls)))
 	return calls
@@ -156,25 +119,15 @@ func (u *upstream) serve() map[uint32]pending {
 
 // expire removes the calls whose deadline is before now and returns them
 // through fn.
-func (u *upstream) expire(now int64, fn func(pending)) {
-	u.mu.Lock()
-	if u.deadlines == 0 {
-		u.mu.Unlock()
+func (u *upstream) expire(now int64, fn func(call)) {
+	due := u.calls.expire(now, nil)
+	if len(due) == 0 {
 		return
 	}
-	var due []pending
-	for id, pd := range u.calls {
-		if pd.deadline != 0 && pd.deadline <= now {
-			delete(u.calls, id)
-			u.deadlines--
-			due = append(due, pd)
-		}
-	}
-	u.mu.Unlock()
 	u.b.outstanding.Add(-int64(len(due)))
-	for _, pd := range due {
-		u.b.outcome(&pd, false, 0) // a timeout is a failure of the gateway
-		fn(pd)
+	for _, c := range due {
+		c.outcome(false, 0) // a timeout is a failure of the gateway
+		fn(c)
 	}
 }
 

@@ -45,17 +45,3 @@ func TestProxyHugeWSFrameHeader(t *testing.T) {
 		t.Fatalf("close code %d, want %d", code, websocket.CloseMessageTooBig)
 	}
 }
-
-// TestPassthroughOversizeHead (issue 9, defect 11): pass-through mode
-// answers a request head over its 16 KiB limit with 431 and a clean
-// close, not 400 and a reset.
-func TestPassthroughOversizeHead(t *testing.T) {
-	gs := startGateways(t, 1, nil)
-	pt := startPassthrough(t, gs, "addr")
-	big := gatewaytest.HTTPAbuses[len(gatewaytest.HTTPAbuses)-1]
-	status, br, nc := gatewaytest.RawHTTP(t, pt.Addrs().WS, big.Request)
-	if status != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("answered %d, want 431", status)
-	}
-	gatewaytest.ExpectClosed(t, nc, br, 5*time.Second)
-}

@@ -59,8 +59,7 @@ type cartUser struct {
 	obj     *client.Object
 	info    sessionInfo
 	phase   phase
-	items   []string
-	total   int64
+	st      cart.State // what the cart must hold
 	retries int
 	// finishing is set once the run stopped: no more pauses.
 	finishing bool
@@ -82,7 +81,7 @@ func (u *cartUser) step(t0 time.Time) {
 	if u.s == nil {
 		u.seq++
 		u.s = u.c.NewSession()
-		u.obj, u.info, u.phase, u.items, u.total, u.retries, u.uncertain = nil, sessionInfo{}, phaseNew, u.items[:0], 0, 0, nil
+		u.obj, u.info, u.phase, u.st, u.retries, u.uncertain = nil, sessionInfo{}, phaseNew, cart.State{}, 0, nil
 		u.e.rec.sessionStarted()
 	}
 	if u.retries > 0 {
@@ -138,7 +137,7 @@ func (u *cartUser) create(t0 time.Time) {
 }
 
 func (u *cartUser) add(t0 time.Time) {
-	k := len(u.items) + 1
+	k := len(u.st.Items) + 1
 	it := addItem{name: u.name + "-" + strconv.Itoa(u.seq) + "-" + strconv.Itoa(k), price: int64(100*k + 1)}
 	ctx, cancel := u.e.callCtx()
 	res, err := u.obj.Call(ctx, "AddItem", it.name, it.price)
@@ -162,17 +161,16 @@ func (u *cartUser) add(t0 time.Time) {
 		return
 	}
 	var a cart.Added
-	if err := res.Decode(&a); err != nil || !u.sameOwner(a.Gateway) || a.Items != k || a.Total != u.total+it.price {
-		u.e.rec.fail(t0, codeMisrouted, fmt.Sprintf("AddItem #%d of a cart on %s at total %d answered %+v (%v)",
-			k, u.info.owner, u.total, a, err))
-		u.end(misrouted)
+	if err = res.Decode(&a); err == nil {
+		u.st, err = u.st.Add(a, it.name, it.price, u.sameOwner)
+	}
+	if err != nil {
+		u.misrouted(t0, err)
 		return
 	}
 	u.e.rec.succeed(t0, a.Gateway)
-	u.items = append(u.items, it.name)
-	u.total += it.price
 	u.retries = 0
-	if len(u.items) >= u.e.cfg.SessionCalls {
+	if len(u.st.Items) >= u.e.cfg.SessionCalls {
 		u.phase = phaseItems
 	}
 }
@@ -186,20 +184,18 @@ func (u *cartUser) readItems(t0 time.Time) {
 		return
 	}
 	var r cart.ItemsResult
-	ok := res.Decode(&r) == nil && u.sameOwner(r.Gateway)
-	switch {
-	case !ok:
-	case slices.Equal(r.Items, u.items):
-	case u.uncertain != nil && len(r.Items) == len(u.items)+1 &&
-		slices.Equal(r.Items[:len(u.items)], u.items) && r.Items[len(u.items)] == u.uncertain.name:
-		u.items = append(u.items, u.uncertain.name)
-		u.total += u.uncertain.price
-	default:
-		ok = false
+	if err = res.Decode(&r); err == nil {
+		err = u.st.CheckItems(r, u.sameOwner)
 	}
-	if !ok {
-		u.e.rec.fail(t0, codeMisrouted, fmt.Sprintf("Items of a cart on %s with %v answered %+v", u.info.owner, u.items, r))
-		u.end(misrouted)
+	if err != nil && u.uncertain != nil {
+		// The AddItem whose outcome was unknown did run.
+		alt := cart.State{Items: append(slices.Clip(u.st.Items), u.uncertain.name), Total: u.st.Total + u.uncertain.price}
+		if alt.CheckItems(r, u.sameOwner) == nil {
+			u.st, err = alt, nil
+		}
+	}
+	if err != nil {
+		u.misrouted(t0, err)
 		return
 	}
 	u.e.rec.succeed(t0, r.Gateway)
@@ -215,9 +211,11 @@ func (u *cartUser) readTotal(t0 time.Time) {
 		return
 	}
 	var r cart.TotalResult
-	if err := res.Decode(&r); err != nil || !u.sameOwner(r.Gateway) || r.Total != u.total {
-		u.e.rec.fail(t0, codeMisrouted, fmt.Sprintf("Total of a cart on %s at %d answered %+v (%v)", u.info.owner, u.total, r, err))
-		u.end(misrouted)
+	if err = res.Decode(&r); err == nil {
+		err = u.st.CheckTotal(r, u.sameOwner)
+	}
+	if err != nil {
+		u.misrouted(t0, err)
 		return
 	}
 	u.e.rec.succeed(t0, r.Gateway)
@@ -264,6 +262,13 @@ func (u *cartUser) sameOwner(gw string) bool {
 	u.info.owner = gw
 	u.info.owners = append(u.info.owners, gw)
 	return true
+}
+
+// misrouted ends the session on an answer that the cart's state check
+// (cart.State) refused.
+func (u *cartUser) misrouted(t0 time.Time, err error) {
+	u.e.rec.fail(t0, codeMisrouted, fmt.Sprintf("a cart on %s: %v", u.info.owner, err))
+	u.end(misrouted)
 }
 
 func (u *cartUser) end(o outcome) {

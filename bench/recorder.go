@@ -11,14 +11,11 @@ import (
 // longer calls are recorded as one minute.
 const maxLatencyUs = int64(time.Minute / time.Microsecond)
 
-// Codes the bench itself gives to failed calls, besides the protocol's.
+// Codes the bench itself gives to failed calls, besides those of
+// client.Code.
 const (
-	codeConnectionLost = "CONNECTION_LOST" // client.ErrConnectionLost: may have run
-	codeClosed         = "CLOSED"          // the client connection was closed
-	codeCanceled       = "CANCELED"
-	codeBadResult      = "BAD_RESULT" // a stateless result that is not what the gateway should compute
-	codeMisrouted      = "MISROUTED"  // a stateful result that shows another gateway's or session's state
-	codeOther          = "OTHER"
+	codeBadResult = "BAD_RESULT" // a stateless result that is not what the gateway should compute
+	codeMisrouted = "MISROUTED"  // a stateful result that shows another gateway's or session's state
 )
 
 // Bucket is one slice of the run's time series: the calls that completed

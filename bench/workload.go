@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -153,21 +152,5 @@ func (u *mixedUser) step(t0 time.Time) {
 
 func (u *mixedUser) finish() { u.cart.finish() }
 
-// codeOf names a call's failure for the report's errors: the protocol
-// code, or one of the bench's own codes.
-func codeOf(err error) string {
-	var pe *protocol.Error
-	switch {
-	case errors.As(err, &pe):
-		return pe.Code.String()
-	case errors.Is(err, client.ErrConnectionLost):
-		return codeConnectionLost
-	case errors.Is(err, client.ErrClosed):
-		return codeClosed
-	case errors.Is(err, context.Canceled):
-		return codeCanceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return protocol.CodeDeadlineExceeded.String()
-	}
-	return codeOther
-}
+// codeOf names a call's failure for the report's errors (client.Code).
+func codeOf(err error) string { return client.Code(err) }

@@ -38,6 +38,9 @@ type CheckParams struct {
 	End int64
 	// RecoveryBound (ms): a fault whose recovery took longer is a violation.
 	RecoveryBound int64
+	// Stalls are times the run's own process did not run: a deadline that
+	// passed during one says nothing of the proxies.
+	Stalls []Stall
 }
 
 // notRun are the codes that say a call did not run, so it may be tried
@@ -226,6 +229,13 @@ func (c *checker) excused(o Op) string {
 	}
 	if c.noneHealthy(o.Start, o.End) {
 		return "no healthy gateway"
+	}
+	if o.Code == "DEADLINE_EXCEEDED" {
+		for _, st := range c.p.Stalls {
+			if st.From <= o.End && o.Start <= st.To {
+				return fmt.Sprintf("the checker's own process stalled %d-%d ms", st.From, st.To)
+			}
+		}
 	}
 	return ""
 }

@@ -115,3 +115,17 @@ func TestCheckFindsInjectedViolations(t *testing.T) {
 		})
 	}
 }
+
+// A deadline missed while the checker's own process did not run is not
+// the proxies' failure; the same failure with no stall is.
+func TestCheckExcusesDeadlinesOfAStalledChecker(t *testing.T) {
+	ops, faults, p := cleanHistory()
+	ops = append(ops, Op{Worker: 8, Kind: OpStateless, Proxy: "p1", Idempotent: true, Code: "DEADLINE_EXCEEDED", Start: 60_000, End: 64_000})
+	if v := Check(ops, faults, p); len(v) != 1 || v[0].Invariant != InvStateless {
+		t.Fatalf("without a stall: %+v, want one %s", v, InvStateless)
+	}
+	p.Stalls = []Stall{{From: 61_000, To: 63_500}}
+	if v := Check(ops, faults, p); len(v) != 0 {
+		t.Fatalf("with the checker stalled meanwhile: %+v, want none", v)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -25,14 +26,16 @@ import (
 type cluster struct {
 	bin        string
 	key        string
+	logDir     string   // every process's stderr goes to a file there; "": kept in memory only
 	gatewayArg []string // extra flags for every gateway
 	proxyArg   []string // extra flags for every proxy
 
 	mu      sync.Mutex
 	gws     map[string]*gateway
 	proxies map[string]*proxy
-	order   []string      // gateway names in the order they first started
-	all     []*child.Proc // every process started, for the end's leak check
+	order   []string       // gateway names in the order they first started
+	all     []*child.Proc  // every process started, for the end's leak check
+	runs    map[string]int // processes started per name, for log file names
 }
 
 type gateway struct {
@@ -49,13 +52,52 @@ type proxy struct {
 	fds              int // open fds once connected to the pool, before the workload
 }
 
-func newCluster(bin string, gatewayArgs, proxyArgs []string) (*cluster, error) {
+func newCluster(bin, logDir string, gatewayArgs, proxyArgs []string) (*cluster, error) {
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	return &cluster{bin: bin, key: base64.StdEncoding.EncodeToString(k), gatewayArg: gatewayArgs, proxyArg: proxyArgs,
-		gws: map[string]*gateway{}, proxies: map[string]*proxy{}}, nil
+	return &cluster{bin: bin, logDir: logDir, key: base64.StdEncoding.EncodeToString(k), gatewayArg: gatewayArgs, proxyArg: proxyArgs,
+		gws: map[string]*gateway{}, proxies: map[string]*proxy{}, runs: map[string]int{}}, nil
+}
+
+// logLevel is the processes' log level: info when their logs are kept in
+// files (drains, handoffs and pool changes are logged at info), else warn.
+func (c *cluster) logLevel() string {
+	if c.logDir != "" {
+		return "info"
+	}
+	return "warn"
+}
+
+// start runs a graftlb command named name, its stderr in a file of the log
+// directory (name.N.log for its N-th process) if there is one.
+func (c *cluster) start(ctx context.Context, name string, args []string) (*child.Proc, error) {
+	var o child.Options
+	var f *os.File
+	if c.logDir != "" {
+		c.mu.Lock()
+		c.runs[name]++
+		n := c.runs[name]
+		c.mu.Unlock()
+		var err error
+		if f, err = os.Create(filepath.Join(c.logDir, fmt.Sprintf("%s.%d.log", name, n))); err != nil {
+			return nil, err
+		}
+		o.Stderr = f
+	}
+	p, err := child.Start(ctx, name, c.bin, args, o)
+	if f != nil {
+		if err != nil {
+			_ = f.Close()
+		} else {
+			go func() { // ends when the process does
+				<-p.Done()
+				_ = f.Close()
+			}()
+		}
+	}
+	return p, err
 }
 
 // seed returns the gossip address of a live member to join through.
@@ -78,11 +120,11 @@ func (c *cluster) seed() string {
 // startGateway starts (or restarts) gateway name.
 func (c *cluster) startGateway(ctx context.Context, name string) error {
 	args := []string{"gateway", "--name", name, "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "127.0.0.1:0",
-		"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", "warn", "--log-format", "json"}
+		"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", c.logLevel(), "--log-format", "json"}
 	if s := c.seed(); s != "" {
 		args = append(args, "--join", s)
 	}
-	p, err := child.Start(ctx, name, c.bin, append(args, c.gatewayArg...), child.Options{})
+	p, err := c.start(ctx, name, append(args, c.gatewayArg...))
 	if err != nil {
 		return err
 	}
@@ -120,11 +162,11 @@ func (c *cluster) startProxy(ctx context.Context, name string) error {
 			return err
 		}
 		args := []string{"proxy", "--name", name, "--tcp", pr.tcp, "--ws", "", "--admin", pr.admin,
-			"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", "warn", "--log-format", "json"}
+			"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", c.logLevel(), "--log-format", "json"}
 		if s := c.seed(); s != "" {
 			args = append(args, "--join", s)
 		}
-		if p, err = child.Start(ctx, name, c.bin, append(args, c.proxyArg...), child.Options{}); err == nil {
+		if p, err = c.start(ctx, name, append(args, c.proxyArg...)); err == nil {
 			break
 		}
 		select { // the old process's port may take a moment to be free

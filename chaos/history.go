@@ -89,6 +89,28 @@ type History struct {
 	mu     sync.Mutex
 	ops    []Op
 	faults []Fault
+	stalls []Stall
+}
+
+// Stall is a time the run's own process did not run (the machine was
+// overloaded): its calls' deadlines may have passed without any fault.
+type Stall struct {
+	From int64 `json:"from_ms"`
+	To   int64 `json:"to_ms"`
+}
+
+// AddStall records a stall.
+func (h *History) AddStall(s Stall) {
+	h.mu.Lock()
+	h.stalls = append(h.stalls, s)
+	h.mu.Unlock()
+}
+
+// Stalls returns the stalls recorded so far.
+func (h *History) Stalls() []Stall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Stall(nil), h.stalls...)
 }
 
 // NewHistory returns an empty history whose clock starts at start.

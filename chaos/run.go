@@ -37,10 +37,16 @@ type Config struct {
 	SessionTTL time.Duration
 	// DrainGrace is the gateways' drain grace (default 10s).
 	DrainGrace time.Duration
-	// RecoveryBound is how long recovery may take after a fault (15s).
+	// RecoveryBound is how long recovery may take after a fault (30s: a
+	// gateway killed and restarted under its name is accepted by gossip
+	// once its old run is declared dead, 8 s on a quiet machine and up to
+	// 23 s measured on an overloaded one).
 	RecoveryBound time.Duration
 	// Log receives a line per fault and per violation (default: none).
 	Log io.Writer
+	// LogDir, if set, receives every process's stderr, at log level info,
+	// one file per process (gw2.3.log: the third run of gw2).
+	LogDir string
 }
 
 func (c Config) withDefaults() Config {
@@ -63,7 +69,7 @@ func (c Config) withDefaults() Config {
 		c.DrainGrace = 10 * time.Second
 	}
 	if c.RecoveryBound <= 0 {
-		c.RecoveryBound = 15 * time.Second
+		c.RecoveryBound = 30 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
@@ -81,6 +87,9 @@ type Result struct {
 	Errors      map[string]int `json:"errors"`
 	Sessions    SessionCounts  `json:"sessions"`
 	DurationMs  int64          `json:"duration_ms"`
+	// Stalls are times the run's own process did not run for over a
+	// second (an overloaded machine); deadlines missed then are excused.
+	Stalls []Stall `json:"stalls"`
 	// Ops is every operation, for a replay's reader (not in the JSON
 	// unless asked: it is large).
 	Ops []Op `json:"-"`
@@ -109,7 +118,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	sched := Schedule(cfg.Seed, ScheduleParams{Gateways: cfg.Gateways, Proxies: cfg.Proxies, Faults: cfg.Faults,
 		Duration: cfg.Duration, MaxShare: cfg.MaxShare, Kinds: cfg.Kinds})
-	c, err := newCluster(cfg.Binary,
+	c, err := newCluster(cfg.Binary, cfg.LogDir,
 		[]string{"--session-ttl", cfg.SessionTTL.String(), "--drain-grace", cfg.DrainGrace.String()},
 		nil)
 	if err != nil {
@@ -132,6 +141,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	h := NewHistory(time.Now())
 	m := newMonitor(c, h)
 	defer m.halt()
+	stallStop := watchStalls(h)
+	defer stallStop()
 	if err := m.awaitTruth(ctx, 30*time.Second); err != nil {
 		return nil, err
 	}
@@ -162,7 +173,8 @@ type runner struct {
 	undos  sync.WaitGroup
 
 	mu       sync.Mutex
-	procs    []Violation // invariant 5, found by the runner
+	targets  map[string]*sync.Mutex // held by the fault running on a target
+	procs    []Violation            // invariant 5, found by the runner
 	reported map[string]bool
 	stopped  bool // a violation stopped the run
 }
@@ -182,13 +194,18 @@ func (r *runner) play(ctx context.Context, sched []Fault, t0 int64) {
 		if r.halted() {
 			return
 		}
-		f.T = r.h.Now()
-		i := r.h.AddFault(f)
-		fmt.Fprintf(r.cfg.Log, "%7d ms  %-13s %s\n", f.T, f.Kind, f.Target)
-		r.m.changed(i)
 		r.undos.Add(1)
 		go func() {
 			defer r.undos.Done()
+			// A target's faults run one at a time: the schedule's model of
+			// busy targets assumes restarts and drains of a healthy
+			// machine, and an overloaded one may still be restarting it.
+			unlock := r.lockTarget(f.Target)
+			defer unlock()
+			f.T = r.h.Now()
+			i := r.h.AddFault(f)
+			fmt.Fprintf(r.cfg.Log, "%7d ms  %-13s %s\n", f.T, f.Kind, f.Target)
+			r.m.changed(i)
 			err := r.apply(ctx, f)
 			if err != nil {
 				r.h.UpdateFault(i, func(f *Fault) { f.Err = err.Error() })
@@ -198,6 +215,23 @@ func (r *runner) play(ctx context.Context, sched []Fault, t0 int64) {
 		}()
 		r.check()
 	}
+}
+
+// lockTarget waits until no other fault runs on target, and returns the
+// function that lets the next one run.
+func (r *runner) lockTarget(target string) (unlock func()) {
+	r.mu.Lock()
+	if r.targets == nil {
+		r.targets = map[string]*sync.Mutex{}
+	}
+	l := r.targets[target]
+	if l == nil {
+		l = new(sync.Mutex)
+		r.targets[target] = l
+	}
+	r.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 func (r *runner) halted() bool {
@@ -285,7 +319,7 @@ func (r *runner) setFault(ctx context.Context, name, method string, v any) error
 	if p == nil {
 		return fmt.Errorf("chaos: no gateway %s", name)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second) // generous: the machine may be overloaded
 	defer cancel()
 	conn, err := client.Dial(ctx, "tcp://"+p.Addr.TCP, client.Options{})
 	if err != nil {
@@ -308,6 +342,7 @@ func (r *runner) check() []Violation {
 	ops, faults := r.h.Snapshot()
 	p := r.params
 	p.End = r.h.Now()
+	p.Stalls = r.h.Stalls()
 	r.fillRecovery(ops, faults, p.End)
 	_, faults = r.h.Snapshot()
 	vs := Check(ops, faults, p)
@@ -400,7 +435,11 @@ func (r *runner) fillRecovery(ops []Op, faults []Fault, end int64) {
 func (r *runner) result() *Result {
 	vs := r.check()
 	ops, faults := r.h.Snapshot()
-	res := &Result{Seed: r.cfg.Seed, Faults: faults, Violations: vs, Errors: map[string]int{}, DurationMs: r.h.Now(), Ops: ops}
+	res := &Result{Seed: r.cfg.Seed, Faults: faults, Violations: vs, Errors: map[string]int{}, DurationMs: r.h.Now(), Ops: ops,
+		Stalls: r.h.Stalls()}
+	if res.Stalls == nil {
+		res.Stalls = []Stall{}
+	}
 	if res.Violations == nil {
 		res.Violations = []Violation{}
 	}
@@ -535,4 +574,35 @@ func (m *monitor) awaitTruth(ctx context.Context, d time.Duration) error {
 		}
 	}
 	return fmt.Errorf("chaos: the proxies' pools do not show the %d serving gateways after %v", len(m.c.serving()), d)
+}
+
+// stallGap is how late a 50 ms tick must be to count as a stall.
+const stallGap = time.Second
+
+// watchStalls records in h every time this process did not run for over
+// stallGap, until the returned function is called.
+func watchStalls(h *History) (stop func()) {
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		last := h.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			now := h.Now()
+			if now-last > stallGap.Milliseconds() {
+				h.AddStall(Stall{From: last, To: now})
+			}
+			last = now
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -129,22 +128,8 @@ func (wk *worker) record(o Op, err error) Op {
 	return o
 }
 
-// codeOf names an error as the history does: a protocol code, or what the
-// client saw of the connection.
-func codeOf(err error) string {
-	var pe *protocol.Error
-	switch {
-	case errors.As(err, &pe):
-		return pe.Code.String()
-	case errors.Is(err, client.ErrConnectionLost):
-		return "CONNECTION_LOST"
-	case errors.Is(err, client.ErrClosed):
-		return "CLOSED"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "DEADLINE_EXCEEDED"
-	}
-	return "ERROR"
-}
+// codeOf names an error as the history does (client.Code).
+func codeOf(err error) string { return client.Code(err) }
 
 func callCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), callTimeout)

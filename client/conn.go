@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/protocol"
+	"github.com/rs/zerolog"
 )
 
 // ErrConnectionLost is returned for a call whose connection broke after the
@@ -181,6 +182,7 @@ func (c *Conn) run(pc *protocol.Conn) {
 	for {
 		err := c.readLoop(pc)
 		pc.Abort()
+		c.logEnd(err)
 		c.mu.Lock()
 		moved := c.pc != pc // a draining proxy's connection, replaced by move
 		if !moved {
@@ -221,6 +223,23 @@ func (c *Conn) run(pc *protocol.Conn) {
 			break
 		}
 	}
+}
+
+// logEnd logs why the transport broke, by the one classification gateway
+// and proxy use too (protocol.ClassifyRead): quietly when it was closed,
+// louder the less expected the end.
+func (c *Conn) logEnd(err error) {
+	end, _ := protocol.ClassifyRead(err)
+	var ev *zerolog.Event
+	switch end {
+	case protocol.ReadEOF, protocol.ReadClosed:
+		ev = c.opts.Logger.Debug()
+	case protocol.ReadProtocolError:
+		ev = c.opts.Logger.Warn()
+	default:
+		ev = c.opts.Logger.Info()
+	}
+	ev.Err(err).Stringer("end", end).Str("target", c.currentTarget().String()).Msg("connection ended")
 }
 
 func (c *Conn) redial() (*protocol.Conn, error) {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -70,4 +71,28 @@ func checkTarget(t protocol.Target) error {
 		}
 	}
 	return nil
+}
+
+// Code names what err says of a call, for counting failures: the protocol
+// code of an *Error ("SESSION_LOST", "UNAVAILABLE", ...), "CONNECTION_LOST"
+// (ErrConnectionLost: the call may have run), "CLOSED" (ErrClosed),
+// "DEADLINE_EXCEEDED" for a context's deadline as for the protocol's,
+// "CANCELED" for a canceled context, "" for nil and "OTHER" otherwise.
+func Code(err error) string {
+	var pe *protocol.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &pe):
+		return pe.Code.String()
+	case errors.Is(err, ErrConnectionLost):
+		return "CONNECTION_LOST"
+	case errors.Is(err, ErrClosed):
+		return "CLOSED"
+	case errors.Is(err, context.DeadlineExceeded):
+		return protocol.CodeDeadlineExceeded.String()
+	case errors.Is(err, context.Canceled):
+		return "CANCELED"
+	}
+	return "OTHER"
 }

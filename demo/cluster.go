@@ -2,20 +2,17 @@ package demo
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/internal/child"
+	runner "github.com/graftlb/graftlb/internal/cluster"
 )
 
 const (
@@ -26,8 +23,6 @@ const (
 	// gets SIGKILL. A gateway takes about a second (its drain waits for a
 	// quiet second).
 	stopGrace = 5 * time.Second
-	// pollEvery is the admin API polling period while waiting for a state.
-	pollEvery = 20 * time.Millisecond
 	// gossipLabel keeps the demo's cluster apart from any other on the host
 	// (the random key does too).
 	gossipLabel = "graftlb-demo"
@@ -37,11 +32,11 @@ const (
 type proc = child.Proc
 
 // cluster is the demo's pool: a proxy and gateways, each a child process of
-// this one, in one gossip cluster with a key made up for the run.
+// this one (started by the cluster runner the bench uses too), in one
+// gossip cluster with a key made up for the run.
 type cluster struct {
 	// Immutable after startCluster.
-	bin   string
-	env   []string
+	run   *runner.Runner
 	proxy *proc
 	http  *http.Client
 
@@ -55,20 +50,17 @@ type cluster struct {
 // gossip, and waits until the proxy routes to all of them. On error the
 // children started so far are stopped.
 func startCluster(ctx context.Context, bin string, n int) (_ *cluster, err error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("gossip key: %w", err)
+	r, err := runner.New(runner.Options{Bin: bin, Discovery: runner.Gossip, Label: gossipLabel, OwnGroup: true, ListenTimeout: listenTimeout})
+	if err != nil {
+		return nil, err
 	}
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, discovery.KeyEnv+"=") })
-	env = append(env, discovery.KeyEnv+"="+base64.StdEncoding.EncodeToString(key))
-	c := &cluster{bin: bin, env: env, gws: map[string]*proc{}, http: &http.Client{Timeout: 2 * time.Second}}
+	c := &cluster{run: r, gws: map[string]*proc{}, http: &http.Client{Timeout: 2 * time.Second}}
 	defer func() {
 		if err != nil {
 			c.close()
 		}
 	}()
-	c.proxy, err = c.spawn(ctx, "proxy", "proxy", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0",
-		"--admin", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--gossip-label", gossipLabel, "--log-level", "warn")
+	c.proxy, err = r.Proxy(ctx, "proxy", nil, "--ws", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
@@ -87,15 +79,7 @@ func startCluster(ctx context.Context, bin string, n int) (_ *cluster, err error
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	_, err = c.waitPool(ctx, 20*time.Second, func(pool map[string]poolMember) bool {
-		for _, name := range names {
-			if pool[name].State != "ready" {
-				return false
-			}
-		}
-		return true
-	})
-	if err != nil {
+	if _, err := c.waitPool(ctx, 20*time.Second, runner.Routes(names...)); err != nil {
 		return nil, fmt.Errorf("waiting for the proxy to route to %s: %w", strings.Join(names, ", "), err)
 	}
 	return c, nil
@@ -104,9 +88,7 @@ func startCluster(ctx context.Context, bin string, n int) (_ *cluster, err error
 // addGateway starts gateway name, joined to the cluster through the proxy.
 // It does not wait for the proxy to see it.
 func (c *cluster) addGateway(ctx context.Context, name string) (*proc, error) {
-	p, err := c.spawn(ctx, name, "gateway", "--name", name, "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0",
-		"--http", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--join", c.proxy.Addr.Gossip,
-		"--gossip-label", gossipLabel, "--modules", "orders,cart", "--drain-grace", "10s", "--log-level", "warn")
+	p, err := c.run.Gateway(ctx, name, c.proxy.Addr.Gossip, "--modules", "orders,cart", "--drain-grace", "10s")
 	if err != nil {
 		return nil, err
 	}
@@ -116,11 +98,6 @@ func (c *cluster) addGateway(ctx context.Context, name string) (*proc, error) {
 	slices.SortFunc(c.order, compareNames)
 	c.mu.Unlock()
 	return p, nil
-}
-
-// spawn starts `graftlb args...` and waits for its listening line.
-func (c *cluster) spawn(ctx context.Context, name string, args ...string) (*proc, error) {
-	return child.Start(ctx, name, c.bin, args, child.Options{Env: c.env, OwnGroup: true, ListenTimeout: listenTimeout})
 }
 
 // gateway returns the gateway process name, or nil.
@@ -161,28 +138,12 @@ func (c *cluster) procs() []*proc {
 // stays until they are gone.
 func (c *cluster) close() {
 	ps := c.procs()
-	var wg sync.WaitGroup
-	for _, p := range ps[1:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.Stop(stopGrace)
-		}()
-	}
-	wg.Wait()
-	if ps[0] != nil {
-		ps[0].Stop(stopGrace)
-	}
+	runner.Stop(stopGrace, ps[1:]...)
+	runner.Stop(stopGrace, ps[0])
 }
 
 // poolMember is a gateway as the proxy's GET /pool shows it.
-type poolMember struct {
-	Name     string `json:"name"`
-	State    string `json:"state"` // ready, draining or down
-	InFlight int64  `json:"in_flight"`
-	Sessions int64  `json:"sessions"`
-	Served   uint64 `json:"served"`
-}
+type poolMember = runner.PoolMember
 
 // proxyStats is the part of the proxy's GET /stats the demo reads.
 type proxyStats struct {
@@ -228,63 +189,18 @@ func (c *cluster) watchHandoff(ctx context.Context, p *proc) gatewayStats {
 
 func (c *cluster) adminURL(path string) string { return "http://" + c.proxy.Addr.Admin + path }
 
-func (c *cluster) getJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.adminURL(path), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
 // pool returns the proxy's view of the pool by gateway name.
 func (c *cluster) pool(ctx context.Context) (map[string]poolMember, error) {
-	var ms []poolMember
-	if err := c.getJSON(ctx, "/pool", &ms); err != nil {
-		return nil, err
-	}
-	out := make(map[string]poolMember, len(ms))
-	for _, m := range ms {
-		out[m.Name] = m
-	}
-	return out, nil
+	return runner.Pool(ctx, c.proxy)
 }
 
 func (c *cluster) stats(ctx context.Context) (proxyStats, error) {
 	var s proxyStats
-	err := c.getJSON(ctx, "/stats", &s)
+	err := runner.GetJSON(ctx, c.proxy, "/stats", &s)
 	return s, err
 }
 
 // waitPool polls GET /pool until cond holds, for at most within.
 func (c *cluster) waitPool(ctx context.Context, within time.Duration, cond func(map[string]poolMember) bool) (map[string]poolMember, error) {
-	ctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	var lastErr error
-	for {
-		pool, err := c.pool(ctx)
-		if err == nil && cond(pool) {
-			return pool, nil
-		}
-		if err != nil {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			if lastErr != nil {
-				return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
-			}
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-	}
+	return runner.WaitPool(ctx, c.proxy, within, cond)
 }

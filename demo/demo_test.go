@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/gateway/modules/cart"
 	"github.com/graftlb/graftlb/protocol"
 	"go.uber.org/goleak"
 )
@@ -53,7 +54,7 @@ func TestOutcomeOf(t *testing.T) {
 	}{
 		{nil, verified},
 		{protocol.Errorf(protocol.CodeSessionLost, "gateway gw2 died holding the session"), lost},
-		{fmt.Errorf("wrapped: %w", misroutedf("Total answered 3, want 4")), misroute},
+		{fmt.Errorf("wrapped: %w", cart.State{Total: 4}.CheckTotal(cart.TotalResult{Total: 3, Gateway: "gw1"}, nil)), misroute},
 		{errStopped, unfinished},
 		{protocol.Errorf(protocol.CodeUnavailable, "x"), failed},
 		{client.ErrConnectionLost, failed},

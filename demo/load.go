@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,15 +42,6 @@ var (
 
 // errStopped is a call given up because the demo is stopping: not a failure.
 var errStopped = errors.New("demo: stopped")
-
-// misrouted says a call of a session saw another state than the session
-// built, or was answered by another gateway than the session's owner (or
-// the one a drained owner handed it to).
-type misrouted struct{ msg string }
-
-func (m *misrouted) Error() string { return "misrouted: " + m.msg }
-
-func misroutedf(format string, args ...any) error { return &misrouted{fmt.Sprintf(format, args...)} }
 
 // load drives the demo's traffic through the proxy: stateless workers
 // sharing one connection, and shoppers that each open a cart session after
@@ -256,8 +246,7 @@ type shopCart struct {
 	shopper bool   // a shopper's, not a long-lived cart
 	owner   string // the gateway that answered its first AddItem, or took it over
 	moved   bool   // a drained owner handed it over
-	items   []string
-	total   int64
+	state   cart.State
 }
 
 // openCart starts a session and creates a cart in it. A failure leaves
@@ -277,7 +266,8 @@ func (l *load) openCart(ctx context.Context, c *client.Conn, shopper bool) (*sho
 }
 
 // addItem adds a random product and checks the answer against the cart's
-// own tally and owner.
+// own state and owner (cart.State: a misrouted answer wraps
+// cart.ErrMisrouted).
 func (l *load) addItem(ctx context.Context, ct *shopCart, rng *rand.Rand) error {
 	name := products[rng.IntN(len(products))]
 	price := int64(50 + rng.IntN(950))
@@ -287,7 +277,7 @@ func (l *load) addItem(ctx context.Context, ct *shopCart, rng *rand.Rand) error 
 	}
 	var a cart.Added
 	if err := res.Decode(&a); err != nil {
-		return misroutedf("AddItem result: %v", err)
+		return fmt.Errorf("%w: AddItem result: %v", cart.ErrMisrouted, err)
 	}
 	if ct.owner == "" && a.Gateway != "" {
 		ct.owner = a.Gateway
@@ -301,45 +291,37 @@ func (l *load) addItem(ctx context.Context, ct *shopCart, rng *rand.Rand) error 
 			w.hits.Add(1)
 		}
 	}
-	want := cart.Added{Items: len(ct.items) + 1, Total: ct.total + price, Gateway: ct.owner}
-	if l.handedOver(ct, a.Gateway) {
-		want.Gateway = a.Gateway
+	if ct.state, err = ct.state.Add(a, name, price, l.ownerOf(ct)); err != nil {
+		return err
 	}
-	if a != want {
-		return misroutedf("AddItem answered %+v, want %+v", a, want)
-	}
-	ct.items = append(ct.items, name)
-	ct.total += price
 	l.tally().served(a.Gateway, false)
 	return nil
 }
 
 // verifyCart reads the cart's total and items back and checks them, and
-// the gateway that answered, against its own tally.
+// the gateway that answered, against its own state.
 func (l *load) verifyCart(ctx context.Context, ct *shopCart) error {
-	res, err := l.call(ctx, func(ctx context.Context) (*client.Result, error) { return ct.obj.Call(ctx, "Total") })
-	if err != nil {
-		return err
+	_, err := ct.state.Verify(func(method string, v any) error {
+		res, err := l.call(ctx, func(ctx context.Context) (*client.Result, error) { return ct.obj.Call(ctx, method) })
+		if err != nil {
+			return err
+		}
+		if err := res.Decode(v); err != nil {
+			return fmt.Errorf("%w: %s result: %v", cart.ErrMisrouted, method, err)
+		}
+		l.tally().served(cart.Gateway(v), false)
+		return nil
+	}, l.ownerOf(ct))
+	return err
+}
+
+// ownerOf accepts the answers of ct's owner, and of the gateway its
+// drained owner handed it over to.
+func (l *load) ownerOf(ct *shopCart) cart.Owner {
+	return func(gw string) bool {
+		l.handedOver(ct, gw)
+		return gw == ct.owner
 	}
-	var tr cart.TotalResult
-	err = res.Decode(&tr)
-	if err == nil {
-		l.handedOver(ct, tr.Gateway)
-	}
-	if err != nil || tr.Total != ct.total || tr.Gateway != ct.owner {
-		return misroutedf("Total answered %+v (%v), want %d from %s", tr, err, ct.total, ct.owner)
-	}
-	l.tally().served(tr.Gateway, false)
-	res, err = l.call(ctx, func(ctx context.Context) (*client.Result, error) { return ct.obj.Call(ctx, "Items") })
-	if err != nil {
-		return err
-	}
-	var ir cart.ItemsResult
-	if err := res.Decode(&ir); err != nil || !slices.Equal(ir.Items, ct.items) || ir.Gateway != ct.owner {
-		return misroutedf("Items answered %+v (%v), want %v from %s", ir, err, ct.items, ct.owner)
-	}
-	l.tally().served(ir.Gateway, false)
-	return nil
 }
 
 // handedOver takes gw as ct's owner if ct's owner was drained (and so

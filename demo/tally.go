@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/gateway/modules/cart"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -24,7 +25,6 @@ const (
 )
 
 func outcomeOf(err error) outcome {
-	var m *misrouted
 	switch {
 	case err == nil:
 		return verified
@@ -32,25 +32,15 @@ func outcomeOf(err error) outcome {
 		return unfinished
 	case errors.Is(err, protocol.ErrSessionLost):
 		return lost
-	case errors.As(err, &m):
+	case errors.Is(err, cart.ErrMisrouted):
 		return misroute
 	default:
 		return failed
 	}
 }
 
-// codeOf names the error of a failed call for the tallies.
-func codeOf(err error) string {
-	var pe *protocol.Error
-	switch {
-	case errors.As(err, &pe):
-		return pe.Code.String()
-	case errors.Is(err, client.ErrConnectionLost):
-		return "CONNECTION_LOST"
-	default:
-		return "ERROR"
-	}
-}
+// codeOf names the error of a failed call for the tallies (client.Code).
+func codeOf(err error) string { return client.Code(err) }
 
 // tally counts what happened during one step. Every load goroutine adds to
 // the tally of the current step.

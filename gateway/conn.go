@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -128,44 +127,38 @@ func (c *conn) readLoop() ending {
 	}
 }
 
-// readError classifies a failed read; stop is false when the stream can
-// go on (a WebSocket text message after HELLO).
+// readError classifies a failed read (protocol.ClassifyRead); stop is
+// false when the stream can go on (a WebSocket text message after HELLO).
 func (c *conn) readError(err error) (end ending, stop bool) {
-	var pe *protocol.Error
-	var ne net.Error
-	var ce *websocket.CloseError
+	kind, pe := protocol.ClassifyRead(err)
 	switch werr := c.pc.Err(); {
 	case c.ending.Load():
 		return ending{level: zerolog.DebugLevel, msg: "connection closed"}, true
 	case peerNotReading(werr):
 		// The writer gave up on the peer and closed the socket under us.
 		return writerEnding(werr), true
-	case errors.As(err, &pe) && pe.Code == protocol.CodeTooLarge:
+	case kind == protocol.ReadProtocolError && pe.Code == protocol.CodeTooLarge:
 		c.sendError(0, protocol.SessionID{}, 0, pe)
 		return ending{level: zerolog.WarnLevel, msg: "frame over the size limit", err: err, linger: true}, true
-	case errors.As(err, &pe):
+	case kind == protocol.ReadProtocolError:
 		c.sendError(0, protocol.SessionID{}, 0, pe)
 		if !c.welcomed.Load() {
 			return ending{level: zerolog.WarnLevel, msg: "bad frame before HELLO", err: err, linger: true}, true
 		}
 		c.log.Warn().Err(err).Msg("bad frame")
 		return ending{}, false
-	case errors.As(err, &ne) && ne.Timeout():
+	case kind == protocol.ReadTimeout:
 		if !c.welcomed.Load() {
 			return ending{level: zerolog.WarnLevel, msg: "no HELLO within " + c.g.cfg.Limits.HelloTimeout.String()}, true
 		}
 		return ending{level: zerolog.InfoLevel, msg: "idle for " + c.g.cfg.Limits.IdleTimeout.String()}, true
-	case errors.Is(err, io.EOF):
+	case kind == protocol.ReadEOF:
 		return ending{level: zerolog.DebugLevel, msg: "peer closed the connection"}, true
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return ending{level: zerolog.WarnLevel, msg: "connection ended inside a frame", err: err}, true
-	case errors.As(err, &ce) && (ce.Code == websocket.CloseNormalClosure || ce.Code == websocket.CloseGoingAway):
-		return ending{level: zerolog.DebugLevel, msg: "peer closed the connection"}, true
-	case errors.As(err, &ce) && ce.Code == websocket.CloseAbnormalClosure:
-		// The WebSocket library cannot tell a cut inside a message from
-		// a drop between messages: both lack the close handshake.
+	case kind == protocol.ReadCut && c.ws != nil:
 		return ending{level: zerolog.InfoLevel, msg: "connection dropped without a WebSocket close", err: err}, true
-	case errors.Is(err, net.ErrClosed):
+	case kind == protocol.ReadCut:
+		return ending{level: zerolog.WarnLevel, msg: "connection ended inside a frame", err: err}, true
+	case kind == protocol.ReadClosed:
 		return ending{level: zerolog.DebugLevel, msg: "connection closed"}, true
 	}
 	return ending{level: zerolog.InfoLevel, msg: "read failed", err: err}, true
@@ -362,31 +355,15 @@ func (c *conn) closeRaw() {
 	}
 }
 
-// Lingering close: after an ERROR that explains why the connection ends,
-// stop writing and read (and drop) what the peer still sends for a while,
-// so that closing with unread input does not reset the connection before
-// the peer has read the ERROR.
-const (
-	lingerTime  = 500 * time.Millisecond
-	lingerBytes = 4 << 20
-)
+// lingerTime bounds a lingering close: after an ERROR that explains why
+// the connection ends, the gateway stops writing and reads (and drops)
+// what the peer still sends for that long, so that closing with unread
+// input does not reset the connection before the peer has read the ERROR.
+const lingerTime = 500 * time.Millisecond
 
-func (c *conn) lingerClose() {
-	_ = c.pc.Writer.Close()
-	if c.ws != nil {
-		_ = c.ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseProtocolError, ""), time.Now().Add(lingerTime))
-	}
-	raw := c.raw
-	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
-		raw = u.UnsafeConn()
-	}
-	if cw, ok := raw.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		_ = raw.SetReadDeadline(time.Now().Add(lingerTime))
-		_, _ = io.CopyN(io.Discard, raw, lingerBytes)
-	}
-	_ = c.pc.Close()
-}
+// lingerClose closes the connection after a protocol error, without
+// losing the ERROR queued last (protocol.Conn.LingerProtocolError).
+func (c *conn) lingerClose() { c.pc.LingerProtocolError(lingerTime) }
 
 func clone(b []byte) []byte {
 	if len(b) == 0 {

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
 	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/graftlb/graftlb/internal/httpserver"
+	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -102,35 +102,16 @@ func (g *Gateway) startLocked() error {
 // the gateway.
 func (g *Gateway) acceptTCP(ln net.Listener) {
 	defer g.wg.Done()
-	backoff := 5 * time.Millisecond
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors, say: back off instead of spinning.
-			g.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
-			t := time.NewTimer(backoff)
-			select {
-			case <-g.stop:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			backoff = min(2*backoff, time.Second)
-			continue
-		}
-		backoff = 5 * time.Millisecond
+	listener.Serve(ln, g.stop, &g.log, func(nc net.Conn) {
 		if !g.acquire() {
-			_ = nc.Close()
+			_ = nc.Close() // closing: the listener is closed too
 			return
 		}
 		go func() {
 			defer g.wg.Done()
 			g.serve(protocol.NewStreamConn(nc, g.connOpts), nc, nil, "tcp")
 		}()
-	}
+	})
 }
 
 // serveHTTP runs a fasthttp server until its listener closes.

@@ -31,8 +31,6 @@ func TestZeroAllocs(t *testing.T) {
 	if open.State() != Open {
 		t.Fatal("setup: breaker not open")
 	}
-	pool := []int{1, 2, 3, 4, 5, 6}
-	dst := make([]int, 0, len(pool))
 
 	tests := []struct {
 		name string
@@ -48,18 +46,11 @@ func TestZeroAllocs(t *testing.T) {
 			tk, _ := b.Allow()
 			b.Done(tk, false)
 		}},
-		{"Breaker.AllowPending/Start/Done", func() {
-			tk, _ := b.AllowPending()
-			tk = b.Start(tk)
-			b.Done(tk, true)
-		}},
 		{"Breaker.Allow/Cancel", func() {
 			tk, _ := b.Allow()
 			b.Cancel(tk)
 		}},
 		{"Breaker.Allow while open", func() { _, _ = open.Allow() }},
-		{"Eligible", func() { dst, _ = Eligible(dst[:0], pool, func(i int) bool { return i > 4 }, 0) }},
-		{"Eligible in panic", func() { dst, _ = Eligible(dst[:0], pool, func(i int) bool { return i > 5 }, 0) }},
 	}
 	for _, tt := range tests {
 		if n := testing.AllocsPerRun(1000, tt.f); n != 0 {

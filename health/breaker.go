@@ -41,8 +41,7 @@ var (
 	// ErrOpen refuses a call because the breaker is open, or half-open with
 	// all its probe calls in flight. The balancer answers CIRCUIT_OPEN.
 	ErrOpen = errors.New("health: circuit open")
-	// ErrTooMany refuses a call because MaxConcurrent or MaxPending is
-	// reached. The balancer answers OVERLOADED.
+	// ErrTooMany refuses a call because MaxConcurrent is reached.
 	ErrTooMany = errors.New("health: too many calls")
 )
 
@@ -52,8 +51,7 @@ var (
 // breaker tripped cannot close it. The zero Ticket is no call; Done and
 // Cancel ignore it.
 type Ticket struct {
-	gen     uint64
-	pending bool
+	gen uint64
 }
 
 // Breaker is a circuit breaker for one target, after sony/gobreaker and
@@ -64,9 +62,7 @@ type Ticket struct {
 //	ok := send(call)
 //	br.Done(t, ok)
 //
-// A call that must first wait for a backend connection is admitted with
-// AllowPending and marked sent with Start. Every admitted ticket must end
-// with exactly one Done or Cancel.
+// Every admitted ticket must end with exactly one Done or Cancel.
 //
 // Transitions are lazy: they are worked out from the clock by Allow, Done,
 // State and Status, and no timer or goroutine runs. Closed → Open when, on a
@@ -75,10 +71,14 @@ type Ticket struct {
 // HalfOpen → Closed after HalfOpenSuccesses successes; HalfOpen → Open on a
 // failure. Each transition starts a new generation.
 //
-// The caps MaxConcurrent and MaxPending are checked with atomic counters and
-// may be overshot by a few calls under a race, as Envoy's are. While closed,
-// Allow takes no lock; Done takes one to count the outcome in the window.
-// All methods are safe for concurrent use.
+// The cap MaxConcurrent is checked with an atomic counter and may be
+// overshot by a few calls under a race, as Envoy's caps are. While closed,
+// Allow and Cancel take no lock, and neither does Done for a success: it is
+// an atomic add to the window's current bucket. The lock is taken only to
+// start a new bucket (once per Window/Buckets), for a failure (which may
+// trip the breaker) and while open or half-open: the steady path of a
+// healthy target shares no lock between its callers. All methods are safe
+// for concurrent use.
 type Breaker struct {
 	// Immutable after NewBreaker.
 	name  string
@@ -91,22 +91,30 @@ type Breaker struct {
 	genState  atomic.Uint64 // generation<<2 | State
 	openUntil atomic.Int64  // offset from start at which Open ends
 
-	// Admission counters, changed without the lock.
+	// Admitted calls not yet done, changed without the lock.
 	inFlight atomic.Int64
-	pending  atomic.Int64
+
+	// The window, a ring: epoch e (a Window/Buckets slice of time) is
+	// counted in buckets[e%len] once that bucket's epoch is e. Successes
+	// are added without the lock; a bucket is reset for a new epoch, and
+	// failures are added, under mu.
+	buckets []bucket
 
 	mu      sync.Mutex
 	gen     uint64
 	state   State
-	buckets []bucket // the window, a ring: epoch e lives in buckets[e%len]
-	epoch   int64    // newest epoch counted in buckets
-	ok      int64    // successes in the window
-	failed  int64    // failures in the window
-	probes  int      // half-open calls of this generation in flight
-	probeOK int      // their successes
+	probes  int // half-open calls of this generation in flight
+	probeOK int // their successes
 }
 
-type bucket struct{ ok, failed int64 }
+// bucket counts the outcomes of one epoch of the window. A success that
+// races with the bucket's reset for a later epoch may be counted in it: the
+// caller would have been stalled for a whole window, and one call more or
+// less in a window of MinCalls or more changes no decision that matters.
+type bucket struct {
+	epoch      atomic.Int64
+	ok, failed atomic.Int64
+}
 
 // NewBreaker returns a closed breaker; name is passed to OnStateChange.
 func NewBreaker(name string, s Settings) (*Breaker, error) {
@@ -130,83 +138,57 @@ func NewBreaker(name string, s Settings) (*Breaker, error) {
 // Name returns the name given to NewBreaker.
 func (b *Breaker) Name() string { return b.name }
 
-// Allow admits a call that is sent at once, or refuses it with ErrOpen or
-// ErrTooMany.
-func (b *Breaker) Allow() (Ticket, error) { return b.admit(false) }
-
-// AllowPending admits a call that waits for a backend connection; it counts
-// against MaxPending, as well as MaxConcurrent, until Start or Done.
-func (b *Breaker) AllowPending() (Ticket, error) { return b.admit(true) }
-
-// Start marks a pending call as sent and returns its updated ticket.
-func (b *Breaker) Start(t Ticket) Ticket {
-	if t.pending {
-		b.pending.Add(-1)
-		t.pending = false
-	}
-	return t
-}
-
-func (b *Breaker) admit(pending bool) (Ticket, error) {
+// Allow admits a call, or refuses it with ErrOpen or ErrTooMany.
+func (b *Breaker) Allow() (Ticket, error) {
 	gs := b.genState.Load()
 	switch State(gs & 3) {
 	case Closed:
-		if !b.reserve(pending) {
+		if !b.reserve() {
 			return Ticket{}, ErrTooMany
 		}
-		return Ticket{gen: gs >> 2, pending: pending}, nil
+		return Ticket{gen: gs >> 2}, nil
 	case Open:
 		if b.now() < b.openUntil.Load() {
 			return Ticket{}, ErrOpen
 		}
 	}
-	return b.admitSlow(pending)
+	return b.admitSlow()
 }
 
 // admitSlow admits a call while open or half-open, under the lock.
-func (b *Breaker) admitSlow(pending bool) (Ticket, error) {
+func (b *Breaker) admitSlow() (Ticket, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.advanceLocked(b.now())
 	switch b.state {
 	case Closed:
-		if !b.reserve(pending) {
+		if !b.reserve() {
 			return Ticket{}, ErrTooMany
 		}
 	case HalfOpen:
 		if b.probes >= b.s.HalfOpenMax {
 			return Ticket{}, ErrOpen
 		}
-		if !b.reserve(pending) {
+		if !b.reserve() {
 			return Ticket{}, ErrTooMany
 		}
 		b.probes++
 	default:
 		return Ticket{}, ErrOpen
 	}
-	return Ticket{gen: b.gen, pending: pending}, nil
+	return Ticket{gen: b.gen}, nil
 }
 
-// reserve takes a slot under the caps.
-func (b *Breaker) reserve(pending bool) bool {
+// reserve takes a slot under MaxConcurrent.
+func (b *Breaker) reserve() bool {
 	if b.inFlight.Add(1) > int64(b.s.MaxConcurrent) {
-		b.inFlight.Add(-1)
-		return false
-	}
-	if pending && b.pending.Add(1) > int64(b.s.MaxPending) {
-		b.pending.Add(-1)
 		b.inFlight.Add(-1)
 		return false
 	}
 	return true
 }
 
-func (b *Breaker) release(t Ticket) {
-	b.inFlight.Add(-1)
-	if t.pending {
-		b.pending.Add(-1)
-	}
-}
+func (b *Breaker) release() { b.inFlight.Add(-1) }
 
 // Done ends a call with its outcome: ok is false for a failure the target is
 // to blame for (transport failure, timeout, server error).
@@ -214,20 +196,29 @@ func (b *Breaker) Done(t Ticket, ok bool) {
 	if t.gen == 0 {
 		return
 	}
-	b.release(t)
-	if t.gen != b.genState.Load()>>2 {
+	b.release()
+	gs := b.genState.Load()
+	if t.gen != gs>>2 {
 		return // stale: admitted before the latest transition
+	}
+	now := b.now()
+	if ok && State(gs&3) == Closed {
+		b.countSuccess(now) // the steady path: no lock
+		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t.gen != b.gen {
 		return
 	}
-	now := b.now()
 	switch b.state {
 	case Closed:
-		b.countLocked(now, ok)
-		if !ok && b.trippedLocked() {
+		if ok {
+			b.countSuccess(now)
+			return
+		}
+		b.bucketLocked(now).failed.Add(1)
+		if b.trippedLocked(now) {
 			b.setStateLocked(Open, now)
 		}
 	case HalfOpen:
@@ -250,7 +241,7 @@ func (b *Breaker) Cancel(t Ticket) {
 	if t.gen == 0 {
 		return
 	}
-	b.release(t)
+	b.release()
 	if gs := b.genState.Load(); t.gen != gs>>2 || State(gs&3) != HalfOpen {
 		return
 	}
@@ -275,18 +266,15 @@ func (b *Breaker) Status() BreakerStatus {
 	defer b.mu.Unlock()
 	now := b.now()
 	b.advanceLocked(now)
-	if b.state == Closed {
-		b.rollLocked(now / int64(b.width))
-	}
 	s := BreakerStatus{
 		State:      b.state,
 		Generation: b.gen,
 		InFlight:   int(b.inFlight.Load()),
-		Pending:    int(b.pending.Load()),
 	}
 	switch b.state {
 	case Closed:
-		s.WindowSuccesses, s.WindowFailures = int(b.ok), int(b.failed)
+		ok, failed := b.window(now)
+		s.WindowSuccesses, s.WindowFailures = int(ok), int(failed)
 	case Open:
 		s.OpenUntil = b.start.Add(time.Duration(b.openUntil.Load()))
 	case HalfOpen:
@@ -317,8 +305,10 @@ func (b *Breaker) setStateLocked(to State, now int64) {
 	case HalfOpen:
 		b.probes, b.probeOK = 0, 0
 	case Closed:
-		clear(b.buckets)
-		b.ok, b.failed = 0, 0
+		for i := range b.buckets {
+			b.buckets[i].ok.Store(0)
+			b.buckets[i].failed.Store(0)
+		}
 	}
 	b.genState.Store(b.gen<<2 | uint64(to))
 	if b.s.OnStateChange != nil {
@@ -326,45 +316,54 @@ func (b *Breaker) setStateLocked(to State, now int64) {
 	}
 }
 
-// countLocked adds an outcome to the window. Caller must hold b.mu.
-func (b *Breaker) countLocked(now int64, ok bool) {
+// countSuccess adds a success to the window's current bucket, taking the
+// lock only when the bucket must first be reset for the current epoch.
+func (b *Breaker) countSuccess(now int64) {
 	e := now / int64(b.width)
-	b.rollLocked(e)
 	bk := &b.buckets[e%int64(len(b.buckets))]
-	if ok {
-		bk.ok++
-		b.ok++
-	} else {
-		bk.failed++
-		b.failed++
+	if ep := bk.epoch.Load(); ep != e {
+		if ep > e {
+			return // stale by a whole window: dropped
+		}
+		b.mu.Lock()
+		bk = b.bucketLocked(now)
+		b.mu.Unlock()
 	}
+	bk.ok.Add(1)
 }
 
-// rollLocked moves the window forward to epoch e, dropping the buckets that
-// leave it. The window is the current bucket and the Buckets-1 before it.
-// Caller must hold b.mu.
-func (b *Breaker) rollLocked(e int64) {
-	if e <= b.epoch {
-		return
+// bucketLocked returns the bucket of now's epoch, reset first when it still
+// holds an older epoch's counts. Caller must hold b.mu.
+func (b *Breaker) bucketLocked(now int64) *bucket {
+	e := now / int64(b.width)
+	bk := &b.buckets[e%int64(len(b.buckets))]
+	if bk.epoch.Load() < e {
+		bk.ok.Store(0)
+		bk.failed.Store(0)
+		bk.epoch.Store(e) // after the reset: a reader that sees e counts into a clean bucket
 	}
+	return bk
+}
+
+// window returns the successes and failures of the buckets whose epoch is
+// in the window: the current one and the Buckets-1 before it.
+func (b *Breaker) window(now int64) (ok, failed int64) {
+	e := now / int64(b.width)
 	n := int64(len(b.buckets))
-	if e-b.epoch >= n {
-		clear(b.buckets)
-		b.ok, b.failed = 0, 0
-	} else {
-		for x := b.epoch + 1; x <= e; x++ {
-			bk := &b.buckets[x%n]
-			b.ok -= bk.ok
-			b.failed -= bk.failed
-			*bk = bucket{}
+	for i := range b.buckets {
+		bk := &b.buckets[i]
+		if ep := bk.epoch.Load(); ep <= e && ep > e-n {
+			ok += bk.ok.Load()
+			failed += bk.failed.Load()
 		}
 	}
-	b.epoch = e
+	return ok, failed
 }
 
 // trippedLocked reports whether the window calls for opening. Caller must
 // hold b.mu.
-func (b *Breaker) trippedLocked() bool {
-	total := b.ok + b.failed
-	return total >= int64(b.s.MinCalls) && float64(b.failed) > b.s.FailureRate*float64(total)
+func (b *Breaker) trippedLocked(now int64) bool {
+	ok, failed := b.window(now)
+	total := ok + failed
+	return total >= int64(b.s.MinCalls) && float64(failed) > b.s.FailureRate*float64(total)
 }

@@ -3,6 +3,7 @@ package health
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,33 +129,25 @@ func TestBreakerHalfOpenFailureReopens(t *testing.T) {
 }
 
 func TestBreakerCaps(t *testing.T) {
-	b, _, _ := newTestBreaker(t, Settings{MaxConcurrent: 3, MaxPending: 1})
-	t1, err := b.AllowPending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.AllowPending(); !errors.Is(err, ErrTooMany) {
-		t.Fatalf("second pending call: %v, want ErrTooMany", err)
-	}
-	t1 = b.Start(t1)
-	t2, err := b.AllowPending()
-	if err != nil {
-		t.Fatalf("pending call after Start: %v", err)
-	}
-	t3, err := b.Allow()
-	if err != nil {
-		t.Fatal(err)
+	b, _, _ := newTestBreaker(t, Settings{MaxConcurrent: 3})
+	var ts []Ticket
+	for i := range 3 {
+		tk, err := b.Allow()
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		ts = append(ts, tk)
 	}
 	if _, err := b.Allow(); !errors.Is(err, ErrTooMany) {
 		t.Fatalf("fourth call: %v, want ErrTooMany", err)
 	}
-	if st := b.Status(); st.InFlight != 3 || st.Pending != 1 {
+	if st := b.Status(); st.InFlight != 3 {
 		t.Fatalf("status %+v", st)
 	}
-	b.Done(t2, false) // a pending call that never got a connection
-	b.Cancel(t3)
-	b.Done(t1, true)
-	if st := b.Status(); st.InFlight != 0 || st.Pending != 0 {
+	b.Done(ts[0], false)
+	b.Cancel(ts[1])
+	b.Done(ts[2], true)
+	if st := b.Status(); st.InFlight != 0 {
 		t.Fatalf("slots not freed: %+v", st)
 	}
 	if _, err := b.Allow(); err != nil {
@@ -269,5 +262,66 @@ func TestStateString(t *testing.T) {
 		if s.String() != want {
 			t.Errorf("%d: %q, want %q", s, s.String(), want)
 		}
+	}
+}
+
+// TestBreakerSuccessTakesNoLock: while closed, a call that succeeds is
+// admitted and counted without the breaker's lock (the test holds it), once
+// the window's current bucket has started; a failure takes it.
+func TestBreakerSuccessTakesNoLock(t *testing.T) {
+	b, _, _ := newTestBreaker(t, Settings{})
+	calls(t, b, 1, 0) // starts the current bucket
+	b.mu.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk, err := b.Allow()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		b.Done(tk, true)
+		tk, _ = b.Allow()
+		b.Cancel(tk)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		b.mu.Unlock()
+		t.Fatal("a successful call waited for the breaker's lock")
+	}
+	b.mu.Unlock()
+	calls(t, b, 0, 1)
+	if st := b.Status(); st.WindowSuccesses != 2 || st.WindowFailures != 1 {
+		t.Fatalf("status %+v, want 2 successes and 1 failure", st)
+	}
+}
+
+// TestBreakerConcurrentCounts: successes counted at once from many
+// goroutines, across bucket boundaries, all land in the window.
+func TestBreakerConcurrentCounts(t *testing.T) {
+	b, fake, _ := newTestBreaker(t, Settings{MaxConcurrent: 1 << 20})
+	const workers, each = 8, 500
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				tk, err := b.Allow()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b.Done(tk, true)
+				if w == 0 && i%100 == 99 {
+					fake.Advance(500 * time.Millisecond) // half a bucket: new buckets start under load
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := b.Status(); st.WindowSuccesses != workers*each || st.InFlight != 0 {
+		t.Fatalf("status %+v, want %d successes and none in flight", st, workers*each)
 	}
 }

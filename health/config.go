@@ -25,7 +25,6 @@ const (
 	defaultMaxEjectionPercent  = 50
 
 	defaultMaxConcurrent     = 1024 // Envoy max_requests
-	defaultMaxPending        = 1024 // Envoy max_pending_requests
 	defaultWindow            = 10 * time.Second
 	defaultBuckets           = 10
 	defaultBreakerRate       = 0.5
@@ -207,14 +206,9 @@ func (c OutlierConfig) validate(prefix string) error {
 // Settings configures a circuit breaker, as gobreaker's Settings do. The zero
 // value of every field means its default.
 type Settings struct {
-	// MaxConcurrent caps the calls admitted and not yet done, pending ones
-	// included (default 1024, as Envoy's max_requests). Past it, Allow
-	// returns ErrTooMany.
+	// MaxConcurrent caps the calls admitted and not yet done (default 1024,
+	// as Envoy's max_requests). Past it, Allow returns ErrTooMany.
 	MaxConcurrent int `yaml:"max_concurrent,omitempty" json:"max_concurrent,omitempty"`
-	// MaxPending caps the admitted calls still waiting for a backend
-	// connection: those admitted by AllowPending and not yet started or done
-	// (default 1024, as Envoy's max_pending_requests).
-	MaxPending int `yaml:"max_pending,omitempty" json:"max_pending,omitempty"`
 	// Window is the span of the rolling window whose failure rate trips the
 	// breaker (default 10s).
 	Window time.Duration `yaml:"window,omitempty" json:"window,omitempty"`
@@ -251,7 +245,6 @@ func DefaultSettings() Settings { return Settings{}.WithDefaults() }
 // WithDefaults returns s with every zero field set to its default.
 func (s Settings) WithDefaults() Settings {
 	setDefault(&s.MaxConcurrent, defaultMaxConcurrent)
-	setDefault(&s.MaxPending, defaultMaxPending)
 	setDefault(&s.Window, defaultWindow)
 	setDefault(&s.Buckets, defaultBuckets)
 	setDefault(&s.FailureRate, defaultBreakerRate)
@@ -271,8 +264,6 @@ func (s Settings) validate(prefix string) error {
 	switch {
 	case s.MaxConcurrent < 0:
 		return fieldErr(prefix, "max_concurrent", "must not be negative, got %d", s.MaxConcurrent)
-	case s.MaxPending < 0:
-		return fieldErr(prefix, "max_pending", "must not be negative, got %d", s.MaxPending)
 	case s.Window < 0:
 		return fieldErr(prefix, "window", "must not be negative, got %v", s.Window)
 	case s.Buckets < 0:

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("outlier defaults %+v", o)
 	}
 	b := c.Breaker
-	if b.MaxConcurrent != 1024 || b.MaxPending != 1024 || b.Window != 10*time.Second || b.Buckets != 10 || b.FailureRate != 0.5 ||
+	if b.MaxConcurrent != 1024 || b.Window != 10*time.Second || b.Buckets != 10 || b.FailureRate != 0.5 ||
 		b.MinCalls != 20 || b.OpenTimeout != 5*time.Second || b.HalfOpenMax != 3 || b.HalfOpenSuccesses != 3 {
 		t.Errorf("breaker defaults %+v", b)
 	}
@@ -59,7 +59,6 @@ func TestValidate(t *testing.T) {
 		{"max under base", Config{Outlier: OutlierConfig{MaxEjectionTime: 10 * time.Second}}, "health: outlier.max_ejection_time: must not be less than base_ejection_time (30s), got 10s"},
 		{"percent", Config{Outlier: OutlierConfig{MaxEjectionPercent: 101}}, "health: outlier.max_ejection_percent:"},
 		{"max concurrent", Config{Breaker: Settings{MaxConcurrent: -1}}, "health: breaker.max_concurrent:"},
-		{"max pending", Config{Breaker: Settings{MaxPending: -1}}, "health: breaker.max_pending:"},
 		{"window", Config{Breaker: Settings{Window: -1}}, "health: breaker.window:"},
 		{"buckets", Config{Breaker: Settings{Buckets: -1}}, "health: breaker.buckets:"},
 		{"tiny buckets", Config{Breaker: Settings{Window: time.Millisecond, Buckets: 10}}, "health: breaker.buckets: window 1ms split in 10 buckets"},
@@ -115,7 +114,6 @@ outlier:
   always_eject_one: true
 breaker:
   max_concurrent: 100
-  max_pending: 10
   window: 20s
   buckets: 20
   failure_rate: 0.3
@@ -132,7 +130,7 @@ panic_threshold: 0.3
 	want := Config{
 		Check:          CheckerConfig{Interval: 2 * time.Second, Timeout: 500 * time.Millisecond, Rise: 1, Fall: 2, InitialState: InitFullyDown},
 		Outlier:        OutlierConfig{ConsecutiveFailures: 7, FailureRate: 0.6, MinRequests: 10, BaseEjectionTime: 10 * time.Second, MaxEjectionTime: time.Minute, MaxEjectionPercent: 34, AlwaysEjectOne: true},
-		Breaker:        Settings{MaxConcurrent: 100, MaxPending: 10, Window: 20 * time.Second, Buckets: 20, FailureRate: 0.3, MinCalls: 5, OpenTimeout: time.Second, HalfOpenMax: 2, HalfOpenSuccesses: 4},
+		Breaker:        Settings{MaxConcurrent: 100, Window: 20 * time.Second, Buckets: 20, FailureRate: 0.3, MinCalls: 5, OpenTimeout: time.Second, HalfOpenMax: 2, HalfOpenSuccesses: 4},
 		PanicThreshold: 0.3,
 	}
 	got, _ := json.Marshal(c)

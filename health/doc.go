@@ -21,12 +21,12 @@
 //   - Breaker, a circuit breaker per target (breaker.go), after sony/gobreaker
 //     (https://github.com/sony/gobreaker): Closed, Open and HalfOpen states, a
 //     generation counter that drops stale outcomes, and lazy, clock-driven
-//     transitions; plus Envoy's caps on concurrent and pending calls
+//     transitions; plus Envoy's cap on concurrent calls
 //     (https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/circuit_breaking).
 //     Its two-step Allow/Done API takes a value Ticket instead of returning a
 //     closure, so that it allocates nothing per call.
 //
-//   - Eligible and InPanic, panic mode (panic.go), with Envoy's semantics:
+//   - InPanic, panic mode (panic.go), with Envoy's semantics:
 //     below PanicThreshold healthy, spread over the whole pool.
 //
 // Snapshot (status.go) gathers all of it for the admin API.

@@ -66,16 +66,3 @@ func BenchmarkBreakerAllowOpenParallel(b *testing.B) {
 		}
 	})
 }
-
-func BenchmarkEligible(b *testing.B) {
-	pool := make([]int, 64)
-	for i := range pool {
-		pool[i] = i
-	}
-	dst := make([]int, 0, len(pool))
-	healthy := func(i int) bool { return i%4 != 0 }
-	b.ReportAllocs()
-	for b.Loop() {
-		dst, _ = Eligible(dst[:0], pool, healthy, 0)
-	}
-}

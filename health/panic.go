@@ -21,28 +21,6 @@ func InPanic(healthy, total int, threshold float64) bool {
 	return total > 0 && threshold > 0 && float64(healthy) < threshold*float64(total)
 }
 
-// Eligible appends to dst the targets to pick from and reports whether the
-// pool is in panic mode: the healthy targets normally, every target in panic
-// mode (see InPanic). It allocates nothing when dst has room for all targets,
-// so a balancer can rebuild its picker set into a reused slice.
-func Eligible[T any](dst, targets []T, healthy func(T) bool, threshold float64) ([]T, bool) {
-	n := 0
-	for _, t := range targets {
-		if healthy(t) {
-			n++
-		}
-	}
-	if InPanic(n, len(targets), threshold) {
-		return append(dst, targets...), true
-	}
-	for _, t := range targets {
-		if healthy(t) {
-			dst = append(dst, t)
-		}
-	}
-	return dst, false
-}
-
 func panicThreshold(t float64) float64 {
 	if t == 0 {
 		return defaultPanicThreshold

@@ -2,7 +2,6 @@ package health
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 )
 
@@ -32,41 +31,4 @@ func TestInPanic(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestEligible(t *testing.T) {
-	pool := []string{"a", "b", "c", "d"}
-	tests := []struct {
-		name      string
-		healthy   string // names of the healthy targets
-		threshold float64
-		want      []string
-		panic     bool
-	}{
-		{"all healthy", "abcd", 0, []string{"a", "b", "c", "d"}, false},
-		{"half healthy", "bd", 0, []string{"b", "d"}, false},
-		{"under the threshold", "c", 0, []string{"a", "b", "c", "d"}, true},
-		{"none healthy", "", 0, []string{"a", "b", "c", "d"}, true},
-		{"none healthy, panic disabled", "", -1, nil, false},
-		{"under the threshold, panic disabled", "c", -1, []string{"c"}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			healthy := func(s string) bool { return len(s) == 1 && containsRune(tt.healthy, s[0]) }
-			dst := make([]string, 0, len(pool))
-			got, panicking := Eligible(dst, pool, healthy, tt.threshold)
-			if !slices.Equal(got, tt.want) || panicking != tt.panic {
-				t.Fatalf("Eligible = %v, %v; want %v, %v", got, panicking, tt.want, tt.panic)
-			}
-		})
-	}
-}
-
-func containsRune(s string, b byte) bool {
-	for i := range len(s) {
-		if s[i] == b {
-			return true
-		}
-	}
-	return false
 }

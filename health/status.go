@@ -45,7 +45,6 @@ type BreakerStatus struct {
 	State      State  `json:"state"`
 	Generation uint64 `json:"generation"`
 	InFlight   int    `json:"in_flight"`
-	Pending    int    `json:"pending"`
 	// WindowSuccesses and WindowFailures are the rolling window's counts,
 	// while closed.
 	WindowSuccesses int `json:"window_successes"`

@@ -130,11 +130,10 @@ func (c *Conn) Close() error {
 
 // Linger closes the connection so that the peer reads everything queued
 // before the close, such as the ERROR that explains it: it flushes the
-// queue, half-closes (a WebSocket close message, or TCP FIN), then reads
-// and discards what the peer still sends until it closes or d passes, and
-// closes. Without the wait, unread data from the peer would make the
-// kernel answer with a reset that can destroy the ERROR in flight. Only
-// the goroutine that reads from c may call it. A WebSocket peer gets close
+// queue, sends a WebSocket peer a close message, then closes as
+// LingerClose does (half-close, read and discard what the peer still
+// sends until it closes or d passes, close). Only the goroutine that
+// reads from c may call it. A WebSocket peer gets close
 // code 1000 (normal); LingerProtocolError sends 1002.
 func (c *Conn) Linger(d time.Duration) { c.linger(d, websocket.CloseNormalClosure) }
 
@@ -145,23 +144,15 @@ func (c *Conn) LingerProtocolError(d time.Duration) { c.linger(d, websocket.Clos
 func (c *Conn) linger(d time.Duration, wsCode int) {
 	c.closeOnce.Do(func() {
 		_ = c.Writer.Close()
-		ok := c.Writer.Err() == nil // else the writer closed the socket
-		if c.ws != nil && ok {
+		if c.Writer.Err() != nil { // the writer closed the socket
+			c.closeErr = c.nc.Close()
+			return
+		}
+		if c.ws != nil {
 			_ = c.ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(wsCode, ""), time.Now().Add(time.Second))
-		} else if cw, isTCP := c.nc.(interface{ CloseWrite() error }); isTCP && ok {
-			_ = cw.CloseWrite()
 		}
-		if ok {
-			_ = c.nc.SetReadDeadline(time.Now().Add(d))
-			var buf [4096]byte
-			for {
-				if _, err := c.nc.Read(buf[:]); err != nil {
-					break
-				}
-			}
-		}
-		c.closeErr = c.nc.Close()
+		c.closeErr = LingerClose(c.nc, d)
 	})
 }
 

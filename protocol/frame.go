@@ -14,9 +14,9 @@ const HeaderSize = 44
 // each is prefixed by a one-byte length.
 const MaxStringLen = 255
 
-// Offsets of the fixed header fields. They are exported for code that
-// patches a frame in place (the proxy rewrites call ids and deadlines
-// without decoding and re-encoding).
+// Offsets of the fixed header fields. Code outside this package patches a
+// frame in place (the proxy rewrites call ids, flags, session ids and
+// deadlines without decoding and re-encoding) through the Set* functions.
 const (
 	offVersion   = 0
 	offType      = 1

@@ -30,7 +30,8 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&kinds, "kinds", "", "fault kinds to draw from, comma-separated (default all: "+strings.Join(chaos.AllFaults, ",")+")")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", 0, "the gateways' session TTL (default 2m)")
 	fs.DurationVar(&cfg.DrainGrace, "drain-grace", 0, "the gateways' drain grace (default 10s)")
-	fs.DurationVar(&cfg.RecoveryBound, "recovery-bound", 0, "recovery after a fault longer than this is a violation (default 15s)")
+	fs.DurationVar(&cfg.RecoveryBound, "recovery-bound", 0, "recovery after a fault longer than this is a violation (default 30s)")
+	fs.StringVar(&cfg.LogDir, "logs", "", "keep every process's stderr (log level info) in this directory, one file per process")
 	fs.StringVar(&jsonPath, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&plotPath, "plot", "", "draw calls per second and the faults to this file (.svg or .png)")
 	containers := fs.Bool("containers", false, "run in containers on a private network, with partitions (not built yet)")
@@ -52,6 +53,12 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	}
 	if plotPath != "" {
 		if err := bench.CheckPlotPath(plotPath); err != nil {
+			fmt.Fprintln(stderr, "graftlb chaos:", err)
+			return 2
+		}
+	}
+	if cfg.LogDir != "" {
+		if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 			fmt.Fprintln(stderr, "graftlb chaos:", err)
 			return 2
 		}

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/client"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
+	"github.com/graftlb/graftlb/passthrough"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -97,4 +101,101 @@ func TestMaxConnsPerSourceFlag(t *testing.T) {
 	gatewaytest.ExpectError(t, b.Next(), protocol.CodeOverloaded)
 	c := gatewaytest.Dial(t, "ws", p.Addr.WS, gatewaytest.Options{LocalIP: "127.0.0.2"})
 	c.Hello(0, protocol.SessionID{})
+}
+
+// flagDefaults runs `graftlb cmd -h` and returns each flag's default as
+// the help text prints it ("" for a zero default, which it omits).
+func flagDefaults(t *testing.T, cmd string) map[string]string {
+	t.Helper()
+	var out strings.Builder
+	run([]string{cmd, "-h"}, io.Discard, &out)
+	defs := map[string]string{}
+	re := regexp.MustCompile(`\(default "?(.*?)"?\)\s*$`)
+	for _, block := range strings.Split(out.String(), "\n  -")[1:] {
+		name, _, _ := strings.Cut(strings.Fields(block)[0], " ")
+		if m := re.FindStringSubmatch(block); m != nil {
+			defs[name] = m[1]
+		} else {
+			defs[name] = ""
+		}
+	}
+	return defs
+}
+
+// TestProxyFlagDefaults (issue 10): the proxy command only wires flags to
+// the packages' defaults: every flag that sets a Config field defaults to
+// what balancer.DefaultConfig (and health's, and passthrough's) hold, so
+// a package default that changes changes the command with it.
+func TestProxyFlagDefaults(t *testing.T) {
+	def := balancer.DefaultConfig()
+	h := def.Health
+	str := func(v any) string {
+		s := fmt.Sprint(v)
+		if s == "0" || s == "0s" || s == "false" {
+			return "" // the help text omits zero defaults
+		}
+		return s
+	}
+	want := map[string]string{
+		"max-conns": str(def.MaxConns), "max-conns-per-source": str(def.MaxConnsPerSource),
+		"backend-conns": str(def.BackendConns), "dial-timeout": str(def.DialTimeout),
+		"retry-budget": str(def.RetryBudget), "call-timeout": str(def.CallTimeout),
+		"drain-delay": str(def.DrainDelay), "drain-grace": str(balancer.DefaultDrainGrace),
+		"max-sessions": str(def.MaxSessions), "max-sessions-per-source": str(def.MaxSessionsPerSource),
+		"max-sessions-per-conn": str(def.MaxSessionsPerConn), "session-idle": str(def.SessionIdle),
+		"session-load-bound": str(def.SessionLoadBound),
+		"access-log-sample":  str(def.AccessLogSample), "name": def.Name,
+		"check-interval": str(h.Check.Interval), "check-timeout": str(h.Check.Timeout),
+		"fall": str(h.Check.Fall), "rise": str(h.Check.Rise),
+		"eject-consecutive": str(h.Outlier.ConsecutiveFailures), "eject-time": str(h.Outlier.BaseEjectionTime),
+		"max-ejection-percent": str(h.Outlier.MaxEjectionPercent), "panic-threshold": str(h.PanicThreshold),
+		"breaker-failure-rate": str(h.Breaker.FailureRate), "breaker-open-timeout": str(h.Breaker.OpenTimeout),
+		"breaker-max-concurrent": str(h.Breaker.MaxConcurrent),
+		"passthrough-key":        passthrough.DefaultConfig().Key.String(),
+		"max-frame":              str(protocol.DefaultMaxFrame), "idle-timeout": str(protocol.DefaultIdleTimeout),
+	}
+	got := flagDefaults(t, "proxy")
+	for name, w := range want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("--%s: no such flag", name)
+			continue
+		}
+		if g != w {
+			t.Errorf("--%s defaults to %q, the package default is %q", name, g, w)
+		}
+	}
+}
+
+// TestSessionLoadBoundFlag: --session-load-bound reaches the proxy's
+// placement: with a tight bound, 30 new sessions over three gateways leave
+// none of them holding more than ceil(1.01 × 10) = 11.
+func TestSessionLoadBoundFlag(t *testing.T) {
+	var args []string
+	for _, name := range []string{"gw1", "gw2", "gw3"} {
+		g := startGW(t, name)
+		args = append(args, "--backend", fmt.Sprintf("tcp://%s#name=%s", g.Addr.TCP, name))
+	}
+	p := startProxyProc(t, append(args, "--session-load-bound", "0.01")...)
+	c := dialT(t, "tcp://"+p.Addr.TCP)
+	ctx := ctxT(t)
+	for i := range 30 {
+		obj, err := c.NewSession().New(ctx, "cart@1", "Cart")
+		if err != nil {
+			t.Fatalf("cart %d: %v", i, err)
+		}
+		if _, err := obj.Call(ctx, "AddItem", "pen", int64(1)); err != nil {
+			t.Fatalf("cart %d: AddItem: %v", i, err)
+		}
+	}
+	var total int64
+	for _, m := range getPool(t, p.Addr.Admin) {
+		total += m.Sessions
+		if m.Sessions > 11 {
+			t.Errorf("gateway %s holds %d of 30 sessions, want at most 11", m.Name, m.Sessions)
+		}
+	}
+	if total != 30 {
+		t.Errorf("the pool holds %d sessions, want 30", total)
+	}
 }

@@ -112,7 +112,7 @@ func (l *sessionLoad) one(t *testing.T, c *client.Conn, calls int, pause time.Du
 			return err
 		})
 		cs.Total += int64(i + 1)
-		cs.Items++
+		cs.Items = append(cs.Items, "x")
 		time.Sleep(pause)
 	}
 	if err == nil {

@@ -5,12 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/graftlb/graftlb/admin"
 	"github.com/graftlb/graftlb/affinity"
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/discovery"
+	"github.com/graftlb/graftlb/internal/listener"
+	"github.com/graftlb/graftlb/passthrough"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
@@ -18,50 +19,56 @@ import (
 func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := balancer.Config{}
-	name := fs.String("name", "graftlb", "proxy name (gossip node name, WELCOME)")
-	fs.StringVar(&cfg.TCP, "tcp", "127.0.0.1:9990", "client TCP listener (empty: off)")
-	fs.StringVar(&cfg.WS, "ws", "127.0.0.1:9888", "client WebSocket listener, path /ws (empty: off)")
+	// Every default comes from the packages' own: the command only wires
+	// flags to balancer.DefaultConfig() (health, limits and all), with the
+	// listeners on the addresses of the command line contract.
+	cfg := balancer.DefaultConfig()
+	cfg.TCP, cfg.WS = "127.0.0.1:9990", "127.0.0.1:9888"
+	name := fs.String("name", cfg.Name, "proxy name (gossip node name, WELCOME)")
+	fs.StringVar(&cfg.TCP, "tcp", cfg.TCP, "client TCP listener (empty: off)")
+	fs.StringVar(&cfg.WS, "ws", cfg.WS, "client WebSocket listener, path /ws (empty: off)")
 	var af adminFlags
 	af.register(fs)
 	adminAddr := &af.addr
 	accessLog := fs.Bool("access-log", false, "log one line per call (gateway, target, kind, code, duration, trace id)")
-	fs.Float64Var(&cfg.AccessLogSample, "access-log-sample", 1, "share of calls the access log logs (0..1]")
-	fs.BoolVar(&cfg.TraceIDs, "trace-ids", false, "give calls without a W3C traceparent a new one (calls with one keep it)")
-	var backends, passthrough repeatFlag
+	fs.Float64Var(&cfg.AccessLogSample, "access-log-sample", cfg.AccessLogSample, "share of calls the access log logs (0..1]")
+	fs.BoolVar(&cfg.TraceIDs, "trace-ids", cfg.TraceIDs, "give calls without a W3C traceparent a new one (calls with one keep it)")
+	var backends, passthroughs repeatFlag
 	fs.Var(&backends, "backend", "static gateway tcp://host:port[#name=gw1,weight=2]; repeat for more gateways")
 	dnsTarget := fs.String("backend-dns", "", "gateways from DNS: name:port, re-resolved every --dns-interval")
 	dnsInterval := fs.Duration("dns-interval", discovery.DefaultDNSInterval, "DNS re-resolution interval")
-	fs.Var(&passthrough, "passthrough", "pass-through backend (real GG): ws://host:port/ws[#http=:PORT] or tcp://host:port; repeat for more")
-	ptKey := fs.String("passthrough-key", "addr", "pass-through affinity key: query:NAME, header:NAME, cookie:NAME or addr")
-	fs.IntVar(&cfg.MaxConns, "max-conns", balancer.DefaultMaxConns, "client connections at once")
-	fs.IntVar(&cfg.MaxConnsPerSource, "max-conns-per-source", balancer.DefaultMaxConnsPerSource,
+	fs.Var(&passthroughs, "passthrough", "pass-through backend (real GG): ws://host:port/ws[#http=:PORT] or tcp://host:port; repeat for more")
+	ptKey := fs.String("passthrough-key", passthrough.DefaultConfig().Key.String(), "pass-through affinity key: query:NAME, header:NAME, cookie:NAME or addr")
+	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "client connections at once")
+	fs.IntVar(&cfg.MaxConnsPerSource, "max-conns-per-source", cfg.MaxConnsPerSource,
 		"client connections at once from one source address (IPv4 address, IPv6 /64); negative: no cap")
-	fs.IntVar(&cfg.BackendConns, "backend-conns", balancer.DefaultBackendConns, "multiplexed connections per gateway")
-	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", balancer.DefaultDialTimeout, "gateway dial and handshake timeout")
-	fs.Float64Var(&cfg.RetryBudget, "retry-budget", balancer.DefaultRetryBudget, "share of active calls that may be retries")
-	fs.DurationVar(&cfg.CallTimeout, "call-timeout", 0, "deadline given to calls that carry none (0: none)")
-	fs.BoolVar(&cfg.ProxyProtocol.Enabled, "proxy-protocol", false, "read each client's address from a PROXY protocol (v1/v2) header")
+	fs.IntVar(&cfg.BackendConns, "backend-conns", cfg.BackendConns, "multiplexed connections per gateway")
+	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", cfg.DialTimeout, "gateway dial and handshake timeout")
+	fs.Float64Var(&cfg.RetryBudget, "retry-budget", cfg.RetryBudget, "share of active calls that may be retries")
+	fs.DurationVar(&cfg.CallTimeout, "call-timeout", cfg.CallTimeout, "deadline given to calls that carry none (0: none)")
+	fs.BoolVar(&cfg.ProxyProtocol.Enabled, "proxy-protocol", cfg.ProxyProtocol.Enabled, "read each client's address from a PROXY protocol (v1/v2) header")
 	var ppFrom listFlag
 	fs.Var(&ppFrom, "proxy-protocol-from", "CIDRs allowed to send the PROXY header, comma-separated (default loopback); others are refused")
-	drainGrace := fs.Duration("drain-grace", 30*time.Second, "longest a drain (SIGTERM) waits for clients to move to another proxy")
-	drainDelay := fs.Duration("drain-delay", balancer.DefaultDrainDelay, "on SIGTERM, how long /readyz fails before the listeners close (0: none)")
-	fs.IntVar(&cfg.MaxSessions, "max-sessions", balancer.DefaultMaxSessions, "sessions in the proxy's table, in all")
-	fs.IntVar(&cfg.MaxSessionsPerSource, "max-sessions-per-source", balancer.DefaultMaxSessionsSource, "sessions one source address may bring to the table")
-	fs.IntVar(&cfg.MaxSessionsPerConn, "max-sessions-per-conn", balancer.DefaultMaxSessionsPerConn, "sessions one client connection may bring to the table")
-	fs.DurationVar(&cfg.SessionIdle, "session-idle", balancer.DefaultSessionIdle, "forget the binding of a session unused this long")
+	drainGrace := fs.Duration("drain-grace", balancer.DefaultDrainGrace, "longest a drain (SIGTERM) waits for clients to move to another proxy")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "on SIGTERM, how long /readyz fails before the listeners close (0: none)")
+	fs.IntVar(&cfg.MaxSessions, "max-sessions", cfg.MaxSessions, "sessions in the proxy's table, in all")
+	fs.IntVar(&cfg.MaxSessionsPerSource, "max-sessions-per-source", cfg.MaxSessionsPerSource, "sessions one source address may bring to the table")
+	fs.IntVar(&cfg.MaxSessionsPerConn, "max-sessions-per-conn", cfg.MaxSessionsPerConn, "sessions one client connection may bring to the table")
+	fs.DurationVar(&cfg.SessionIdle, "session-idle", cfg.SessionIdle, "forget the binding of a session unused this long")
+	fs.Float64Var(&cfg.SessionLoadBound, "session-load-bound", cfg.SessionLoadBound, "place new sessions by consistent hashing with bounded loads: skip gateways holding (1+this) × the mean (0: off; 0.25 is usual)")
 	hc := &cfg.Health
-	fs.DurationVar(&hc.Check.Interval, "check-interval", time.Second, "active check (PING; pass-through: GET /status) interval")
-	fs.DurationVar(&hc.Check.Timeout, "check-timeout", time.Second, "active check timeout")
-	fs.IntVar(&hc.Check.Fall, "fall", 3, "failed checks that take a gateway down")
-	fs.IntVar(&hc.Check.Rise, "rise", 2, "passed checks that bring it back")
-	fs.IntVar(&hc.Outlier.ConsecutiveFailures, "eject-consecutive", 5, "consecutive failed calls that eject a gateway (negative: off)")
-	fs.DurationVar(&hc.Outlier.BaseEjectionTime, "eject-time", 30*time.Second, "first ejection length; the n-th lasts n times longer")
-	fs.IntVar(&hc.Outlier.MaxEjectionPercent, "max-ejection-percent", 50, "most of the pool ejected at once, percent")
-	fs.Float64Var(&hc.PanicThreshold, "panic-threshold", 0.5, "below this share of healthy gateways, spread over all (negative: off)")
-	fs.Float64Var(&hc.Breaker.FailureRate, "breaker-failure-rate", 0.5, "failure rate over 10s (at least 20 calls) that opens a gateway's breaker (1: never)")
-	fs.DurationVar(&hc.Breaker.OpenTimeout, "breaker-open-timeout", 5*time.Second, "time an open breaker waits before probing")
-	fs.IntVar(&hc.Breaker.MaxConcurrent, "breaker-max-concurrent", 1024, "calls in flight per gateway before its breaker refuses more")
+	fs.DurationVar(&hc.Check.Interval, "check-interval", hc.Check.Interval, "active check (PING; pass-through: GET /status) interval")
+	fs.DurationVar(&hc.Check.Timeout, "check-timeout", hc.Check.Timeout, "active check timeout")
+	fs.IntVar(&hc.Check.Fall, "fall", hc.Check.Fall, "failed checks that take a gateway down")
+	fs.IntVar(&hc.Check.Rise, "rise", hc.Check.Rise, "passed checks that bring it back")
+	fs.IntVar(&hc.Outlier.ConsecutiveFailures, "eject-consecutive", hc.Outlier.ConsecutiveFailures, "consecutive failed calls that eject a gateway (negative: off)")
+	fs.DurationVar(&hc.Outlier.BaseEjectionTime, "eject-time", hc.Outlier.BaseEjectionTime, "first ejection length; the n-th lasts n times longer")
+	fs.IntVar(&hc.Outlier.MaxEjectionPercent, "max-ejection-percent", hc.Outlier.MaxEjectionPercent, "most of the pool ejected at once, percent")
+	fs.Float64Var(&hc.PanicThreshold, "panic-threshold", hc.PanicThreshold, "below this share of healthy gateways, spread over all (negative: off)")
+	fs.Float64Var(&hc.Breaker.FailureRate, "breaker-failure-rate", hc.Breaker.FailureRate,
+		fmt.Sprintf("failure rate over %v (at least %d calls) that opens a gateway's breaker (1: never)", hc.Breaker.Window, hc.Breaker.MinCalls))
+	fs.DurationVar(&hc.Breaker.OpenTimeout, "breaker-open-timeout", hc.Breaker.OpenTimeout, "time an open breaker waits before probing")
+	fs.IntVar(&hc.Breaker.MaxConcurrent, "breaker-max-concurrent", hc.Breaker.MaxConcurrent, "calls in flight per gateway before its breaker refuses more")
 	var gf gossipFlags
 	gf.register(fs)
 	var lim limitFlags
@@ -76,7 +83,6 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	sigs, stopSignals := serverSignals()
 	defer stopSignals()
 	cfg.ProxyProtocol.From = ppFrom
-	cfg.DrainDelay = *drainDelay
 	if cfg.DrainDelay == 0 {
 		cfg.DrainDelay = -1 // none (a zero Config field means the default)
 	}
@@ -98,7 +104,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 
 	sources := 0
-	for _, set := range []bool{len(backends) > 0, *dnsTarget != "", len(passthrough) > 0, gf.bind != ""} {
+	for _, set := range []bool{len(backends) > 0, *dnsTarget != "", len(passthroughs) > 0, gf.bind != ""} {
 		if set {
 			sources++
 		}
@@ -112,7 +118,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 
 	type server interface {
 		Start() error
-		Addrs() balancer.Addrs
+		Addrs() listener.Addrs
 		Ready() error
 		Close() error
 	}
@@ -121,8 +127,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	var natsURL string // the NATS transport's server, when there is one
 	adm := af.server(admin.New(&log, af.limits))
 	switch {
-	case len(passthrough) > 0:
-		ms, err := discovery.ParseBackends(passthrough)
+	case len(passthroughs) > 0:
+		ms, err := discovery.ParseBackends(passthroughs)
 		if err != nil {
 			return fail(2, err)
 		}
@@ -142,7 +148,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 				ws = cfg.WS
 			}
 		}
-		pt, err := balancer.NewPassthrough(balancer.PassthroughConfig{TCP: tcp, WS: ws, Key: key,
+		pt, err := passthrough.New(passthrough.Config{TCP: tcp, WS: ws, Key: key,
 			MaxConns: cfg.MaxConns, MaxConnsPerSource: cfg.MaxConnsPerSource, DialTimeout: cfg.DialTimeout,
 			Check: hc.Check, ProxyProtocol: cfg.ProxyProtocol, Logger: &log}, discovery.NewStatic(ms))
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -44,6 +45,10 @@ type Options struct {
 	// Ctrl-C in the terminal reaches only the parent, which then stops its
 	// children in order.
 	OwnGroup bool
+	// Stderr, if set, also receives everything the child writes to its
+	// stderr (the last part is kept for Stderr and StderrTail either way).
+	// Writes to it must not block for long: they hold up the child.
+	Stderr io.Writer
 	// ListenTimeout bounds the wait for the listening line (default 20s).
 	ListenTimeout time.Duration
 	// DeathSignal is what the kernel sends the child when the parent dies
@@ -115,6 +120,9 @@ func start(name, path string, args []string, o Options, stdout *firstLine) (*Pro
 		cmd.Stdout = stdout
 	}
 	cmd.Stderr = p.stderr
+	if o.Stderr != nil {
+		cmd.Stderr = io.MultiWriter(p.stderr, o.Stderr)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("child: start %s: %w", name, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/graftlb/graftlb/protocol"
 	"github.com/valyala/fasthttp"
 )
 
@@ -110,11 +111,9 @@ func Linger(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// Lingering close bounds: time and bytes read after the response.
-const (
-	lingerTime  = time.Second
-	lingerBytes = 4 << 20
-)
+// lingerTime bounds a lingering close: how long the client may go on
+// sending after the response.
+const lingerTime = time.Second
 
 // Listen wraps ln so that Linger works on its connections. Connections
 // that are not marked close as usual.
@@ -144,22 +143,8 @@ func (c *conn) Close() error {
 }
 
 // LingerClose closes c, an answered connection whose client may still be
-// sending, without a reset: it half-closes, reads and discards what comes
-// until the client closes, 1s passes or 4 MiB came, then closes.
-func LingerClose(c net.Conn) error {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		_ = c.SetReadDeadline(time.Now().Add(lingerTime))
-		buf := make([]byte, 32<<10)
-		for n := 0; n < lingerBytes; {
-			m, err := c.Read(buf)
-			n += m
-			if err != nil {
-				break
-			}
-		}
-	}
-	return c.Close()
-}
+// sending, without a reset (protocol.LingerClose, for lingerTime).
+func LingerClose(c net.Conn) error { return protocol.LingerClose(c, lingerTime) }
 
 // CloseWrite half-closes the connection, as the socket under it does.
 func (c *conn) CloseWrite() error {

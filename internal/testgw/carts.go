@@ -13,13 +13,12 @@ import (
 )
 
 // CartSession is a stateful session with a cart, and what reading the
-// cart back must give.
+// cart back must give (cart.State: its items and total).
 type CartSession struct {
 	ID     protocol.SessionID
 	Object uint64
-	Total  int64
-	Items  int
-	Owner  string // the gateway that answered every call
+	cart.State
+	Owner string // the gateway that answered every call
 }
 
 // BuildCarts opens n sessions on c (NewSession each), each with a cart of
@@ -58,9 +57,15 @@ func buildCart(ctx context.Context, s *client.Session, i int) (CartSession, erro
 		return CartSession{}, err
 	}
 	cs := CartSession{ID: s.ID(), Object: obj.ID()}
+	sameOwner := func(gw string) bool {
+		if cs.Owner == "" {
+			cs.Owner = gw
+		}
+		return gw == cs.Owner
+	}
 	for j := 0; j < 1+i%4; j++ {
-		price := int64(100*(i+1) + j)
-		res, err := obj.Call(ctx, "AddItem", fmt.Sprintf("item-%d", j), price)
+		name, price := fmt.Sprintf("item-%d", j), int64(100*(i+1)+j)
+		res, err := obj.Call(ctx, "AddItem", name, price)
 		if err != nil {
 			return cs, err
 		}
@@ -68,14 +73,8 @@ func buildCart(ctx context.Context, s *client.Session, i int) (CartSession, erro
 		if err := res.Decode(&a); err != nil {
 			return cs, err
 		}
-		if cs.Owner != "" && a.Gateway != cs.Owner {
-			return cs, fmt.Errorf("moved from %s to %s", cs.Owner, a.Gateway)
-		}
-		cs.Owner = a.Gateway
-		cs.Total += price
-		cs.Items++
-		if a.Total != cs.Total || a.Items != cs.Items {
-			return cs, fmt.Errorf("AddItem answered %+v, want total %d with %d items", a, cs.Total, cs.Items)
+		if cs.State, err = cs.Add(a, name, price, sameOwner); err != nil {
+			return cs, err
 		}
 	}
 	return cs, nil
@@ -83,30 +82,20 @@ func buildCart(ctx context.Context, s *client.Session, i int) (CartSession, erro
 
 // VerifyCart reads a session's cart back over c (resuming the session)
 // and returns the gateway that answered, or an error if the state is not
-// exactly what was built there (misrouted) or the call failed. A cs.Owner
-// left empty accepts any gateway holding exactly that state (a session
-// handed over by a draining gateway has a new owner).
+// exactly what was built there (cart.ErrMisrouted) or the call failed. A
+// cs.Owner left empty accepts any gateway holding exactly that state (a
+// session handed over by a draining gateway has a new owner).
 func VerifyCart(ctx context.Context, c *client.Conn, cs CartSession) (string, error) {
 	obj := c.ResumeSession(cs.ID).Object("cart@1", "Cart", cs.Object)
-	res, err := obj.Call(ctx, "Total")
-	if err != nil {
-		return "", err
+	var owner cart.Owner
+	if cs.Owner != "" {
+		owner = func(gw string) bool { return gw == cs.Owner }
 	}
-	var tr cart.TotalResult
-	if err := res.Decode(&tr); err != nil {
-		return "", err
-	}
-	res, err = obj.Call(ctx, "Items")
-	if err != nil {
-		return tr.Gateway, err
-	}
-	var ir cart.ItemsResult
-	if err := res.Decode(&ir); err != nil {
-		return tr.Gateway, err
-	}
-	if tr.Total != cs.Total || len(ir.Items) != cs.Items || (cs.Owner != "" && tr.Gateway != cs.Owner) {
-		return tr.Gateway, fmt.Errorf("misrouted: total %d, %d items on %s; want %d, %d on %s",
-			tr.Total, len(ir.Items), tr.Gateway, cs.Total, cs.Items, cs.Owner)
-	}
-	return tr.Gateway, nil
+	return cs.Verify(func(method string, v any) error {
+		res, err := obj.Call(ctx, method)
+		if err != nil {
+			return err
+		}
+		return res.Decode(v)
+	}, owner)
 }

@@ -1,4 +1,4 @@
-package balancer
+package passthrough
 
 import (
 	"bufio"
@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/internal/httpserver"
+	"github.com/graftlb/graftlb/protocol"
 	"github.com/valyala/fasthttp"
 )
 
 // The forwarding half of pass-through mode: reading a WebSocket request's
 // head to find its key, dialing the backend, and splicing both ways.
 
-func (p *Passthrough) serveTCP(c net.Conn) {
-	_, up, ok := p.dial(appendHost(nil, c.RemoteAddr()), false)
+func (p *Proxy) serveTCP(c net.Conn) {
+	up, ok := p.dial(appendHost(nil, c.RemoteAddr()), false)
 	if !ok {
 		p.cfg.Logger.Warn().Str("client", c.RemoteAddr().String()).Msg("pass-through: no live backend; closing")
 		return
@@ -28,7 +29,7 @@ func (p *Passthrough) serveTCP(c net.Conn) {
 
 // serveWS reads the request head, picks the backend from its key, and
 // forwards the head unchanged followed by everything else.
-func (p *Passthrough) serveWS(c net.Conn) {
+func (p *Proxy) serveWS(c net.Conn) {
 	_ = c.SetReadDeadline(time.Now().Add(p.cfg.HeadTimeout))
 	br := bufio.NewReaderSize(c, maxRequestHead)
 	head, err := readHead(br)
@@ -55,7 +56,7 @@ func (p *Passthrough) serveWS(c net.Conn) {
 		return
 	}
 	key, _ := p.cfg.Key.Extract(nil, &h, &uri, c.RemoteAddr())
-	_, up, ok := p.dial(key, true)
+	up, ok := p.dial(key, true)
 	if !ok {
 		p.cfg.Logger.Warn().Str("client", c.RemoteAddr().String()).Msg("pass-through: no live backend; answering 503")
 		writeHTTPError(c, http.StatusServiceUnavailable, "no live gateway")
@@ -101,21 +102,17 @@ func writeHTTPError(c net.Conn, code int, msg string) {
 
 // splice copies both ways until either side ends or the connection idles
 // past IdleTimeout, then closes both.
-func (p *Passthrough) splice(client, up net.Conn) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+func (p *Proxy) splice(client, up net.Conn) {
+	if !p.track(up) {
 		_ = up.Close()
 		return
 	}
-	p.open[up] = struct{}{}
-	p.mu.Unlock()
 	defer p.untrack(up)
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
-		buf := make([]byte, passthroughCopyBuffer)
+		buf := make([]byte, copyBuffer)
 		for {
 			_ = src.SetReadDeadline(time.Now().Add(p.cfg.IdleTimeout))
 			n, err := src.Read(buf)
@@ -126,8 +123,7 @@ func (p *Passthrough) splice(client, up net.Conn) {
 				}
 			}
 			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() &&
+				if end, _ := protocol.ClassifyRead(err); end == protocol.ReadTimeout &&
 					time.Since(time.Unix(0, last.Load())) < p.cfg.IdleTimeout {
 					continue // the other direction is busy
 				}

@@ -1,0 +1,132 @@
+package balancer
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// callShardBits is log2 of the shards of an upstream's call table.
+const callShardBits = 4
+
+// callShards is how many independent locks an upstream's calls in flight
+// are spread over. Every client connection keeps to one shard
+// (downstream.shard, dealt round robin), so that the clients of a gateway do
+// not all take one lock to forward a call and to settle it: a shard's lock
+// is shared by 1/callShards of them.
+const callShards = 1 << callShardBits
+
+// shardSeq deals shards to client connections.
+var shardSeq atomic.Uint32
+
+// nextShard returns the shard of a new client connection.
+func nextShard() uint8 { return uint8(shardSeq.Add(1) % callShards) }
+
+// callTable holds an upstream's calls in flight by upstream call id. The
+// id's low callShardBits bits are its shard; the others count per shard
+// and wrap, skipping ids in use.
+type callTable struct {
+	shards [callShards]callShard
+}
+
+type callShard struct {
+	mu    sync.Mutex
+	calls map[uint32]call
+	seq   uint32 // the last sequence number given out
+	// deadlines counts the entries with a deadline, written under mu and
+	// read without it, so that sweeps skip a shard without taking its lock.
+	deadlines atomic.Int32
+	closed    bool
+	_         [36]byte // one cache line per shard: no false sharing of the locks
+}
+
+func newCallTable() *callTable {
+	t := &callTable{}
+	for i := range t.shards {
+		t.shards[i].calls = make(map[uint32]call, 16)
+	}
+	return t
+}
+
+// maxCallSeq is the largest sequence number of a shard.
+const maxCallSeq = 1<<(32-callShardBits) - 1
+
+// add records c in the shard of its client connection under a free id, or
+// reports that the table is closed.
+func (t *callTable) add(c call) (uint32, bool) {
+	shard := uint32(c.down.shard)
+	sh := &t.shards[shard]
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		return 0, false
+	}
+	var id uint32
+	for {
+		if sh.seq++; sh.seq > maxCallSeq {
+			sh.seq = 1
+		}
+		id = sh.seq<<callShardBits | shard // never 0: seq ≥ 1
+		if _, busy := sh.calls[id]; !busy {
+			break
+		}
+	}
+	sh.calls[id] = c
+	if c.deadline != 0 {
+		sh.deadlines.Add(1)
+	}
+	sh.mu.Unlock()
+	return id, true
+}
+
+// take removes and returns the call with id.
+func (t *callTable) take(id uint32) (call, bool) {
+	sh := &t.shards[id&(callShards-1)]
+	sh.mu.Lock()
+	c, ok := sh.calls[id]
+	if ok {
+		delete(sh.calls, id)
+		if c.deadline != 0 {
+			sh.deadlines.Add(-1)
+		}
+	}
+	sh.mu.Unlock()
+	return c, ok
+}
+
+// close closes the table and returns the calls it held: add fails from
+// then on.
+func (t *callTable) close() map[uint32]call {
+	all := map[uint32]call{}
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		sh.closed = true
+		for id, c := range sh.calls {
+			all[id] = c
+		}
+		sh.calls = nil
+		sh.mu.Unlock()
+	}
+	return all
+}
+
+// expire removes the calls whose deadline is before now and appends them
+// to due.
+func (t *callTable) expire(now int64, due []call) []call {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		if sh.deadlines.Load() == 0 {
+			continue
+		}
+		sh.mu.Lock()
+		for id, c := range sh.calls {
+			if c.deadline != 0 && c.deadline <= now {
+				delete(sh.calls, id)
+				sh.deadlines.Add(-1)
+				due = append(due, c)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return due
+}
