@@ -298,7 +298,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	}
 	// Transport hook (issue 15): a route may send the call over another
 	// transport, the way a picker sends it to a gateway.
-	if d.p.viaTransport(&pd, f, raw) {
+	if d.p.viaTransport(&c, f, raw) {
 		return true
 	}
 	if f.Flags.Has(protocol.FlagStateless) {

@@ -16,7 +16,7 @@ import (
 //
 // The reply settles the call like a gateway's (counted under no gateway:
 // NATS chose it), on whatever goroutine the transport answers from.
-func (p *Proxy) viaTransport(pd *pending, f *protocol.Frame, raw []byte) bool {
+func (p *Proxy) viaTransport(c *call, f *protocol.Frame, raw []byte) bool {
 	notBefore := f.Flags.Has(transport.FlagNotBefore)
 	if p.cfg.Routes == nil && !notBefore {
 		return false
@@ -26,7 +26,7 @@ func (p *Proxy) viaTransport(pd *pending, f *protocol.Frame, raw []byte) bool {
 		mode = p.cfg.Routes.Lookup(f.Module, f.TypeName, f.Method)
 	}
 	if notBefore && mode != transport.Durable {
-		p.failUnrouted(pd, f.Module, protocol.CodeBadArgs, "NOT_BEFORE is only for stateless calls routed nats:durable")
+		c.failUnrouted(f.Module, protocol.CodeBadArgs, "NOT_BEFORE is only for stateless calls routed nats:durable")
 		return true
 	}
 	if mode == transport.Direct {
@@ -34,22 +34,22 @@ func (p *Proxy) viaTransport(pd *pending, f *protocol.Frame, raw []byte) bool {
 	}
 	var sess protocol.SessionID // as forwarded: the connection's, when the frame said zero
 	copy(sess[:], raw[8:24])
-	c := &transport.Call{Mode: mode, Frame: raw, Module: f.Module, Type: f.TypeName, Method: f.Method,
-		Flags: f.Flags, Session: sess, ClientID: pd.clientID}
-	if pd.deadline != 0 {
-		c.Deadline = time.Unix(0, pd.deadline)
+	tc := &transport.Call{Mode: mode, Frame: raw, Module: f.Module, Type: f.TypeName, Method: f.Method,
+		Flags: f.Flags, Session: sess, ClientID: c.clientID}
+	if c.deadline != 0 {
+		tc.Deadline = time.Unix(0, c.deadline)
 	}
 	if notBefore {
-		c.NotBefore = time.UnixMilli(int64(f.Object))
+		tc.NotBefore = time.UnixMilli(int64(f.Object))
 	} else if f.Object != 0 {
-		p.failUnrouted(pd, f.Module, protocol.CodeBadArgs, "a stateless call names no object")
+		c.failUnrouted(f.Module, protocol.CodeBadArgs, "a stateless call names no object")
 		return true
 	}
-	pd.mc = p.metrics.unrouted.module(f.Module)
-	settle := *pd
-	p.cfg.Transport.Call(c, func(answer []byte) {
+	c.mc = p.metrics.unrouted.module(f.Module)
+	settle := *c
+	p.cfg.Transport.Call(tc, func(answer []byte) {
 		if answer == nil { // a ONEWAY call handed over
-			p.deliver(&settle, 0, nil)
+			settle.deliver(0, nil)
 			return
 		}
 		code := protocol.Code(0)
@@ -60,7 +60,7 @@ func (p *Proxy) viaTransport(pd *pending, f *protocol.Frame, raw []byte) bool {
 			}
 		}
 		protocol.SetSession(answer, sess)
-		p.deliver(&settle, code, answer)
+		settle.deliver(code, answer)
 	})
 	return true
 }

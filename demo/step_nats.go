@@ -3,11 +3,12 @@ package demo
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/graftlb/graftlb/client"
 	"github.com/graftlb/graftlb/gateway/modules/orders"
+	"github.com/graftlb/graftlb/internal/child"
+	runner "github.com/graftlb/graftlb/internal/cluster"
 	"github.com/graftlb/graftlb/transport"
 )
 
@@ -28,18 +29,11 @@ func (d *demo) nats(ctx context.Context, s *stepRun) {
 	d.p.say("calls over NATS. nats:queue gives each call to ONE of the gateways of a queue group;")
 	d.p.say("nats:fanout gives it to ALL of them and gathers their answers.")
 	var procs []*proc
-	defer func() {
-		var wg sync.WaitGroup
-		for _, p := range procs {
-			wg.Add(1)
-			go func() { defer wg.Done(); p.Stop(stopGrace) }()
-		}
-		wg.Wait()
-	}()
+	defer func() { runner.Stop(stopGrace, procs...) }()
 	fail := func(err error) {
 		s.check(false, "the NATS processes started", "%v", err)
 	}
-	srv, err := d.cl.spawn(ctx, "nats", "nats", "--log-level", "warn")
+	srv, err := d.spawnAlone(ctx, "nats", "nats", "--log-level", "warn")
 	if err != nil {
 		fail(err)
 		return
@@ -48,7 +42,7 @@ func (d *demo) nats(ctx context.Context, s *stepRun) {
 	names := make([]string, natsGateways)
 	for i := range names {
 		names[i] = fmt.Sprintf("nats-gw%d", i+1)
-		g, err := d.cl.spawn(ctx, names[i], "gateway", "--name", names[i], "--tcp", "", "--ws", "", "--http", "",
+		g, err := d.spawnAlone(ctx, names[i], "gateway", "--name", names[i], "--tcp", "", "--ws", "", "--http", "",
 			"--modules", "orders,chaos", "--nats", srv.Addr.NATS, "--log-level", "warn")
 		if err != nil {
 			fail(err)
@@ -56,7 +50,7 @@ func (d *demo) nats(ctx context.Context, s *stepRun) {
 		}
 		procs = append(procs, g)
 	}
-	px, err := d.cl.spawn(ctx, "nats-proxy", "proxy", "--tcp", "127.0.0.1:0", "--ws", "", "--admin", "",
+	px, err := d.spawnAlone(ctx, "nats-proxy", "proxy", "--tcp", "127.0.0.1:0", "--ws", "", "--admin", "",
 		"--nats", srv.Addr.NATS, "--fanout-window", "3s", "--route", "orders@1=nats:queue", "--route", "chaos@1=nats:fanout", "--log-level", "warn")
 	if err != nil {
 		fail(err)
@@ -115,4 +109,10 @@ func (d *demo) nats(ctx context.Context, s *stepRun) {
 	}
 	s.check(err == nil && len(reached) == natsGateways && len(answers) == natsGateways,
 		"one fan-out call reached every gateway once", "%d answers from %d gateways%s", len(answers), len(reached), why)
+}
+
+// spawnAlone starts `graftlb args...` outside the demo's gossip cluster and
+// waits for its listening line.
+func (d *demo) spawnAlone(ctx context.Context, name string, args ...string) (*proc, error) {
+	return child.Start(ctx, name, d.cfg.Binary, args, child.Options{OwnGroup: true, ListenTimeout: listenTimeout})
 }
