@@ -11,6 +11,7 @@ import (
 	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/protocol"
+	"github.com/graftlb/graftlb/transport"
 	"github.com/rs/zerolog"
 )
 
@@ -135,6 +136,12 @@ type Config struct {
 	// that the gateway's logs and the proxy's share the trace id. A call
 	// that carries one is forwarded with it unchanged either way.
 	TraceIDs bool `json:"trace_ids" yaml:"trace_ids"`
+
+	// Routes send chosen modules (or methods) of stateless calls over
+	// Transport instead of the pool (transport.go); nil: every call is
+	// direct. Routes naming a NATS mode need a Transport.
+	Routes    *transport.Routes   `json:"-" yaml:"-"`
+	Transport transport.Transport `json:"-" yaml:"-"`
 }
 
 // Defaults of Config.
@@ -263,6 +270,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := httpserver.ParseOrigins(c.WSAllowedOrigins); err != nil {
 		return fmt.Errorf("balancer: config: ws_allowed_origins: %w", err)
+	}
+	if c.Routes.Uses() && c.Transport == nil {
+		return errors.New("balancer: config: routes name a NATS transport but none is configured")
 	}
 	if err := c.Health.Validate(); err != nil {
 		return fmt.Errorf("balancer: config: %w", err)

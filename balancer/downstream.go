@@ -304,6 +304,11 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		c.deadline = now + int64(d.p.cfg.CallTimeout)
 		protocol.SetDeadline(raw, uint32(d.p.cfg.CallTimeout/time.Millisecond))
 	}
+	// Transport hook (issue 15): a route may send the call over another
+	// transport, the way a picker sends it to a gateway.
+	if d.p.viaTransport(&c, f, raw) {
+		return true
+	}
 	if f.Flags.Has(protocol.FlagStateless) {
 		d.p.routeStateless(c, f.Module, raw, nil)
 	} else {

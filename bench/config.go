@@ -76,6 +76,10 @@ type Config struct {
 	// Mix is the share of stateless calls in the mixed workload (default
 	// 0.5; negative means 0).
 	Mix float64
+	// Durable says the stateless workload's calls are routed nats:durable:
+	// each result is then the receipt of a stored call (transport.Accepted),
+	// checked for acceptance; the call itself runs later, on a gateway.
+	Durable bool
 	// SleepMin and SleepMax bound the simulated work of the sleep workload
 	// (default 5ms to 20ms, uniform).
 	SleepMin, SleepMax time.Duration

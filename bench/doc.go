@@ -2,8 +2,8 @@
 // proxy, a single gateway, HAProxy, anything that speaks the protocol over
 // tcp:// or ws://) with virtual users, measures every call, and writes the
 // report of DESIGN.md section 6 as a table, as JSON and as a plot. Its
-// scenarios (scaleout, failover, drain, compare, rolling, soak) start and
-// stop their own gateway and proxy processes on loopback.
+// scenarios (scaleout, failover, drain, compare, rolling, soak, transport)
+// start and stop their own gateway and proxy processes on loopback.
 //
 // # Workloads
 //
@@ -49,9 +49,10 @@
 //
 // # Scenarios
 //
-// RunScenario runs one of scaleout, failover, drain, compare, rolling and
-// soak (scenario*.go) with graftlb processes started from Scenario.Binary; each
-// listens on port 0 and says where in its "listening" line. Every process a
+// RunScenario runs one of scaleout, failover, drain, compare, rolling, soak
+// and transport (scenario*.go) with graftlb processes started from
+// Scenario.Binary; each listens on port 0 and says where in its
+// "listening" line. Every process a
 // scenario starts is killed when it returns, and dies with the bench if the
 // bench itself is killed (PR_SET_PDEATHSIG; nginx's master gets SIGTERM, so
 // that it stops its workers).

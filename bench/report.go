@@ -47,6 +47,9 @@ type Report struct {
 	// during the run divided by the calls it carried, for runs whose proxy
 	// the scenario started.
 	ProxyCPUUsPerCall *float64 `json:"proxy_cpu_us_per_call,omitempty"`
+	// NATSCPUUsPerCall (transport) is the NATS server process's CPU time
+	// during the run divided by the calls, measured like the proxy's.
+	NATSCPUUsPerCall *float64 `json:"nats_cpu_us_per_call,omitempty"`
 	// ProxyRSSMB is the proxy's resident memory in MB (10^6 bytes): the
 	// highest of samples taken every rssSampleEvery during the run, each
 	// the sum over its processes (nginx's master and workers).
@@ -139,6 +142,9 @@ type ScenarioReport struct {
 	Violations []string `json:"violations,omitempty"`
 	// Soak is the soak scenario's samples and verdict.
 	Soak *SoakReport `json:"soak,omitempty"`
+	// Durable (transport) is the durable-calls run: calls submitted with
+	// every gateway stopped, then run by gateways of which one is killed.
+	Durable *DurableReport `json:"durable,omitempty"`
 }
 
 // Ratio is graftlb over a peer proxy in one compare scenario, for two runs

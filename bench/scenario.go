@@ -13,7 +13,7 @@ import (
 )
 
 // Scenarios are the names RunScenario knows.
-var Scenarios = []string{"scaleout", "failover", "drain", "compare", "rolling", "soak"}
+var Scenarios = []string{"scaleout", "failover", "drain", "compare", "rolling", "soak", "transport"}
 
 // Defaults of Scenario.
 const (
@@ -30,7 +30,7 @@ const DefaultScaleoutWorkers = 4
 
 // Scenario configures RunScenario. Zero fields take their defaults.
 type Scenario struct {
-	// Name is scaleout, failover, drain, compare, rolling or soak.
+	// Name is scaleout, failover, drain, compare, rolling, soak or transport.
 	Name string
 	// Binary is the graftlb binary that runs the gateways and proxies.
 	Binary string
@@ -42,8 +42,8 @@ type Scenario struct {
 	// and, unless set, the workload (scaleout sleep, failover and drain
 	// mixed, compare stateless).
 	Load Config
-	// Gateways is the pool size (failover, drain and rolling 4, compare
-	// and soak 3).
+	// Gateways is the pool size (failover, drain and rolling 4, compare,
+	// soak and transport 3).
 	Gateways int
 	// Pools are scaleout's pool sizes (default 1, 2, 4, 8).
 	Pools []int
@@ -68,13 +68,16 @@ type Scenario struct {
 	SessionIdle time.Duration
 	// Log receives a line as each run starts (nil: none).
 	Log io.Writer
+	// DurableCalls is how many durable calls transport submits with every
+	// gateway stopped (default 300).
+	DurableCalls int
 }
 
 func (sc Scenario) withDefaults() Scenario {
 	if sc.Gateways <= 0 {
 		sc.Gateways = DefaultScenarioGateways
 		switch sc.Name {
-		case "compare":
+		case "compare", "transport":
 			sc.Gateways = DefaultCompareGateways
 		case "soak":
 			sc.Gateways = DefaultSoakGateways
@@ -183,6 +186,8 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioReport, error) {
 		err = rolling(ctx, sc, rep)
 	case "soak":
 		err = soak(ctx, sc, rep)
+	case "transport":
+		err = transportScenario(ctx, sc, rep)
 	}
 	if ctx.Err() != nil {
 		rep.Notes = append(rep.Notes, "interrupted: the report holds the runs done so far")

@@ -264,3 +264,32 @@ func TestScenarioRolling(t *testing.T) {
 		t.Fatal("no session verified")
 	}
 }
+
+func TestScenarioTransport(t *testing.T) {
+	rep := runScenario(t, Scenario{Name: "transport", DurableCalls: 40,
+		Load: Config{Conns: 2, Concurrency: 8, Duration: 800 * time.Millisecond}})
+	runs, _ := requireScenario(t, rep, "transport", false)
+	for _, label := range []string{"direct", "nats-queue", "nats-durable"} {
+		r := runs[label]
+		if r == nil {
+			t.Fatalf("runs %v, want %s", keys(runs), label)
+		}
+		if number(t, r, "calls_ok") == 0 || number(t, r, "calls_failed") != 0 || number(t, r, "proxy_cpu_us_per_call") <= 0 {
+			t.Fatalf("%s: %v", label, r)
+		}
+		if label != "direct" && number(t, r, "nats_cpu_us_per_call") <= 0 {
+			t.Fatalf("%s: no NATS CPU per call: %v", label, r)
+		}
+	}
+	// Over queue, the calls spread over every gateway too.
+	if pg := object(t, runs["nats-queue"], "per_gateway"); len(pg) != 3 {
+		t.Fatalf("nats-queue per_gateway %v, want 3 gateways", pg)
+	}
+	d := rep.Durable
+	if d == nil || d.Accepted != 40 || d.Executed != 40 || d.StartedOnKilled == 0 || d.MaxStartsIdempotent > 2 || d.MaxStartsOther > 1 {
+		t.Fatalf("durable %+v", d)
+	}
+	if len(rep.Violations) != 0 {
+		t.Fatalf("violations: %v", rep.Violations)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/graftlb/graftlb/gateway/modules/chaos"
 	"github.com/graftlb/graftlb/gateway/modules/orders"
 	"github.com/graftlb/graftlb/protocol"
+	"github.com/graftlb/graftlb/transport"
 )
 
 // user is one virtual user, driven by one goroutine. step makes exactly
@@ -78,6 +79,15 @@ func (u *ordersUser) step(t0 time.Time) {
 	cancel()
 	if err != nil {
 		u.e.rec.fail(t0, codeOf(err), err.Error())
+		return
+	}
+	if u.e.cfg.Durable {
+		var a transport.Accepted
+		if err := res.Decode(&a); err != nil || !a.Accepted || a.Duplicate {
+			u.e.rec.fail(t0, codeBadResult, fmt.Sprintf("durable GetOrder(%q) answered %+v (%v)", id, a, err))
+			return
+		}
+		u.e.rec.succeed(t0, "")
 		return
 	}
 	var o orders.Order

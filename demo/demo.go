@@ -32,7 +32,7 @@ type Config struct {
 	// Gateways is how many gateways start (default 4, at least 3); one
 	// more joins in step 3.
 	Gateways int
-	// Duration is the length of the five steps together (default 60s, at
+	// Duration is the length of the six steps together (default 60s, at
 	// least 10s); starting and stopping take a few seconds more.
 	Duration time.Duration
 	// Binary is the graftlb binary run as the children (default: this
@@ -103,7 +103,7 @@ type demo struct {
 	next *tally
 }
 
-// Run starts the cluster, runs the five steps with live traffic, stops
+// Run starts the cluster, runs the six steps with live traffic, stops
 // everything and prints the summary. Cancelling ctx (Ctrl-C) ends the
 // current step early, stops the load and the children, and reports what
 // was measured; the Result then says Interrupted. An error means the

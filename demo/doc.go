@@ -4,7 +4,7 @@
 // It starts a proxy and N gateways (default 4) as child processes of its
 // own, each on ports the OS picks, joined by gossip encrypted with a key
 // made up for the run, and drives traffic through the proxy with the Go
-// client while it narrates five steps:
+// client while it narrates six steps:
 //
 //  1. Stateless calls from one client connection spread over every gateway,
 //     per call (an L4 balancer would pin the connection to one).
@@ -19,6 +19,9 @@
 //     call fails, and it exits 0 within seconds.
 //  5. A gateway is killed (SIGKILL): exactly its sessions get SESSION_LOST,
 //     and nothing else notices.
+//  6. Calls routed through NATS, beside the main cluster (a NATS server,
+//     gateways subscribed to it, a proxy with routes): queue calls spread
+//     over the gateways, one fan-out call reaches each of them once.
 //
 // A summary then tabulates each step (calls, retries, failed calls by
 // code, sessions verified/lost/misrouted, each gateway's share) and ends

@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// stepCount is the number of steps; the summary is the sixth part.
-const stepCount = 5
+// stepCount is the number of steps; the summary is the seventh part.
+const stepCount = 6
 
 // residentsPer is how many long-lived carts step 2 opens per gateway.
 const residentsPer = 10
@@ -24,7 +24,7 @@ type step struct {
 }
 
 func (d *demo) steps() []step {
-	return []step{{0.15, d.spread}, {0.15, d.carts}, {0.2, d.join}, {0.2, d.drain}, {0.3, d.kill}}
+	return []step{{0.15, d.spread}, {0.15, d.carts}, {0.2, d.join}, {0.2, d.drain}, {0.22, d.kill}, {0.08, d.nats}}
 }
 
 // check is one expectation of a step and whether it held.

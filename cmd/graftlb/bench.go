@@ -19,7 +19,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: graftlb bench --target tcp://HOST:PORT [flags]\n       graftlb bench --scenario scaleout|failover|drain|compare|rolling|soak [flags]\n\nflags:")
+		fmt.Fprintln(stderr, "usage: graftlb bench --target tcp://HOST:PORT [flags]\n       graftlb bench --scenario scaleout|failover|drain|compare|rolling|soak|transport [flags]\n\nflags:")
 		fs.PrintDefaults()
 	}
 	var cfg bench.Config
@@ -42,7 +42,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	plotPath := fs.String("plot", "", "plot throughput and p99 over time to this file (.svg or .png)")
 
 	var sc bench.Scenario
-	fs.IntVar(&sc.Gateways, "gateways", 0, "scenario pool size (default: failover, drain and rolling 4, compare and soak 3)")
+	fs.IntVar(&sc.Gateways, "gateways", 0, "scenario pool size (default: failover, drain and rolling 4, compare, soak and transport 3)")
 	pools := fs.String("pools", "1,2,4,8", "scaleout: pool sizes")
 	fs.IntVar(&sc.Workers, "workers", bench.DefaultScaleoutWorkers, "scaleout: calls each gateway executes at once (its capacity)")
 	fs.DurationVar(&sc.At, "at", 0, "failover, drain: when to signal the gateway (default 40% of --duration); rolling: the first restart (15%)")
@@ -53,6 +53,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&sc.SampleEvery, "sample-every", bench.DefaultSampleEvery, "soak: how often to sample RSS, goroutines and fds of every process")
 	fs.IntVar(&sc.MaxSessions, "max-sessions", bench.DefaultSoakMaxSessions, "soak: the proxy's --max-sessions, the session table the load fills")
 	fs.DurationVar(&sc.SessionIdle, "session-idle", bench.DefaultSoakSessionIdle, "soak: the proxy's --session-idle and the gateways' --session-ttl")
+	fs.IntVar(&sc.DurableCalls, "durable-calls", bench.DefaultDurableCalls, "transport: durable calls submitted with every gateway stopped")
 	fs.StringVar(&sc.Binary, "bin", "", "scenarios: graftlb binary for gateways and proxies (default: this one)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

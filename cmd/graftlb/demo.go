@@ -23,7 +23,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Gateways, "gateways", demo.DefaultGateways,
 		fmt.Sprintf("gateways to start (%d to %d); one more joins in step 3", demo.MinGateways, demo.MaxGateways))
 	fs.DurationVar(&cfg.Duration, "duration", demo.DefaultDuration,
-		fmt.Sprintf("length of the five steps together (at least %v)", demo.MinDuration))
+		fmt.Sprintf("length of the six steps together (at least %v)", demo.MinDuration))
 	color := fs.String("color", "auto", "colour and a live status line: auto (on a terminal, unless $NO_COLOR), always, never")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: graftlb demo [--gateways 4] [--duration 60s] [--color auto]\n\n"+

@@ -11,7 +11,7 @@ import (
 // and proxy must not outlive it.
 func TestDemoKilledLeavesNoChildren(t *testing.T) {
 	d := startDemo(t, "--gateways", "3", "--duration", "10s")
-	d.waitFor(t, "[1/5]")
+	d.waitFor(t, "[1/6]")
 	if err := d.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

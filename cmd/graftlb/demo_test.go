@@ -53,11 +53,15 @@ func TestDemo(t *testing.T) {
 		`(?m)^ +ok +only gw\d's sessions were lost: `,
 		`(?m)^ +ok +everything else unaffected: `,
 		`(?m)^ +5 kill gw\d +[\d,]+ +[\d,]+ +[\d,]+ +SESSION_LOST [1-9][\d,]* +[\d,]+/[1-9][\d,]*/0$`,
-		// 6: the summary.
+		// 6: calls routed through NATS.
+		`(?m)^ +ok +queue calls ran on every subscribed gateway, none failed: 3 of 3 gateways, 0 failed$`,
+		`(?m)^ +ok +one fan-out call reached every gateway once: 3 answers from 3 gateways$`,
+		`(?m)^ +6 NATS transport +[\d,]+ +[\d,]+ +[\d,]+ +0 +`,
+		// 7: the summary.
 		`(?m)^  dashboard while it ran: http://127\.0\.0\.1:\d+/ \(metrics /metrics, JSON /pool and /stats\)$`,
 		// The dashboard's address comes before the first step.
-		`(?s)^.*  dashboard: http://127\.0\.0\.1:\d+/\n.*1/5`,
-		`PASS: all \d+ checks of the 5 steps held\n$`,
+		`(?s)^.*  dashboard: http://127\.0\.0\.1:\d+/\n.*1/6`,
+		`PASS: all \d+ checks of the 6 steps held\n$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("output does not match %s", want)
@@ -79,13 +83,13 @@ func TestDemo(t *testing.T) {
 // stops its children, prints what it measured and exits 130.
 func TestDemoInterrupted(t *testing.T) {
 	d := startDemo(t, "--gateways", "3", "--duration", "10s")
-	d.waitFor(t, "[1/5]")
+	d.waitFor(t, "[1/6]")
 	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
 	code := d.wait(t, 30*time.Second)
 	out := d.output()
-	if code != 130 || !strings.Contains(out, "INTERRUPTED during step 1 of 5") || !strings.Contains(out, "1 stateless spread") {
+	if code != 130 || !strings.Contains(out, "INTERRUPTED during step 1 of 6") || !strings.Contains(out, "1 stateless spread") {
 		t.Fatalf("exit code %d, want 130 and a summary", code)
 	}
 	if !regexp.MustCompile(`(?m)^ +[\d.]+s stopped: proxy exit 0, gw1 exit 0, gw2 exit 0, gw3 exit 0$`).MatchString(out) {

@@ -52,6 +52,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	lim.register(fs)
 	var lf logFlags
 	lf.register(fs)
+	var nf natsGatewayFlags
+	nf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -93,6 +95,13 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
 		return 1
 	}
+	leaveNATS, err := nf.start(g)
+	if err != nil {
+		_ = g.Close()
+		fmt.Fprintln(stderr, "graftlb gateway: nats:", err)
+		return 1
+	}
+	defer leaveNATS()
 	a := g.Addrs()
 	l := listening{Name: cfg.Name, TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}
 	if gf.bind != "" {

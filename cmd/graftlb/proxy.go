@@ -76,6 +76,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	lim.register(fs)
 	var lf logFlags
 	lf.register(fs)
+	var nf natsProxyFlags
+	nf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -108,7 +110,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			sources++
 		}
 	}
-	if sources != 1 {
+	if sources != 1 && !(sources == 0 && nf.url != "") { // NATS alone: an empty pool
 		return fail(2, fmt.Errorf("give exactly one pool source: --gossip, --backend, --backend-dns or --passthrough"))
 	}
 	if err := af.resolve(); err != nil {
@@ -123,6 +125,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	var srv server
 	var gs *discovery.Gossip
+	var natsURL string // the NATS transport's server, when there is one
 	adm := af.server(admin.New(&log, af.limits))
 	switch {
 	case len(passthroughs) > 0:
@@ -164,6 +167,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 				return fail(2, err)
 			}
 			src = discovery.NewStatic(ms)
+		case gf.bind == "" && *dnsTarget == "":
+			src = discovery.NewStatic(nil) // every call goes over NATS
 		case *dnsTarget != "":
 			dc := discovery.DefaultDNSConfig(*dnsTarget)
 			dc.Interval = *dnsInterval
@@ -180,6 +185,12 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			}
 			src = gs
 		}
+		var stopNATS func()
+		if natsURL, stopNATS, err = nf.start(&cfg, &log); err != nil {
+			_ = src.Close()
+			return fail(2, err)
+		}
+		defer stopNATS() // after the proxy closed
 		p, err := balancer.New(cfg, src)
 		if err != nil {
 			_ = src.Close()
@@ -187,6 +198,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		}
 		disc := gossipView(&gf)
 		disc.Backends, disc.DNS = backends, *dnsTarget
+		nf.handleAdmin(adm, cfg.Routes)
 		adm.HandleProxy(p, func() any {
 			return proxyConfigView{Proxy: p.Config(), Admin: af.view(), Discovery: disc, DrainGrace: *drainGrace}
 		})
@@ -211,7 +223,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		defer adm.Close()
 	}
 	a := srv.Addrs()
-	l := listening{Name: *name, TCP: a.TCP, WS: a.WS, Admin: adm.Addr()}
+	l := listening{Name: *name, TCP: a.TCP, WS: a.WS, Admin: adm.Addr(), NATS: natsURL}
 	if gs != nil {
 		l.Gossip = gs.LocalAddr()
 	}

@@ -34,6 +34,7 @@ type Listening struct {
 	HTTP   string `json:"http,omitempty"`
 	Admin  string `json:"admin,omitempty"`
 	Gossip string `json:"gossip,omitempty"`
+	NATS   string `json:"nats,omitempty"`
 }
 
 // Options configure a child.
