@@ -47,6 +47,7 @@ func (p *Proxy) viaTransport(c *call, f *protocol.Frame, raw []byte) bool {
 	}
 	c.mc = p.metrics.unrouted.module(f.Module)
 	settle := *c
+	settle.out = nil // answered from the transport's goroutine: written at once, not on this reader's batch
 	p.cfg.Transport.Call(tc, func(answer []byte) {
 		if answer == nil { // a ONEWAY call handed over
 			settle.deliver(0, nil)
