@@ -150,6 +150,9 @@ func TestUnknownReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := nc.Flush(); err != nil { // the server has the subscription before the request
+		t.Fatal(err)
+	}
 	got := make(chan []byte, 1)
 	frame := callFrame(t, protocol.FlagStateless, "orders@1", "Orders", "GetOrder", "o-1")
 	tr.Call(&transport.Call{Mode: transport.Queue, Frame: frame, Module: []byte("orders@1"), Flags: protocol.FlagStateless,
