@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -82,5 +83,21 @@ func TestRouteNeedsNATS(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "--nats") {
 		t.Fatalf("stderr %q does not say --nats is needed", errb.String())
+	}
+}
+
+// A pass-through proxy relays connections and never reads a CALL: --nats
+// and --route there are refused, not silently ignored.
+func TestNATSRefusedInPassthrough(t *testing.T) {
+	for _, extra := range [][]string{{"--nats", "embedded"}, {"--route", "orders@1=nats:queue"}} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"proxy", "--tcp", "127.0.0.1:0", "--ws", "", "--admin", "",
+			"--passthrough", "tcp://127.0.0.1:1"}, extra...)
+		if code := run(args, &stdout, &stderr); code != 2 {
+			t.Fatalf("%v: exit %d, want 2; stderr:\n%s", extra, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "--passthrough relays connections") {
+			t.Fatalf("%v: stderr %q does not say why", extra, stderr.String())
+		}
 	}
 }

@@ -113,6 +113,10 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	if sources != 1 && !(sources == 0 && nf.url != "") { // NATS alone: an empty pool
 		return fail(2, fmt.Errorf("give exactly one pool source: --gossip, --backend, --backend-dns or --passthrough"))
 	}
+	if len(passthroughs) > 0 && (nf.url != "" || len(nf.routes) > 0) {
+		// Pass-through relays bytes; it never reads a CALL to route it.
+		return fail(2, fmt.Errorf("--nats and --route need the Hypertube proxy; --passthrough relays connections and routes no call"))
+	}
 	if err := af.resolve(); err != nil {
 		return fail(2, err)
 	}
