@@ -48,6 +48,13 @@ type Config struct {
 	MaxSessions          int `json:"max_sessions" yaml:"max_sessions"`
 	MaxSessionsPerSource int `json:"max_sessions_per_source" yaml:"max_sessions_per_source"`
 	MaxSessionsPerConn   int `json:"max_sessions_per_conn" yaml:"max_sessions_per_conn"`
+	// CallRate limits the calls one source address sends, over all its
+	// connections, to this many per second, with bursts of CallBurst
+	// (default: CallRate rounded up, at least 1); calls past it get
+	// OVERLOADED and are not forwarded. 0 (the default) sets no limit.
+	// The source is the PROXY protocol's when the listener takes it.
+	CallRate  float64 `json:"call_rate" yaml:"call_rate"`
+	CallBurst int     `json:"call_burst" yaml:"call_burst"`
 	// MaxSubscriptions caps the topic subscriptions of one client
 	// connection (default 1024); more get OVERLOADED.
 	MaxSubscriptions int `json:"max_subscriptions" yaml:"max_subscriptions"`
@@ -187,6 +194,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxSessionsPerSource <= 0 {
 		c.MaxSessionsPerSource = DefaultMaxSessionsSource
 	}
+	if c.CallRate > 0 && c.CallBurst <= 0 {
+		c.CallBurst = max(1, int(math.Ceil(c.CallRate)))
+	}
 	if c.MaxSubscriptions <= 0 {
 		c.MaxSubscriptions = DefaultMaxSubscriptions
 	}
@@ -258,6 +268,12 @@ func (c Config) Validate() error {
 	}
 	if c.AccessLogSample > 1 {
 		return fmt.Errorf("balancer: config: access_log_sample %v must be in (0, 1]", c.AccessLogSample)
+	}
+	if c.CallRate < 0 || math.IsNaN(c.CallRate) || math.IsInf(c.CallRate, 0) {
+		return fmt.Errorf("balancer: config: call_rate %v must be 0 (no limit) or a positive number of calls per second", c.CallRate)
+	}
+	if c.CallBurst < 0 {
+		return fmt.Errorf("balancer: config: call_burst %d must not be negative", c.CallBurst)
 	}
 	if c.SessionLoadBound < 0 || math.IsNaN(c.SessionLoadBound) {
 		return fmt.Errorf("balancer: config: session_load_bound %v must not be negative", c.SessionLoadBound)

@@ -274,6 +274,10 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		c.failUnrouted(f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
 	}
+	if !d.p.rate.allow(&d.src.tat, now) {
+		c.failUnrouted(f.Module, protocol.CodeOverloaded, "rate limit: this source sends more calls per second than the proxy's call_rate")
+		return true
+	}
 	if d.p.cfg.TraceIDs && len(f.Trace) == 0 {
 		raw = addTrace(f, raw) // allocates: only with --trace-ids
 	}

@@ -65,6 +65,7 @@ type Proxy struct {
 	src      discovery.Source
 	upLimits protocol.Limits
 	sessions *sessionTable
+	rate     rateLimit // calls per source (Config.CallRate)
 	topics   topicTable
 	instance string // random per process: gateways send topic EVENTs once per proxy
 	stop     chan struct{}
@@ -130,6 +131,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		cfg:      cfg,
 		src:      src,
 		sessions: newSessionTable(cfg.MaxSessions, cfg.MaxSessionsPerSource, cfg.MaxSessionsPerConn),
+		rate:     newRateLimit(cfg.CallRate, cfg.CallBurst),
 		instance: protocol.NewSessionID().String(),
 		stop:     make(chan struct{}),
 		ctl:      discovery.NewControl(),

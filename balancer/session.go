@@ -98,6 +98,7 @@ type sourceQuota struct {
 	key   string
 	n     atomic.Int64 // sessions
 	conns atomic.Int64 // open client connections
+	tat   atomic.Int64 // the rate limit's theoretical arrival time (ratelimit.go)
 }
 
 // sessionShards spreads the session table over independent locks.

@@ -54,6 +54,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "on SIGTERM, how long /readyz fails before the listeners close (0: none)")
 	fs.IntVar(&cfg.MaxSessions, "max-sessions", cfg.MaxSessions, "sessions in the proxy's table, in all")
 	fs.IntVar(&cfg.MaxSessionsPerSource, "max-sessions-per-source", cfg.MaxSessionsPerSource, "sessions one source address may bring to the table")
+	fs.Float64Var(&cfg.CallRate, "call-rate", cfg.CallRate, "calls per second one source address may send over all its connections, then OVERLOADED (0: no limit)")
+	fs.IntVar(&cfg.CallBurst, "call-burst", cfg.CallBurst, "calls a source may send at once above --call-rate (default: the rate, at least 1)")
 	fs.IntVar(&cfg.MaxSessionsPerConn, "max-sessions-per-conn", cfg.MaxSessionsPerConn, "sessions one client connection may bring to the table")
 	fs.DurationVar(&cfg.SessionIdle, "session-idle", cfg.SessionIdle, "forget the binding of a session unused this long")
 	fs.Float64Var(&cfg.SessionLoadBound, "session-load-bound", cfg.SessionLoadBound, "place new sessions by consistent hashing with bounded loads: skip gateways holding (1+this) × the mean (0: off; 0.25 is usual)")
