@@ -476,8 +476,13 @@ func (r *runner) result() *Result {
 	return res
 }
 
-// monitor polls every live proxy's pool and records, for each fault,
-// when every pool showed the truth again after its last change.
+// monitor polls every live proxy's pool and records, for each fault, when
+// the pools showed the truth of the fault's target again after its last
+// change: every live proxy routes to a gateway target exactly when it
+// serves (running, not stopped, not draining), and a proxy target, once
+// back, routes to exactly the gateways that serve. A fault is judged by
+// its own target: under a dense schedule some other target is always in
+// flux somewhere.
 type monitor struct {
 	c    *cluster
 	h    *History
@@ -485,13 +490,19 @@ type monitor struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu    sync.Mutex
-	open  map[int]int64 // fault index → ms of its last change
-	agree bool
+	mu   sync.Mutex
+	open map[int]openFault // faults whose target's truth is not shown yet
+	all  bool              // the last sample agreed on every target
+}
+
+type openFault struct {
+	since  int64 // ms of the fault's last change
+	target string
 }
 
 func newMonitor(c *cluster, h *History) *monitor {
-	m := &monitor{c: c, h: h, hc: &http.Client{Timeout: time.Second}, stop: make(chan struct{}), done: make(chan struct{}), open: map[int]int64{}}
+	m := &monitor{c: c, h: h, hc: &http.Client{Timeout: time.Second}, stop: make(chan struct{}), done: make(chan struct{}),
+		open: map[int]openFault{}}
 	go m.run()
 	return m
 }
@@ -504,9 +515,10 @@ func (m *monitor) halt() {
 
 // changed says fault i just started or was undone.
 func (m *monitor) changed(i int) {
+	_, faults := m.h.Snapshot()
 	m.mu.Lock()
-	m.open[i] = m.h.Now()
-	m.agree = false
+	m.open[i] = openFault{since: m.h.Now(), target: faults[i].Target}
+	m.all = false
 	m.mu.Unlock()
 	m.h.UpdateFault(i, func(f *Fault) { f.PoolRecovered = false })
 }
@@ -521,41 +533,68 @@ func (m *monitor) run() {
 			return
 		case <-tick.C:
 		}
-		agree := m.sample()
+		v := m.sample()
+		now := m.h.Now()
 		m.mu.Lock()
-		m.agree = agree
-		if agree {
-			now := m.h.Now()
-			for i, since := range m.open {
-				m.h.UpdateFault(i, func(f *Fault) { f.PoolRecovered, f.PoolTruthMs = true, now-since })
-				delete(m.open, i)
+		m.all = v.all
+		for i, o := range m.open {
+			if diff, ok := v.wrong[o.target]; ok {
+				m.h.UpdateFault(i, func(f *Fault) { f.PoolDiff = diff })
+				continue
 			}
+			m.h.UpdateFault(i, func(f *Fault) { f.PoolRecovered, f.PoolTruthMs = true, now-o.since })
+			delete(m.open, i)
 		}
 		m.mu.Unlock()
 	}
 }
 
-// sample reports whether every live proxy's pool serves exactly the
-// gateways that should serve.
-func (m *monitor) sample() bool {
+// view is one sample of every live proxy's pool against the truth.
+type view struct {
+	all   bool              // every proxy shows the truth of every target
+	wrong map[string]string // target (a gateway, or a proxy) → how a pool gets it wrong
+}
+
+// sample compares every live proxy's pool with the gateways that should
+// serve.
+func (m *monitor) sample() view {
 	truth := m.c.serving()
 	slices.Sort(truth)
+	v := view{all: true, wrong: map[string]string{}}
 	for _, p := range m.c.liveProxies() {
 		got, pool, err := poolServing(m.hc, p)
-		if err != nil || !slices.Equal(got, truth) {
-			diff := fmt.Sprintf("%s serves %v, want %v; its pool: %+v", p.name, got, truth, pool)
-			if err != nil {
-				diff = fmt.Sprintf("%s: %v", p.name, err)
-			}
-			m.mu.Lock()
-			for i := range m.open {
-				m.h.UpdateFault(i, func(f *Fault) { f.PoolDiff = diff })
-			}
-			m.mu.Unlock()
-			return false
+		if err != nil {
+			v.all = false
+			v.wrong[p.name] = fmt.Sprintf("%s: %v", p.name, err)
+			continue
+		}
+		if slices.Equal(got, truth) {
+			continue
+		}
+		v.all = false
+		diff := fmt.Sprintf("%s serves %v, want %v; its pool: %+v", p.name, got, truth, pool)
+		v.wrong[p.name] = diff
+		for _, g := range symmetricDiff(got, truth) {
+			v.wrong[g] = diff
 		}
 	}
-	return true
+	return v
+}
+
+// symmetricDiff returns the names in exactly one of two sorted lists.
+func symmetricDiff(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // awaitTruth waits until every pool shows the truth, up to d.
@@ -563,9 +602,9 @@ func (m *monitor) awaitTruth(ctx context.Context, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		m.mu.Lock()
-		agree := m.agree
+		all := m.all
 		m.mu.Unlock()
-		if agree || m.sample() {
+		if all || m.sample().all {
 			return nil
 		}
 		select {
