@@ -23,7 +23,7 @@
 //  4. callbacks and events reach only their own session's client;
 //  5. every process that should have exited did, and none leaked;
 //  6. recovery: after each fault, throughput is back to 90% and every
-//     proxy's pool shows the truth, within a bound.
+//     proxy's pool shows the truth of the fault's target, within a bound.
 //
 // The same seed gives the same schedule (kinds, targets, times,
 // durations), so a violation can be replayed with --seed.
