@@ -9,9 +9,6 @@ import (
 // a table of 500 sessions that idle out after 15s: the table fills, every
 // process (the proxy and 3 gateways) is sampled all along, and none grows.
 func TestScenarioSoak(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a two-minute soak")
-	}
 	rep := runScenario(t, Scenario{Name: "soak", SampleEvery: 5 * time.Second, MaxSessions: 500, SessionIdle: 15 * time.Second,
 		Load: Config{Conns: 4, Concurrency: 16, Duration: 2 * time.Minute, SessionCalls: 4}})
 	runs, _ := requireScenario(t, rep, "soak", true)
