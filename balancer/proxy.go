@@ -194,9 +194,9 @@ func (p *Proxy) Start() error {
 			WriteBufferSize: protocol.WSWriteBufferSize, WriteBufferPool: protocol.WSWriteBufferPool(),
 			CheckOrigin: origins.Allowed, Subprotocols: []string{protocol.WSSubprotocol}}
 		// The upgrade request must arrive within the HELLO timeout.
-		p.wsSrv = httpserver.New("graftlb", func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up, origins) },
+		// The handler owns and closes WebSocket connections.
+		p.wsSrv = httpserver.NewUpgrading("graftlb", func(ctx *fasthttp.RequestCtx) { p.serveHTTP(ctx, &up, origins) },
 			httpserver.Limits{ReadTimeout: p.cfg.Limits.HelloTimeout, MaxConns: p.cfg.MaxConns + 16}, fasthttpLogger{p.cfg.Logger})
-		p.wsSrv.KeepHijackedConns = true // the handler owns and closes WebSocket connections
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
+	"github.com/graftlb/graftlb/protocol"
 )
 
 // TestProxyHTTPBadInput (issue 9, defect 11): malformed upgrade requests
@@ -43,5 +44,17 @@ func TestProxyHugeWSFrameHeader(t *testing.T) {
 	p := startProxy(t, gs, nil)
 	if code := gatewaytest.HugeFrameHeader(t, p.Addrs().WS, 2*time.Second); code != websocket.CloseMessageTooBig {
 		t.Fatalf("close code %d, want %d", code, websocket.CloseMessageTooBig)
+	}
+}
+
+// TestProxyWSEarlyHello: a HELLO sent in the same write as the upgrade
+// request (before the 101) is read and answered with WELCOME. The WS
+// listener lets go of its request reader after the upgrade
+// (httpserver.NewUpgrading); bytes it had already read must not be lost.
+func TestProxyWSEarlyHello(t *testing.T) {
+	gs := startGateways(t, 1, nil)
+	p := startProxy(t, gs, nil)
+	if f := gatewaytest.EarlyHello(t, p.Addrs().WS); f.Type != protocol.TypeWelcome {
+		t.Fatalf("answered %s, want WELCOME", gatewaytest.Describe(f))
 	}
 }

@@ -73,11 +73,10 @@ func (g *Gateway) startLocked() error {
 	if wsLn != nil {
 		g.wsLn, g.addrs.WS = wsLn, wsLn.Addr().String()
 		// Upgraded connections count against MaxConns, not this cap.
-		g.wsSrv = httpserver.New("graftlb-gateway", g.handleWS, httpserver.Limits{ReadTimeout: g.cfg.HTTPReadTimeout,
-			IdleTimeout: g.cfg.HTTPIdleTimeout, MaxConns: g.cfg.MaxConns + 16}, fasthttpLogger{g.log})
 		// The gateway closes WebSocket connections itself (Abort must
 		// really close the socket), so fasthttp must not.
-		g.wsSrv.KeepHijackedConns = true
+		g.wsSrv = httpserver.NewUpgrading("graftlb-gateway", g.handleWS, httpserver.Limits{ReadTimeout: g.cfg.HTTPReadTimeout,
+			IdleTimeout: g.cfg.HTTPIdleTimeout, MaxConns: g.cfg.MaxConns + 16}, fasthttpLogger{g.log})
 		g.wg.Add(1)
 		go g.serveHTTP(g.wsSrv, wsLn)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
+	"github.com/graftlb/graftlb/protocol"
 )
 
 // TestHTTPBadInput (issue 9, defect 11): malformed upgrade requests to the
@@ -50,6 +51,16 @@ func TestHugeWSFrameHeader(t *testing.T) {
 	e := start(t, nil)
 	if code := gatewaytest.HugeFrameHeader(t, e.addr("ws"), 2*time.Second); code != websocket.CloseMessageTooBig {
 		t.Fatalf("close code %d, want %d", code, websocket.CloseMessageTooBig)
+	}
+}
+
+// TestWSEarlyHello: a HELLO sent in the same write as the upgrade request
+// (before the 101) is answered with WELCOME: the bytes the WS listener had
+// read past the request survive the upgrade (httpserver.NewUpgrading).
+func TestWSEarlyHello(t *testing.T) {
+	e := start(t, nil)
+	if f := gatewaytest.EarlyHello(t, e.addr("ws")); f.Type != protocol.TypeWelcome {
+		t.Fatalf("answered %s, want WELCOME", gatewaytest.Describe(f))
 	}
 }
 

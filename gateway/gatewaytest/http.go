@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graftlb/graftlb/protocol"
 )
 
 // ValidKey is a Sec-WebSocket-Key as RFC 6455 section 4.2.1 wants it: the
@@ -136,3 +138,71 @@ func HugeFrameHeader(tb testing.TB, addr string, d time.Duration) uint16 {
 
 // String describes a status for messages.
 func (a HTTPAbuse) String() string { return fmt.Sprintf("%s (want %d)", a.Name, a.Status) }
+
+// EarlyHello writes, in one write, a WebSocket upgrade request to addr's
+// /ws and right after it a masked binary message holding a HELLO frame,
+// as a client that does not wait for the 101 would (RFC 6455 says to
+// wait; some do not). It returns the first frame the server answers over
+// WebSocket: a WELCOME shows that the bytes sent with the request reached
+// the protocol and none was lost in the upgrade.
+func EarlyHello(tb testing.TB, addr string) *protocol.Frame {
+	tb.Helper()
+	hello := Encode(tb, &protocol.Frame{Type: protocol.TypeHello, Session: protocol.NewSessionID(),
+		Body: mustMarshal(tb, protocol.Hello{Client: "early"})})
+	mask := [4]byte{7, 1, 2, 3}
+	msg := []byte{0x82, 0x80 | 126}
+	msg = binary.BigEndian.AppendUint16(msg, uint16(len(hello)))
+	msg = append(msg, mask[:]...)
+	for i, b := range hello {
+		msg = append(msg, b^mask[i%4])
+	}
+	status, br, nc := RawHTTP(tb, addr, append(Upgrade("/ws", ValidKey, "", ""), msg...))
+	if status != http.StatusSwitchingProtocols {
+		tb.Fatalf("upgrade answered %d", status)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(Timeout))
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			tb.Fatalf("no answer to the early HELLO: %v", err)
+		}
+		n := uint64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var l [2]byte
+			_, _ = io.ReadFull(br, l[:])
+			n = uint64(binary.BigEndian.Uint16(l[:]))
+		case 127:
+			var l [8]byte
+			_, _ = io.ReadFull(br, l[:])
+			n = binary.BigEndian.Uint64(l[:])
+		}
+		if n > 1<<20 {
+			tb.Fatalf("server message of %d bytes", n)
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			tb.Fatalf("reading the answer: %v", err)
+		}
+		if h[0]&0x0f != 0x2 { // not binary: a ping or a close
+			if h[0]&0x0f == 0x8 {
+				tb.Fatalf("server closed instead of answering the early HELLO")
+			}
+			continue
+		}
+		var f protocol.Frame
+		if err := protocol.Decode(payload, &f); err != nil {
+			tb.Fatalf("answer is not a frame: %v", err)
+		}
+		return &f
+	}
+}
+
+func mustMarshal(tb testing.TB, v any) []byte {
+	tb.Helper()
+	b, err := protocol.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}

@@ -80,6 +80,22 @@ func New(name string, h fasthttp.RequestHandler, l Limits, log fasthttp.Logger) 
 	}
 }
 
+// NewUpgrading returns New's server for a WebSocket listener, whose handler
+// hijacks each connection it upgrades and owns it from then on: fasthttp
+// neither closes it nor reuses its buffers. The 4 KiB request reader goes
+// back to fasthttp's pool once the upgrade request is read, when the client
+// sent nothing after it (RFC 6455 has clients wait for the 101), and the
+// upgraded connection then reads its socket directly; otherwise it would
+// keep that reader, in front of the WebSocket library's own, for its life
+// (4 KiB per idle connection). A client that does send early keeps it, and
+// loses no byte.
+func NewUpgrading(name string, h fasthttp.RequestHandler, l Limits, log fasthttp.Logger) *fasthttp.Server {
+	s := New(name, h, l, log)
+	s.KeepHijackedConns = true
+	s.ReduceMemoryUsage = true
+	return s
+}
+
 // ErrorHandler answers a request fasthttp could not read: 431 for a header
 // larger than the read buffer, 408 when the request did not arrive within
 // the read timeout, 400 for anything else. The connection closes after the
