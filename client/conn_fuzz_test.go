@@ -54,23 +54,14 @@ func FuzzConnReplies(f *testing.F) {
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0, 0, 0, 3, 1, 2, 3})
+	srv := startFuzzServer(f)
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			serveFuzz(ln, stream)
-		}()
-		defer wg.Wait()
-		defer func() { _ = ln.Close() }()
+		srv.next(stream)
+		defer srv.conns.Wait()
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c, err := client.Dial(ctx, "tcp://"+ln.Addr().String(), client.Options{DialTimeout: 2 * time.Second, PingInterval: -1})
+		c, err := client.Dial(ctx, "tcp://"+srv.ln.Addr().String(), client.Options{DialTimeout: 2 * time.Second, PingInterval: -1})
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
@@ -91,45 +82,92 @@ func FuzzConnReplies(f *testing.F) {
 	})
 }
 
-// serveFuzz answers every connection's HELLO with WELCOME; the first one
-// then gets stream and its write side closed. Each connection is read to
-// its end, then closed with a reset: a fuzzer's thousands of connections a
-// second would otherwise fill the port range with TIME_WAIT sockets.
-func serveFuzz(ln net.Listener, stream []byte) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
+// fuzzServer is the server FuzzConnReplies plays: one listener for all
+// the inputs of a fuzzing process (a listener per input ran the port range
+// dry within a minute on a busy machine: bind: address already in use).
+// Every connection's HELLO is answered with WELCOME; the first connection
+// after next gets that input's stream and its write side closed. Each
+// connection is read to its end, then closed with a reset: a fuzzer's
+// thousands of connections a second would otherwise fill the port range
+// with TIME_WAIT sockets.
+type fuzzServer struct {
+	ln      net.Listener
+	welcome []byte
+	mu      sync.Mutex
+	stream  []byte // the input's, until a connection takes it
+	fresh   bool   // no connection has taken stream yet
+	conns   sync.WaitGroup
+}
+
+// startFuzzServer listens and serves until f ends.
+func startFuzzServer(f *testing.F) *fuzzServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
 	welcome, _ := protocol.Marshal(protocol.Welcome{Server: "fuzz", MaxInflight: 16})
-	for first := true; ; first = false {
-		nc, err := ln.Accept()
+	s := &fuzzServer{ln: ln, welcome: appendPrefixed(nil, &protocol.Frame{Type: protocol.TypeWelcome, Session: fuzzSession, Body: welcome})}
+	var loop sync.WaitGroup
+	loop.Add(1)
+	go func() {
+		defer loop.Done()
+		s.serve()
+	}()
+	f.Cleanup(func() {
+		_ = ln.Close()
+		loop.Wait()
+		s.conns.Wait()
+	})
+	return s
+}
+
+// next makes stream what the next connection gets after its WELCOME.
+func (s *fuzzServer) next(stream []byte) {
+	s.mu.Lock()
+	s.stream, s.fresh = stream, true
+	s.mu.Unlock()
+}
+
+func (s *fuzzServer) serve() {
+	for {
+		nc, err := s.ln.Accept()
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		go func(nc net.Conn, first bool) {
-			defer wg.Done()
-			_ = nc.(*net.TCPConn).SetLinger(0)
-			defer func() { _ = nc.Close() }()
-			_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-			var n [4]byte
-			if _, err := io.ReadFull(nc, n[:]); err != nil {
-				return
-			}
-			if _, err := io.CopyN(io.Discard, nc, int64(binary.BigEndian.Uint32(n[:]))); err != nil {
-				return // not the HELLO the client sends first
-			}
-			out := appendPrefixed(nil, &protocol.Frame{Type: protocol.TypeWelcome, Session: fuzzSession, Body: welcome})
-			if first {
-				out = append(out, stream...)
-			}
-			if _, err := nc.Write(out); err != nil {
-				return
-			}
-			if first {
-				_ = nc.(*net.TCPConn).CloseWrite()
-			}
-			_, _ = io.Copy(io.Discard, nc)
-		}(nc, first)
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			s.handle(nc)
+		}()
 	}
+}
+
+func (s *fuzzServer) handle(nc net.Conn) {
+	_ = nc.(*net.TCPConn).SetLinger(0)
+	defer func() { _ = nc.Close() }()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	var n [4]byte
+	if _, err := io.ReadFull(nc, n[:]); err != nil {
+		return
+	}
+	if _, err := io.CopyN(io.Discard, nc, int64(binary.BigEndian.Uint32(n[:]))); err != nil {
+		return // not the HELLO the client sends first
+	}
+	s.mu.Lock()
+	first := s.fresh
+	s.fresh = false
+	out := append([]byte(nil), s.welcome...)
+	if first {
+		out = append(out, s.stream...)
+	}
+	s.mu.Unlock()
+	if _, err := nc.Write(out); err != nil {
+		return
+	}
+	if first {
+		_ = nc.(*net.TCPConn).CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, nc)
 }
 
 // appendPrefixed appends f as the TCP binding carries it: length, frame.
