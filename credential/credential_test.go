@@ -2,8 +2,8 @@ package credential
 
 import (
 	"encoding/base64"
-	"os"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
