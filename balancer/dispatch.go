@@ -55,7 +55,11 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 // session; with no such client the gateway's call gets UNAVAILABLE.
 func (p *Proxy) callback(u *upstream, f *protocol.Frame, raw []byte) {
 	if s := p.sessions.lookup(f.Session); s != nil {
-		if d := s.client.Load().get(); d != nil && d.forwardCallback(u, f.CallID, raw) {
+		d := s.client.Load().get()
+		if d != nil && d.bind != nil {
+			protocol.SetSession(raw, s.cid) // the client's id (auth.go)
+		}
+		if d != nil && d.forwardCallback(u, f.CallID, raw) {
 			p.stats.callbacks.Add(1)
 			return
 		}
@@ -77,6 +81,9 @@ func (p *Proxy) event(f *protocol.Frame, raw []byte) {
 			if len(raw) > d.peerMax {
 				p.stats.eventsDropped.Add(1) // larger than the client accepts
 				return
+			}
+			if d.bind != nil {
+				protocol.SetSession(raw, s.cid) // the client's id (auth.go)
 			}
 			d.write(nil, raw)
 			p.stats.events.Add(1)

@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/graftlb/graftlb/credential"
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/internal/httpserver"
@@ -65,7 +66,14 @@ type Proxy struct {
 	src      discovery.Source
 	upLimits protocol.Limits
 	sessions *sessionTable
-	rate     rateLimit // calls per source (Config.CallRate)
+	rate     rateLimit // calls per source, or per identity with credentials (Config.CallRate)
+	// verifier checks HELLO credentials (Config.Auth); nil: credentials
+	// off. idRates are the rate limit words of identities, authLog rate
+	// limits the logs of refusals (auth.go).
+	verifier *credential.Verifier
+	idRates  identityRates
+	authLog  listener.RefusalLog
+	modLimit *moduleLimit // Config.MaxModuleCalls
 	topics   topicTable
 	instance string // random per process: gateways send topic EVENTs once per proxy
 	stop     chan struct{}
@@ -118,6 +126,10 @@ type stats struct {
 	notOwnerWalks     atomic.Int64
 	callbacks         atomic.Int64 // CALLBACKs delivered to clients
 	events            atomic.Int64 // session EVENTs delivered to clients
+	// unauthenticated counts HELLOs refused UNAUTHENTICATED;
+	// moduleCallsRefused the calls refused by Config.MaxModuleCalls.
+	unauthenticated    atomic.Int64
+	moduleCallsRefused atomic.Int64
 }
 
 // New returns a proxy for the pool src describes. It owns src from then on
@@ -140,7 +152,16 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		downs:    make(map[*downstream]struct{}),
 		backends: make(map[string]*backend),
 		metrics:  newProxyMetrics(cfg.DisableMetrics),
+		modLimit: newModuleLimit(cfg.MaxModuleCalls),
 	}
+	if cfg.Auth.Clock == nil {
+		cfg.Auth.Clock = cfg.Clock
+	}
+	v, err := credential.New(cfg.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("balancer: %w", err)
+	}
+	p.verifier = v
 	p.admission = listener.NewAdmission(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.Logger, p.now)
 	// Upstream frames are client frames plus nothing: the same size limit,
 	// and room for many clients' calls in flight.
