@@ -16,6 +16,12 @@
 //   - callbacks and events from a gateway go to the client connection that
 //     last used their session.
 //
+// With credentials (Config.Auth), a client's HELLO must carry a good one
+// (else ERROR UNAUTHENTICATED), and the session ids a client names are
+// bound to its identity: gateways see ids derived from both, which the
+// proxy maps back on every frame to the client, so another identity naming
+// a leaked id reaches no one's objects, through any proxy (auth.go).
+//
 // Calls of many clients share a few multiplexed connections per gateway
 // (upstreams), under call ids the proxy assigns. The forwarding path
 // patches call ids and session ids in place and copies each frame once,
