@@ -37,7 +37,13 @@ func wantOverloadedModule(t *testing.T, err error) {
 // still runs it).
 func TestModuleCallsCap(t *testing.T) {
 	gs := startGateways(t, 2, nil)
-	p := startProxy(t, gs, func(c *Config) { c.MaxModuleCalls = 2 })
+	p := startProxy(t, gs, func(c *Config) {
+		c.MaxModuleCalls = 2
+		// The failures below are the test's: they must not eject the
+		// gateways or open their breakers.
+		c.Health.Breaker.FailureRate = 1
+		c.Health.Outlier.ConsecutiveFailures, c.Health.Outlier.FailureRate = -1, -1
+	})
 	c := dialProxy(t, proxyTargets(p)["tcp"])
 	ctx := testCtx(t)
 	before := served(gs, "chaos@1")

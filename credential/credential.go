@@ -123,53 +123,36 @@ type tokenHash struct {
 // New reads the files cfg names and returns their Verifier; it returns nil
 // and no error when cfg names none (credentials off).
 func New(cfg Config) (*Verifier, error) {
+	if (cfg.JWTIssuer != "" || cfg.JWTAudience != "") && cfg.JWTHS256KeyFile == "" && cfg.JWTEd25519KeyFile == "" {
+		return nil, errors.New("credential: a JWT issuer or audience is set but no JWT key file")
+	}
 	if !cfg.Enabled() {
-		if cfg.JWTIssuer != "" || cfg.JWTAudience != "" {
-			return nil, errors.New("credential: a JWT issuer or audience is set but no JWT key file")
-		}
 		return nil, nil
 	}
 	v := &Verifier{}
-	if cfg.TokensFile != "" {
-		b, err := os.ReadFile(cfg.TokensFile)
-		if err != nil {
-			return nil, fmt.Errorf("credential: tokens: %w", err)
-		}
-		if v.tokens, err = parseTokens(b); err != nil {
-			return nil, fmt.Errorf("credential: tokens %s: %w", cfg.TokensFile, err)
-		}
-	}
 	var methods []string
-	if cfg.JWTHS256KeyFile != "" {
-		b, err := os.ReadFile(cfg.JWTHS256KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("credential: HS256 key: %w", err)
-		}
-		if v.hsKey, err = parseHS256Key(b); err != nil {
-			return nil, fmt.Errorf("credential: HS256 key %s: %w", cfg.JWTHS256KeyFile, err)
-		}
-		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	err := load("tokens", cfg.TokensFile, func(b []byte) (err error) {
+		v.tokens, err = parseTokens(b)
+		return err
+	})
+	if err == nil {
+		err = load("HS256 key", cfg.JWTHS256KeyFile, func(b []byte) (err error) {
+			v.hsKey, err = parseHS256Key(b)
+			methods = append(methods, jwt.SigningMethodHS256.Alg())
+			return err
+		})
 	}
-	if cfg.JWTEd25519KeyFile != "" {
-		b, err := os.ReadFile(cfg.JWTEd25519KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("credential: Ed25519 key: %w", err)
-		}
-		k, err := jwt.ParseEdPublicKeyFromPEM(b)
-		if err != nil {
-			return nil, fmt.Errorf("credential: Ed25519 key %s: %w", cfg.JWTEd25519KeyFile, err)
-		}
-		pk, ok := k.(ed25519.PublicKey)
-		if !ok || len(pk) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("credential: Ed25519 key %s: not an Ed25519 public key", cfg.JWTEd25519KeyFile)
-		}
-		v.edKey = pk
-		methods = append(methods, jwt.SigningMethodEdDSA.Alg())
+	if err == nil {
+		err = load("Ed25519 key", cfg.JWTEd25519KeyFile, func(b []byte) (err error) {
+			v.edKey, err = parseEd25519Key(b)
+			methods = append(methods, jwt.SigningMethodEdDSA.Alg())
+			return err
+		})
+	}
+	if err != nil {
+		return nil, err
 	}
 	if len(methods) == 0 {
-		if cfg.JWTIssuer != "" || cfg.JWTAudience != "" {
-			return nil, errors.New("credential: a JWT issuer or audience is set but no JWT key file")
-		}
 		return v, nil
 	}
 	leeway := cfg.Leeway
@@ -233,6 +216,34 @@ func parseTokens(b []byte) ([]tokenHash, error) {
 		return nil, errors.New("no tokens")
 	}
 	return out, nil
+}
+
+// load reads the file at path (none: nothing to do) and hands its bytes
+// to parse.
+func load(what, path string, parse func([]byte) error) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = parse(b)
+	}
+	if err != nil {
+		return fmt.Errorf("credential: %s %s: %w", what, path, err)
+	}
+	return nil
+}
+
+func parseEd25519Key(b []byte) (ed25519.PublicKey, error) {
+	k, err := jwt.ParseEdPublicKeyFromPEM(b)
+	if err != nil {
+		return nil, err
+	}
+	pk, ok := k.(ed25519.PublicKey)
+	if !ok || len(pk) != ed25519.PublicKeySize {
+		return nil, errors.New("not an Ed25519 public key")
+	}
+	return pk, nil
 }
 
 func parseHS256Key(b []byte) ([]byte, error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -30,10 +31,13 @@ type Keys struct {
 // NewKeys makes fresh keys and writes their files into t.TempDir().
 func NewKeys(t testing.TB) *Keys {
 	t.Helper()
-	k := &Keys{HS256: make([]byte, 32)}
-	if _, err := rand.Read(k.HS256); err != nil {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
 		t.Fatal(err)
 	}
+	// Text, as operators write it: the file's trailing white space is not
+	// part of the secret.
+	k := &Keys{HS256: []byte(hex.EncodeToString(secret))}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
