@@ -105,7 +105,7 @@ func TestAuthRefusesBadCredentials(t *testing.T) {
 			n += 2
 		}
 	}
-	if got := p.stats.unauthenticated.Load(); got != int64(n) {
+	if got := p.Stats().Unauthenticated; got != int64(n) {
 		t.Fatalf("unauthenticated counted %d, want %d", got, n)
 	}
 	if p.Stats().Active != 0 || p.sessions.len() != 0 {

@@ -69,8 +69,8 @@ func TestModuleCallsCap(t *testing.T) {
 	if got := served(gs, "chaos@1") - before; got != 2 {
 		t.Fatalf("gateways served %d chaos calls, want 2: the refused one was forwarded", got)
 	}
-	if p.stats.moduleCallsRefused.Load() != 1 {
-		t.Fatalf("refusals counted %d, want 1", p.stats.moduleCallsRefused.Load())
+	if p.Stats().ModuleCallsRefused != 1 {
+		t.Fatalf("refusals counted %d, want 1", p.Stats().ModuleCallsRefused)
 	}
 
 	// Deadline expiry at the proxy gives the slot back.

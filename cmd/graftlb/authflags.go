@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/graftlb/graftlb/balancer"
+	"github.com/graftlb/graftlb/credential"
 )
 
 // authFlags are the proxy's credential flags (balancer.Config.Auth) and
@@ -23,7 +24,7 @@ func (a *authFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.JWTEd25519KeyFile, "auth-jwt-ed25519-key", "", "require credentials: accept EdDSA JWTs signed by the Ed25519 public key in this PEM file; identity = sub")
 	fs.StringVar(&c.JWTIssuer, "auth-jwt-issuer", "", "JWTs must carry this iss (default: not checked)")
 	fs.StringVar(&c.JWTAudience, "auth-jwt-audience", "", "JWTs must carry this aud (default: not checked)")
-	fs.DurationVar(&c.Leeway, "auth-jwt-leeway", 0, "clock skew allowed on a JWT's exp and nbf (default 30s)")
+	fs.DurationVar(&c.Leeway, "auth-jwt-leeway", credential.DefaultLeeway, "clock skew allowed on a JWT's exp and nbf (negative: none)")
 	fs.IntVar(&a.maxModuleCalls, "max-module-calls", 0, "calls in flight per module through this proxy, then OVERLOADED (0: no cap)")
 }
 
