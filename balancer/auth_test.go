@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,14 +212,23 @@ func TestBoundSessionCallbacksAndEvents(t *testing.T) {
 	gs := startGateways(t, 2, nil)
 	p := startProxy(t, gs, a.on)
 	c := dialAs(t, proxyTargets(p)["tcp"], aliceToken)
-	for _, s := range []*client.Session{c.Session(), c.NewSession()} {
+	var flashes [2]atomic.Int32
+	for i, s := range []*client.Session{c.Session(), c.NewSession()} {
 		for _, stateless := range []bool{false, true} {
 			checkCallbacksAndEvents(t, s, stateless)
 		}
+		s.Handle("flash", func(client.Event) { flashes[i].Add(1) })
 		if err := s.Subscribe(testCtx(t), "news"); err != nil {
 			t.Fatalf("subscribe: %v", err)
 		}
 	}
+	// A topic event reaches both sessions, under the client's ids.
+	if err := gs[0].Publish("news", "flash", "v"); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 10*time.Second, "the topic event reached both sessions", func() bool {
+		return flashes[0].Load() == 1 && flashes[1].Load() == 1
+	})
 }
 
 // TestBoundSessionsHandedOver: carts alice holds on a gateway that drains
