@@ -89,17 +89,19 @@ func Claims(sub string, now time.Time, ttl time.Duration) jwt.RegisteredClaims {
 // HS256JWT signs claims with the HS256 secret.
 func (k *Keys) HS256JWT(t testing.TB, claims jwt.Claims) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(k.HS256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return Sign(t, jwt.SigningMethodHS256, k.HS256, claims)
 }
 
 // EdJWT signs claims with the Ed25519 private key (alg EdDSA).
 func (k *Keys) EdJWT(t testing.TB, claims jwt.Claims) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims).SignedString(k.EdPriv)
+	return Sign(t, jwt.SigningMethodEdDSA, k.EdPriv, claims)
+}
+
+// Sign signs claims by method with key: any JWT, good or bad.
+func Sign(t testing.TB, method jwt.SigningMethod, key any, claims jwt.Claims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
