@@ -2,7 +2,15 @@
 
 package balancer
 
-import "testing"
+import (
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/graftlb/graftlb/credential"
+	"github.com/graftlb/graftlb/internal/credtest"
+	"github.com/graftlb/graftlb/protocol"
+)
 
 // TestForwardAllocs: forwarding a call through the proxy and its result
 // back allocates nothing in steady state (the process-wide count includes
@@ -10,23 +18,53 @@ import "testing"
 func TestForwardAllocs(t *testing.T) {
 	for _, stateless := range []bool{true, false} {
 		p := echoProxy(t, 3)
-		c := dialRaw(t, p.Addrs().TCP, stateless)
-		id := uint32(0)
-		roundTrip := func() {
-			id++
-			if err := c.send(id); err != nil {
-				t.Fatal(err)
+		forwardAllocs(t, dialRaw(t, p.Addrs().TCP, stateless), "stateless="+strconv.FormatBool(stateless))
+	}
+}
+
+// TestForwardAllocsWithCredentials: with credentials on (session ids
+// translated both ways), a per-identity rate limit and the module cap,
+// forwarding still allocates nothing, for the connection's own session and
+// for another one.
+func TestForwardAllocsWithCredentials(t *testing.T) {
+	tokens := credtest.TokensFile(t, "alice", "alice-token")
+	p := echoProxyWith(t, 3, Config{Auth: credential.Config{TokensFile: tokens}, CallRate: 1e9, MaxModuleCalls: 1000})
+	for _, stateless := range []bool{true, false} {
+		for _, sess := range []protocol.SessionID{{}, protocol.NewSessionID()} {
+			c := dialRawAs(t, p.Addrs().TCP, stateless, []byte("alice-token"), sess)
+			if !sess.IsZero() {
+				// The reply names the session as the client did.
+				if err := c.send(1); err != nil {
+					t.Fatal(err)
+				}
+				raw, err := c.pc.ReadFrame()
+				if err != nil || protocol.SessionID(raw[8:24]) != sess {
+					t.Fatalf("reply names session %x (%v), want the client's %s", raw[8:24], err, sess)
+				}
 			}
-			if _, err := c.recv(); err != nil {
-				t.Fatal(err)
-			}
+			forwardAllocs(t, c, fmt.Sprintf("stateless=%v, own session=%v", stateless, sess.IsZero()))
 		}
-		for i := 0; i < 2000; i++ { // warm maps, pools and buffers
-			roundTrip()
+	}
+}
+
+// forwardAllocs measures the allocations of one round trip of c's call.
+func forwardAllocs(t *testing.T, c *rawClient, what string) {
+	t.Helper()
+	id := uint32(0)
+	roundTrip := func() {
+		id++
+		if err := c.send(id); err != nil {
+			t.Fatal(err)
 		}
-		if n := testing.AllocsPerRun(5000, roundTrip); n > 0.02 {
-			t.Errorf("stateless=%v: %.3f allocs per forwarded call, want 0", stateless, n)
+		if _, err := c.recv(); err != nil {
+			t.Fatal(err)
 		}
+	}
+	for i := 0; i < 2000; i++ { // warm maps, pools and buffers
+		roundTrip()
+	}
+	if n := testing.AllocsPerRun(5000, roundTrip); n > 0.02 {
+		t.Errorf("%s: %.3f allocs per forwarded call, want 0", what, n)
 	}
 }
 

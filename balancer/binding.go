@@ -156,7 +156,7 @@ func (p *Proxy) noticeLost(s *session, why string) {
 	}
 	p.stats.lostNotices.Add(1)
 	d.unsubscribe(s.id) // a lost session's subscriptions end with it
-	_ = d.pc.Send(&protocol.Frame{Type: protocol.TypeEvent, Session: s.id,
+	_ = d.pc.Send(&protocol.Frame{Type: protocol.TypeEvent, Session: s.cid,
 		Method: []byte(protocol.EventSessionLost), Body: protocol.AppendErrorBody(nil, protocol.CodeSessionLost, why, "")})
 }
 

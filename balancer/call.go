@@ -1,6 +1,8 @@
 package balancer
 
 import (
+	"sync/atomic"
+
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/protocol"
 )
@@ -16,6 +18,7 @@ import (
 //
 // Until it is settled a call holds a slot of its client connection (its
 // call id, or its ONEWAY count, and a share of the proxy's active calls),
+// a slot of its module's calls in flight when they are capped,
 // and may hold a breaker ticket of gateway b, a retry of the budget and a
 // kept copy of its frame. Every call ends in exactly one fail or deliver
 // (a retry routes it again, and it ends in one of them later), and both
@@ -30,11 +33,17 @@ type call struct {
 	b        *backend  // the gateway whose breaker admitted it (ticket); nil: none
 	ticket   health.Ticket
 	mc       *moduleCalls // counts the call when it settles (metrics.go); nil: metrics off
-	acc      *accessEntry // its access log line, when it is logged (accesslog.go)
+	// mod is its slot of its module's calls in flight (Config.MaxModuleCalls),
+	// given back when it settles; nil: no cap.
+	mod *atomic.Int64
+	acc *accessEntry // its access log line, when it is logged (accesslog.go)
 	// out is the batch of the reader goroutine routing the call at the
 	// moment (the client's, or the upstream's that answered), which its
 	// frame is queued on; nil in the table of calls in flight.
-	out      *protocol.Batch
+	out *protocol.Batch
+	// cid is the session id its reply carries to the client, with
+	// credentials (auth.go); unused without.
+	cid      protocol.SessionID
 	flags    protocol.Flags
 	attempts uint8
 	retry    bool // holds a retry from the budget
@@ -109,7 +118,8 @@ func (c *call) deliver(code protocol.Code, raw []byte) {
 
 // settle counts the call under code and gives back what it holds: a
 // ticket whose outcome was not reported (cancelled), its retry, its kept
-// frame and its slot on the client connection.
+// frame, its slot of its module's calls in flight and its slot on the
+// client connection.
 func (c *call) settle(code protocol.Code) {
 	p := c.down.p
 	p.settled(c, code)
@@ -117,6 +127,10 @@ func (c *call) settle(code protocol.Code) {
 	c.endRetry()
 	c.kept.release()
 	c.kept = nil
+	if c.mod != nil {
+		c.mod.Add(-1)
+		c.mod = nil
+	}
 	c.down.finish(c)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/graftlb/graftlb/clock"
+	"github.com/graftlb/graftlb/credential"
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/internal/listener"
@@ -53,8 +54,25 @@ type Config struct {
 	// (default: CallRate rounded up, at least 1); calls past it get
 	// OVERLOADED and are not forwarded. 0 (the default) sets no limit.
 	// The source is the PROXY protocol's when the listener takes it.
+	// With credentials (Auth), the limit is per identity instead: all the
+	// connections of one identity, from any address, share one budget.
 	CallRate  float64 `json:"call_rate" yaml:"call_rate"`
 	CallBurst int     `json:"call_burst" yaml:"call_burst"`
+	// MaxModuleCalls caps the calls in flight of each module
+	// (module@version) through this proxy, over all clients and gateways;
+	// a call past it gets OVERLOADED naming the cap and is not forwarded.
+	// A call holds its slot until it is settled (answered, failed, timed
+	// out; a ONEWAY call until its gateway acknowledged it). 0, the
+	// default: no cap.
+	MaxModuleCalls int `json:"max_module_calls" yaml:"max_module_calls"`
+	// Auth turns credentials on when it names a token file or a JWT key
+	// (credential.Config; off by default). A HELLO without a good
+	// credential is then answered ERROR UNAUTHENTICATED and its
+	// connection closed; each session is bound to the identity that named
+	// it (auth.go: gateways see ids derived from identity and session id,
+	// so another identity naming a leaked session id gets SESSION_LOST),
+	// and CallRate counts per identity. Auth.Clock defaults to Clock.
+	Auth credential.Config `json:"auth" yaml:"auth"`
 	// MaxSubscriptions caps the topic subscriptions of one client
 	// connection (default 1024); more get OVERLOADED.
 	MaxSubscriptions int `json:"max_subscriptions" yaml:"max_subscriptions"`
@@ -271,6 +289,9 @@ func (c Config) Validate() error {
 	}
 	if c.CallRate < 0 || math.IsNaN(c.CallRate) || math.IsInf(c.CallRate, 0) {
 		return fmt.Errorf("balancer: config: call_rate %v must be 0 (no limit) or a positive number of calls per second", c.CallRate)
+	}
+	if c.MaxModuleCalls < 0 {
+		return fmt.Errorf("balancer: config: max_module_calls %d must not be negative (0: no cap)", c.MaxModuleCalls)
 	}
 	if c.CallBurst < 0 {
 		return fmt.Errorf("balancer: config: call_burst %d must not be negative", c.CallBurst)

@@ -22,9 +22,9 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 		code, _, _, _ = protocol.DecodeErrorBody(f.Body)
 	}
 	c.outcome(!failureCode(code), p.now())
-	if c.sess == nil && c.kept != nil && failureCode(code) && code != protocol.CodeDeadlineExceeded {
+	if c.sess == nil && c.kept != nil && failureCode(code) && code != protocol.CodeDeadlineExceeded && p.mayRetry(&c) {
 		// An idempotent call the gateway failed: try another, within the
-		// budget.
+		// budget and MaxAttempts.
 		c.resend(b)
 		return
 	}
@@ -55,7 +55,11 @@ func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 // session; with no such client the gateway's call gets UNAVAILABLE.
 func (p *Proxy) callback(u *upstream, f *protocol.Frame, raw []byte) {
 	if s := p.sessions.lookup(f.Session); s != nil {
-		if d := s.client.Load().get(); d != nil && d.forwardCallback(u, f.CallID, raw) {
+		d := s.client.Load().get()
+		if d != nil && d.bind != nil {
+			protocol.SetSession(raw, s.cid) // the client's id (auth.go)
+		}
+		if d != nil && d.forwardCallback(u, f.CallID, raw) {
 			p.stats.callbacks.Add(1)
 			return
 		}
@@ -78,6 +82,9 @@ func (p *Proxy) event(f *protocol.Frame, raw []byte) {
 				p.stats.eventsDropped.Add(1) // larger than the client accepts
 				return
 			}
+			if d.bind != nil {
+				protocol.SetSession(raw, s.cid) // the client's id (auth.go)
+			}
 			d.write(nil, raw)
 			p.stats.events.Add(1)
 			return
@@ -95,7 +102,7 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]call, dead bool) {
 	// Retries first: the budget is a share of the calls in flight, and
 	// failing the others first would shrink it.
 	for id, c := range calls {
-		if c.sess == nil && c.kept != nil && c.flags.Has(protocol.FlagIdempotent) {
+		if c.sess == nil && c.kept != nil && c.flags.Has(protocol.FlagIdempotent) && p.mayRetry(&c) {
 			delete(calls, id)
 			c.endRetry()
 			c.outcome(false, 0)
@@ -112,3 +119,10 @@ func (p *Proxy) failOrphans(b *backend, calls map[uint32]call, dead bool) {
 		c.fail(protocol.CodeUnavailable, "connection to gateway "+b.name+" broke with the call in flight; it may have run")
 	}
 }
+
+// mayRetry reports whether a stateless call that failed may be sent again:
+// it has been sent to fewer than MaxAttempts gateways. Without this bound a
+// call that every gateway fails (a deterministic INTERNAL) was retried
+// until its deadline, hundreds of thousands of times, and tripped the
+// breakers of the whole pool.
+func (p *Proxy) mayRetry(c *call) bool { return int(c.attempts) < p.cfg.MaxAttempts }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/graftlb/graftlb/credential"
 	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/protocol"
 )
@@ -24,6 +25,13 @@ type downstream struct {
 	src     *sourceQuota
 	peerMax int   // the largest frame the client accepts (its HELLO's max_frame)
 	shard   uint8 // its calls' shard of every upstream's call table
+	// With credentials (auth.go): the identity its HELLO proved, what its
+	// session ids are translated with, and its identity's rate limit word.
+	// Without: bind and idRate are nil.
+	ident  credential.Identity
+	bind   *sessionBinding
+	idRate *identityRate
+	tat    *atomic.Int64 // the rate limit word its calls count against: its source's or its identity's
 
 	closed   atomic.Bool
 	goawayAt atomic.Int64 // unix nanoseconds of the drain's GOAWAY; 0: none
@@ -51,7 +59,7 @@ type downstream struct {
 	cbs     map[uint32]cbRoute
 	nextCb  uint32
 	brought []*session
-	subs    map[topicKey]struct{} // topic subscriptions (topic.go)
+	subs    map[topicKey]protocol.SessionID // topic subscriptions, to the id the client names the session by (topic.go)
 }
 
 // lingerTime bounds how long a closing client connection waits for the
@@ -70,6 +78,7 @@ func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
 	d.ref = newClientRef(d)
 	pc.FlushBeforeRead(&d.out)
 	d.src = p.sessions.openSource(sourceKey(pc.RemoteAddr()))
+	d.tat = &d.src.tat
 	return d
 }
 
@@ -173,11 +182,25 @@ func (d *downstream) handshake() bool {
 	if protocol.Unmarshal(f.Body, &h) == nil && h.MaxFrame >= protocol.HeaderSize {
 		d.peerMax = int(h.MaxFrame)
 	}
+	if d.p.verifier != nil {
+		ident, ok := d.authenticate(&h)
+		if !ok {
+			return false
+		}
+		d.ident, d.bind = ident, newSessionBinding(ident)
+		d.idRate = d.p.idRates.open(ident)
+		d.tat = &d.idRate.tat
+	}
 	id, fresh := f.Session, !f.Flags.Has(protocol.FlagResume)
 	if id.IsZero() {
 		id, fresh = protocol.NewSessionID(), true
 	}
-	d.sess = d.p.sessions.own(id, fresh, d.p.now(), d)
+	gid := id // the gateway-side id
+	if d.bind != nil {
+		d.bind.ownX = id
+		gid = d.bind.derive(id)
+	}
+	d.sess = d.p.sessions.own(gid, id, fresh, d.p.now(), d)
 	d.sess.client.Store(d.ref)
 	body, _ := protocol.Marshal(protocol.Welcome{
 		Server:        d.p.cfg.Name,
@@ -211,18 +234,23 @@ func (d *downstream) handle(raw []byte) bool {
 		}
 		return true
 	}
+	cx := f.Session // as the client named it
+	if d.bind != nil && !cx.IsZero() {
+		f.Session = d.bind.toGateway(cx, d.sess) // bound to the identity (auth.go)
+		protocol.SetSession(raw, f.Session)
+	}
 	switch f.Type {
 	case protocol.TypeCall:
 		if len(f.Module) > 0 && f.Module[0] == '$' {
-			d.reservedCall(f) // the protocol's own: never forwarded
+			d.reservedCall(f, cx) // the protocol's own: never forwarded
 			return true
 		}
-		return d.call(f, raw)
+		return d.call(f, raw, cx)
 	case protocol.TypeCallbackResult, protocol.TypeError:
 		d.callbackReply(f.CallID, raw)
 	case protocol.TypePing:
 		d.keepalive(f.Session)
-		f.Type = protocol.TypePong
+		f.Type, f.Session = protocol.TypePong, cx
 		_ = d.pc.Send(f)
 	case protocol.TypePong:
 	default:
@@ -236,8 +264,9 @@ func (d *downstream) handle(raw []byte) bool {
 // call routes a CALL. Every call, ONEWAY included, takes a slot of the
 // connection's MaxInflight until it is settled (for ONEWAY: until its
 // gateway says it ran; SPEC.md section 3), and the proxy never answers a
-// ONEWAY call, not even with an error.
-func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
+// ONEWAY call, not even with an error. cx is the session id as the client
+// sent it, f's and raw's the one forwarded.
+func (d *downstream) call(f *protocol.Frame, raw []byte, cx protocol.SessionID) bool {
 	oneway := f.Flags.Has(protocol.FlagOneway)
 	d.mu.Lock()
 	_, dup := d.ids[f.CallID]
@@ -274,9 +303,20 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		c.failUnrouted(f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
 	}
-	if !d.p.rate.allow(&d.src.tat, now) {
-		c.failUnrouted(f.Module, protocol.CodeOverloaded, "rate limit: this source sends more calls per second than the proxy's call_rate")
+	if !d.p.rate.allow(d.tat, now) {
+		msg := "rate limit: this source sends more calls per second than the proxy's call_rate"
+		if d.bind != nil {
+			msg = "rate limit: this identity sends more calls per second than the proxy's call_rate"
+		}
+		c.failUnrouted(f.Module, protocol.CodeOverloaded, msg)
 		return true
+	}
+	if l := d.p.modLimit; l.max > 0 {
+		if c.mod = l.acquire(f.Module); c.mod == nil {
+			d.p.stats.moduleCallsRefused.Add(1)
+			c.failUnrouted(f.Module, protocol.CodeOverloaded, l.refusal(f.Module))
+			return true
+		}
 	}
 	if d.p.cfg.TraceIDs && len(f.Trace) == 0 {
 		raw = addTrace(f, raw) // allocates: only with --trace-ids
@@ -288,7 +328,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 	if !f.Session.IsZero() && f.Session != s.id {
 		if s = d.p.sessions.lookup(f.Session); s == nil {
 			var why tableRefusal
-			if s, why = d.p.sessions.getFor(f.Session, f.Flags.Has(protocol.FlagNewSession), now, d, true); s == nil {
+			if s, why = d.p.sessions.getFor(f.Session, cx, f.Flags.Has(protocol.FlagNewSession), now, d, true); s == nil {
 				c.failUnrouted(f.Module, protocol.CodeOverloaded, why.String())
 				return true
 			}
@@ -301,6 +341,9 @@ func (d *downstream) call(f *protocol.Frame, raw []byte) bool {
 		protocol.SetSession(raw, s.id)
 	}
 	s.lastUsed.Store(now)
+	if d.bind != nil {
+		c.cid = s.cid
+	}
 	switch {
 	case f.Deadline > 0:
 		c.deadline = now + int64(f.Deadline)*int64(time.Millisecond)
@@ -389,6 +432,9 @@ func (d *downstream) deliver(c *call, raw []byte) {
 		return
 	}
 	protocol.SetCallID(raw, c.clientID)
+	if d.bind != nil {
+		protocol.SetSession(raw, c.cid) // the client's id (auth.go)
+	}
 	d.write(c.out, raw)
 }
 
@@ -477,6 +523,9 @@ func (d *downstream) close() {
 		d.p.sessions.forgetIfEmpty(s)
 	}
 	d.p.sessions.closeSource(d.src)
+	if d.idRate != nil {
+		d.p.idRates.close(d.ident, d.idRate)
+	}
 	d.p.admission.Release(d.pc.RemoteAddr())
 	d.p.dropConn(d)
 }

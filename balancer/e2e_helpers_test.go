@@ -2,14 +2,17 @@ package balancer
 
 import (
 	"context"
-	"github.com/graftlb/graftlb/internal/proctest"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/graftlb/graftlb/client"
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/gateway"
+	"github.com/graftlb/graftlb/gateway/modules/ticker"
+	"github.com/graftlb/graftlb/internal/proctest"
 	"github.com/graftlb/graftlb/internal/testgw"
+	"github.com/graftlb/graftlb/protocol"
 )
 
 // startGateways runs n embedded gateways gw1..gwN.
@@ -97,4 +100,51 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// checkCallbacksAndEvents makes a call of s whose callbacks must all be
+// answered (Each(10) with a callback: 55) and one whose 100 events must all
+// arrive, in order, before its result.
+func checkCallbacksAndEvents(t *testing.T, s *client.Session, stateless bool) {
+	t.Helper()
+	ref := s.Callback(func(_ context.Context, args []protocol.RawValue) (any, error) {
+		var i int64
+		err := protocol.Unmarshal(args[0], &i)
+		return i + 1, err
+	})
+	defer s.Forget(ref)
+	each := protocol.Target{Module: "ticker@1", Type: "Ticker", Method: "Each"}
+	res, err := s.Do(testCtx(t), client.Request{Target: each, Args: []any{10, ref}, Stateless: stateless})
+	if err != nil {
+		t.Fatalf("Each (stateless=%v): %v", stateless, err)
+	}
+	var sum int64
+	if err := res.Decode(&sum); err != nil || sum != 55 {
+		t.Fatalf("Each(10) = %d (%v), want 55", sum, err)
+	}
+	var mu sync.Mutex
+	var got []int
+	s.OnEvent(func(e client.Event) {
+		var tk ticker.Tick
+		if e.Decode(&tk) == nil {
+			mu.Lock()
+			got = append(got, tk.Seq)
+			mu.Unlock()
+		}
+	})
+	defer s.OnEvent(nil)
+	sub := protocol.Target{Module: "ticker@1", Type: "Ticker", Method: "Subscribe"}
+	if _, err := s.Do(testCtx(t), client.Request{Target: sub, Args: []any{"t", 100}, Stateless: stateless}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 100 {
+		t.Fatalf("%d events arrived before the result, want 100 (stateless=%v)", len(got), stateless)
+	}
+	for i, q := range got {
+		if q != i {
+			t.Fatalf("event %d has seq %d", i, q)
+		}
+	}
 }

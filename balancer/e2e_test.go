@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftlb/graftlb/client"
 	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
 	"github.com/graftlb/graftlb/gateway/modules/orders"
-	"github.com/graftlb/graftlb/gateway/modules/ticker"
 	"github.com/graftlb/graftlb/internal/testgw"
 	"github.com/graftlb/graftlb/protocol"
 )
@@ -132,45 +130,7 @@ func TestCallbacksAndEventsThroughProxy(t *testing.T) {
 		for _, stateless := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/stateless=%v", binding, stateless), func(t *testing.T) {
 				c := dialProxy(t, proxyTargets(p)[binding])
-				s := c.NewSession()
-				ref := s.Callback(func(_ context.Context, args []protocol.RawValue) (any, error) {
-					var i int64
-					err := protocol.Unmarshal(args[0], &i)
-					return i + 1, err
-				})
-				each := protocol.Target{Module: "ticker@1", Type: "Ticker", Method: "Each"}
-				res, err := s.Do(testCtx(t), client.Request{Target: each, Args: []any{10, ref}, Stateless: stateless})
-				if err != nil {
-					t.Fatal(err)
-				}
-				var sum int64
-				if err := res.Decode(&sum); err != nil || sum != 55 {
-					t.Fatalf("Each(10) through the proxy = %d (%v), want 55", sum, err)
-				}
-				var mu sync.Mutex
-				var got []int
-				s.OnEvent(func(e client.Event) {
-					var tk ticker.Tick
-					if e.Decode(&tk) == nil {
-						mu.Lock()
-						got = append(got, tk.Seq)
-						mu.Unlock()
-					}
-				})
-				sub := protocol.Target{Module: "ticker@1", Type: "Ticker", Method: "Subscribe"}
-				if _, err := s.Do(testCtx(t), client.Request{Target: sub, Args: []any{"t", 100}, Stateless: stateless}); err != nil {
-					t.Fatal(err)
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				if len(got) != 100 {
-					t.Fatalf("%d events arrived before the result, want 100", len(got))
-				}
-				for i, q := range got {
-					if q != i {
-						t.Fatalf("event %d has seq %d", i, q)
-					}
-				}
+				checkCallbacksAndEvents(t, c.NewSession(), stateless)
 			})
 		}
 	}

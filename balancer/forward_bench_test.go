@@ -88,13 +88,24 @@ type rawClient struct {
 
 func dialRaw(tb testing.TB, addr string, stateless bool) *rawClient {
 	tb.Helper()
+	return dialRawAs(tb, addr, stateless, nil, protocol.SessionID{})
+}
+
+// dialRawAs is dialRaw with a HELLO credential, and calls naming session
+// sess (zero: the connection's).
+func dialRawAs(tb testing.TB, addr string, stateless bool, cred []byte, sess protocol.SessionID) *rawClient {
+	tb.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	pc := protocol.NewStreamConn(nc, protocol.ConnOptions{})
 	tb.Cleanup(pc.Abort)
-	if err := pc.Send(&protocol.Frame{Type: protocol.TypeHello}); err != nil {
+	var hello []byte
+	if cred != nil {
+		hello, _ = protocol.Marshal(protocol.Hello{Credential: cred})
+	}
+	if err := pc.Send(&protocol.Frame{Type: protocol.TypeHello, Body: hello}); err != nil {
 		tb.Fatal(err)
 	}
 	var f protocol.Frame
@@ -104,7 +115,7 @@ func dialRaw(tb testing.TB, addr string, stateless bool) *rawClient {
 	}
 	body, _ := protocol.MarshalArgs("o-1")
 	call := protocol.Frame{Type: protocol.TypeCall, Module: []byte("orders@1"), TypeName: []byte("Orders"),
-		Method: []byte("GetOrder"), Body: body}
+		Method: []byte("GetOrder"), Session: sess, Body: body}
 	if stateless {
 		call.Flags = protocol.FlagStateless
 	}

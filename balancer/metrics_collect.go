@@ -76,6 +76,10 @@ var (
 			func(s *stats) int64 { return s.deadlinesExceeded.Load() }},
 		{prometheus.NewDesc("graftlb_session_lost_notices_total", "$session_lost EVENTs sent to clients.", nil, nil),
 			func(s *stats) int64 { return s.lostNotices.Load() }},
+		{prometheus.NewDesc("graftlb_unauthenticated_total", "HELLOs refused UNAUTHENTICATED (missing or bad credential).", nil, nil),
+			func(s *stats) int64 { return s.unauthenticated.Load() }},
+		{prometheus.NewDesc("graftlb_module_calls_refused_total", "Calls refused OVERLOADED by max_module_calls.", nil, nil),
+			func(s *stats) int64 { return s.moduleCallsRefused.Load() }},
 	}
 )
 

@@ -56,6 +56,10 @@ type Stats struct {
 	// SessionsMoved counts sessions rebound because their draining gateway
 	// handed them to another (MOVED).
 	SessionsMoved int64 `json:"sessions_moved"`
+	// Unauthenticated counts HELLOs refused UNAUTHENTICATED (Config.Auth);
+	// ModuleCallsRefused the calls refused by Config.MaxModuleCalls.
+	Unauthenticated    int64 `json:"unauthenticated"`
+	ModuleCallsRefused int64 `json:"module_calls_refused"`
 }
 
 // Pool returns the gateways the proxy routes to, sorted by name.
@@ -126,5 +130,8 @@ func (p *Proxy) Stats() Stats {
 		LostNotices:       p.stats.lostNotices.Load(),
 		TopicDeliveries:   p.stats.topicDeliveries.Load(),
 		SessionsMoved:     p.stats.sessionsMoved.Load(),
+		// Credentials and the module cap (auth.go).
+		Unauthenticated:    p.stats.unauthenticated.Load(),
+		ModuleCallsRefused: p.stats.moduleCallsRefused.Load(),
 	}
 }

@@ -16,6 +16,12 @@
 //   - callbacks and events from a gateway go to the client connection that
 //     last used their session.
 //
+// With credentials (Config.Auth), a client's HELLO must carry a good one
+// (else ERROR UNAUTHENTICATED), and the session ids a client names are
+// bound to its identity: gateways see ids derived from both, which the
+// proxy maps back on every frame to the client, so another identity naming
+// a leaked id reaches no one's objects, through any proxy (auth.go).
+//
 // Calls of many clients share a few multiplexed connections per gateway
 // (upstreams), under call ids the proxy assigns. The forwarding path
 // patches call ids and session ids in place and copies each frame once,
@@ -50,6 +56,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/graftlb/graftlb/credential"
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/internal/httpserver"
@@ -65,7 +72,14 @@ type Proxy struct {
 	src      discovery.Source
 	upLimits protocol.Limits
 	sessions *sessionTable
-	rate     rateLimit // calls per source (Config.CallRate)
+	rate     rateLimit // calls per source, or per identity with credentials (Config.CallRate)
+	// verifier checks HELLO credentials (Config.Auth); nil: credentials
+	// off. idRates are the rate limit words of identities, authLog rate
+	// limits the logs of refusals (auth.go).
+	verifier *credential.Verifier
+	idRates  identityRates
+	authLog  listener.RefusalLog
+	modLimit *moduleLimit // Config.MaxModuleCalls
 	topics   topicTable
 	instance string // random per process: gateways send topic EVENTs once per proxy
 	stop     chan struct{}
@@ -118,6 +132,10 @@ type stats struct {
 	notOwnerWalks     atomic.Int64
 	callbacks         atomic.Int64 // CALLBACKs delivered to clients
 	events            atomic.Int64 // session EVENTs delivered to clients
+	// unauthenticated counts HELLOs refused UNAUTHENTICATED;
+	// moduleCallsRefused the calls refused by Config.MaxModuleCalls.
+	unauthenticated    atomic.Int64
+	moduleCallsRefused atomic.Int64
 }
 
 // New returns a proxy for the pool src describes. It owns src from then on
@@ -140,7 +158,16 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		downs:    make(map[*downstream]struct{}),
 		backends: make(map[string]*backend),
 		metrics:  newProxyMetrics(cfg.DisableMetrics),
+		modLimit: newModuleLimit(cfg.MaxModuleCalls),
 	}
+	if cfg.Auth.Clock == nil {
+		cfg.Auth.Clock = cfg.Clock
+	}
+	v, err := credential.New(cfg.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("balancer: %w", err)
+	}
+	p.verifier = v
 	p.admission = listener.NewAdmission(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.Logger, p.now)
 	// Upstream frames are client frames plus nothing: the same size limit,
 	// and room for many clients' calls in flight.

@@ -25,6 +25,9 @@ import (
 type session struct {
 	id  protocol.SessionID
 	key uint64 // affinity hash of id
+	// cid is the id its client names it by: id itself, or with credentials
+	// the client's id that id is derived from (auth.go). Immutable.
+	cid protocol.SessionID
 
 	client   atomic.Pointer[clientRef] // the connection that used it last
 	lastUsed atomic.Int64              // unix nanoseconds
@@ -173,14 +176,15 @@ func (t *sessionTable) closeSource(q *sourceQuota) { q.conns.Add(-1) }
 
 // own returns a connection's own session, creating it (fresh as given) if
 // unknown; it is never refused.
-func (t *sessionTable) own(id protocol.SessionID, fresh bool, now int64, d *downstream) *session {
-	s, _ := t.getFor(id, fresh, now, d, false)
+func (t *sessionTable) own(id, cid protocol.SessionID, fresh bool, now int64, d *downstream) *session {
+	s, _ := t.getFor(id, cid, fresh, now, d, false)
 	return s
 }
 
-// getFor returns session id, creating it (fresh as given) if unknown and
-// charging it to connection d's quotas; limit makes the quotas refuse it.
-func (t *sessionTable) getFor(id protocol.SessionID, fresh bool, now int64, d *downstream, limit bool) (*session, tableRefusal) {
+// getFor returns session id, creating it (fresh as given, named cid by its
+// client) if unknown and charging it to connection d's quotas; limit makes
+// the quotas refuse it.
+func (t *sessionTable) getFor(id, cid protocol.SessionID, fresh bool, now int64, d *downstream, limit bool) (*session, tableRefusal) {
 	sh := &t.shards[t.shard(id)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -197,7 +201,7 @@ func (t *sessionTable) getFor(id protocol.SessionID, fresh bool, now int64, d *d
 			return nil, connFull
 		}
 	}
-	s := &session{id: id, key: affinity.HashSession(id), fresh: fresh, connQuota: d.sessionsLive, srcQuota: d.src}
+	s := &session{id: id, cid: cid, key: affinity.HashSession(id), fresh: fresh, connQuota: d.sessionsLive, srcQuota: d.src}
 	s.lastUsed.Store(now)
 	sh.m[id] = s
 	t.count.Add(1)

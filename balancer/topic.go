@@ -22,8 +22,9 @@ const maxTopicLen = 255
 // subscriber is one session of one client connection subscribed to a
 // topic.
 type subscriber struct {
-	d  *downstream
-	id protocol.SessionID
+	d   *downstream
+	id  protocol.SessionID
+	cid protocol.SessionID // the id its client names it by (session.cid)
 }
 
 // topicTable maps topics to their subscribers. Entries leave with their
@@ -75,7 +76,7 @@ func (t *topicTable) publish(topic []byte, raw []byte) int {
 		if len(raw) > sub.d.peerMax {
 			continue // larger than this client accepts
 		}
-		protocol.SetSession(raw, sub.id)
+		protocol.SetSession(raw, sub.cid)
 		sub.d.write(nil, raw)
 		n++
 	}
@@ -85,10 +86,12 @@ func (t *topicTable) publish(topic []byte, raw []byte) int {
 // reservedCall answers a client's CALL of a reserved module ('$'): the
 // proxy answers $topic@1 itself; the others ($handoff@1 is between
 // gateways) are NOT_FOUND, never forwarded.
-func (d *downstream) reservedCall(f *protocol.Frame) {
+// cx is the session id as the client sent it (auth.go), which the answer
+// carries.
+func (d *downstream) reservedCall(f *protocol.Frame, cx protocol.SessionID) {
 	var e *protocol.Error
 	if string(f.Module) == protocol.TopicModule {
-		e = d.subscription(f)
+		e = d.subscription(f, cx)
 	} else {
 		e = protocol.Errorf(protocol.CodeNotFound, "module %q is reserved", f.Module)
 	}
@@ -99,13 +102,14 @@ func (d *downstream) reservedCall(f *protocol.Frame) {
 		d.sendError(f.CallID, e.Code, e.Message)
 		return
 	}
-	_ = d.pc.Send(&protocol.Frame{Type: protocol.TypeResult, CallID: f.CallID, Session: f.Session, Body: cborNull})
+	_ = d.pc.Send(&protocol.Frame{Type: protocol.TypeResult, CallID: f.CallID, Session: cx, Body: cborNull})
 }
 
 var cborNull = []byte{0xf6}
 
-// subscription applies a Subscribe or Unsubscribe call.
-func (d *downstream) subscription(f *protocol.Frame) *protocol.Error {
+// subscription applies a Subscribe or Unsubscribe call; cx is the session
+// id as the client sent it.
+func (d *downstream) subscription(f *protocol.Frame, cx protocol.SessionID) *protocol.Error {
 	if string(f.TypeName) != protocol.TopicType {
 		return protocol.Errorf(protocol.CodeNotFound, "%s has no type %q", protocol.TopicModule, f.TypeName)
 	}
@@ -121,11 +125,11 @@ func (d *downstream) subscription(f *protocol.Frame) *protocol.Error {
 	if len(topic) == 0 || len(topic) > maxTopicLen || !utf8.ValidString(topic) {
 		return protocol.Errorf(protocol.CodeBadArgs, "a topic is 1 to %d bytes of UTF-8", maxTopicLen)
 	}
-	id := f.Session
+	id, cid := f.Session, cx
 	if id.IsZero() {
-		id = d.sess.id
+		id, cid = d.sess.id, d.sess.cid
 	}
-	key, sub := topicKey{topic, id}, subscriber{d, id}
+	key, sub := topicKey{topic, id}, subscriber{d, id, cid}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed.Load() {
@@ -143,9 +147,9 @@ func (d *downstream) subscription(f *protocol.Frame) *protocol.Error {
 		return protocol.Errorf(protocol.CodeOverloaded, "more than %d topic subscriptions on this connection", d.p.cfg.MaxSubscriptions)
 	default:
 		if d.subs == nil {
-			d.subs = make(map[topicKey]struct{})
+			d.subs = make(map[topicKey]protocol.SessionID)
 		}
-		d.subs[key] = struct{}{}
+		d.subs[key] = cid
 		d.p.topics.add(topic, sub)
 	}
 	return nil
@@ -156,10 +160,10 @@ func (d *downstream) subscription(f *protocol.Frame) *protocol.Error {
 func (d *downstream) unsubscribe(id protocol.SessionID) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for key := range d.subs {
+	for key, cid := range d.subs {
 		if id.IsZero() || key.id == id {
 			delete(d.subs, key)
-			d.p.topics.remove(key.topic, subscriber{d, key.id})
+			d.p.topics.remove(key.topic, subscriber{d, key.id, cid})
 		}
 	}
 }

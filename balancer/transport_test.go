@@ -33,6 +33,14 @@ type natsPool struct {
 // routes. Everything stops when the test ends.
 func startNATSPool(t *testing.T, n int, gwMutate func(*gateway.Config), sub *transport.SubscriberConfig, routes ...string) *natsPool {
 	t.Helper()
+	return startNATSPoolWith(t, n, gwMutate, sub, nil, routes...)
+}
+
+// startNATSPoolWith is startNATSPool with the proxy's Config mutated by
+// pMutate (nil: none) besides its routes.
+func startNATSPoolWith(t *testing.T, n int, gwMutate func(*gateway.Config), sub *transport.SubscriberConfig,
+	pMutate func(*Config), routes ...string) *natsPool {
+	t.Helper()
 	srv, err := transport.StartEmbedded(transport.EmbeddedConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +60,12 @@ func startNATSPool(t *testing.T, n int, gwMutate func(*gateway.Config), sub *tra
 	if err != nil {
 		t.Fatal(err)
 	}
-	np.p = startProxy(t, np.gs, func(c *Config) { c.Routes, c.Transport = rs, np.tr })
+	np.p = startProxy(t, np.gs, func(c *Config) {
+		c.Routes, c.Transport = rs, np.tr
+		if pMutate != nil {
+			pMutate(c)
+		}
+	})
 	return np
 }
 

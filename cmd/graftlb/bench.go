@@ -55,6 +55,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&sc.SessionIdle, "session-idle", bench.DefaultSoakSessionIdle, "soak: the proxy's --session-idle and the gateways' --session-ttl")
 	fs.IntVar(&sc.DurableCalls, "durable-calls", bench.DefaultDurableCalls, "transport: durable calls submitted with every gateway stopped")
 	fs.StringVar(&sc.Binary, "bin", "", "scenarios: graftlb binary for gateways and proxies (default: this one)")
+	var cf credentialFlags // --target only: scenarios start their own proxies, without credentials
+	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -71,6 +73,14 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if (*target == "") == (*scenario == "") {
 		return usage("give exactly one of --target and --scenario")
 	}
+	cred, err := cf.credential()
+	if err != nil {
+		return usage("%v", err)
+	}
+	if cred != nil && *scenario != "" {
+		return usage("--credential and --credential-file are for --target; scenarios run their own proxies without credentials")
+	}
+	cfg.Client.Credential = cred
 	if *workload != "" {
 		w, err := bench.ParseWorkload(*workload)
 		if err != nil {

@@ -23,6 +23,8 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 	idempotent := fs.Bool("idempotent", false, "mark the call IDEMPOTENT (a proxy may retry it)")
 	timeout := fs.Duration("timeout", 10*time.Second, "call deadline")
 	session := fs.String("session", "", "resume this session id (32 hex digits) instead of starting one")
+	var cf credentialFlags
+	cf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: graftlb call [flags] module@version.Type.Method ['[json args]']")
 		fs.PrintDefaults()
@@ -47,6 +49,10 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	opts := client.Options{PingInterval: -1}
+	if opts.Credential, err = cf.credential(); err != nil {
+		fmt.Fprintln(stderr, "graftlb call:", err)
+		return 2
+	}
 	if *session != "" {
 		if opts.Session, err = protocol.ParseSessionID(*session); err != nil {
 			fmt.Fprintln(stderr, "graftlb call:", err)

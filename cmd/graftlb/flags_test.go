@@ -13,6 +13,7 @@ import (
 
 	"github.com/graftlb/graftlb/balancer"
 	"github.com/graftlb/graftlb/client"
+	"github.com/graftlb/graftlb/credential"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
 	"github.com/graftlb/graftlb/passthrough"
 	"github.com/graftlb/graftlb/protocol"
@@ -153,6 +154,7 @@ func TestProxyFlagDefaults(t *testing.T) {
 		"breaker-max-concurrent": str(h.Breaker.MaxConcurrent),
 		"passthrough-key":        passthrough.DefaultConfig().Key.String(),
 		"max-frame":              str(protocol.DefaultMaxFrame), "idle-timeout": str(protocol.DefaultIdleTimeout),
+		"max-module-calls": str(def.MaxModuleCalls), "auth-jwt-leeway": str(credential.DefaultLeeway),
 	}
 	got := flagDefaults(t, "proxy")
 	for name, w := range want {

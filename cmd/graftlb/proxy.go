@@ -54,7 +54,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "on SIGTERM, how long /readyz fails before the listeners close (0: none)")
 	fs.IntVar(&cfg.MaxSessions, "max-sessions", cfg.MaxSessions, "sessions in the proxy's table, in all")
 	fs.IntVar(&cfg.MaxSessionsPerSource, "max-sessions-per-source", cfg.MaxSessionsPerSource, "sessions one source address may bring to the table")
-	fs.Float64Var(&cfg.CallRate, "call-rate", cfg.CallRate, "calls per second one source address may send over all its connections, then OVERLOADED (0: no limit)")
+	fs.Float64Var(&cfg.CallRate, "call-rate", cfg.CallRate, "calls per second one source address (with --auth-*: one identity) may send over all its connections, then OVERLOADED (0: no limit)")
 	fs.IntVar(&cfg.CallBurst, "call-burst", cfg.CallBurst, "calls a source may send at once above --call-rate (default: the rate, at least 1)")
 	fs.IntVar(&cfg.MaxSessionsPerConn, "max-sessions-per-conn", cfg.MaxSessionsPerConn, "sessions one client connection may bring to the table")
 	fs.DurationVar(&cfg.SessionIdle, "session-idle", cfg.SessionIdle, "forget the binding of a session unused this long")
@@ -80,6 +80,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	lf.register(fs)
 	var nf natsProxyFlags
 	nf.register(fs)
+	var auf authFlags
+	auf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -101,6 +103,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Name = *name
 	cfg.Limits = lim.limits()
+	auf.apply(&cfg)
 	fail := func(code int, err error) int {
 		fmt.Fprintln(stderr, "graftlb proxy:", err)
 		return code
@@ -118,6 +121,9 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	if len(passthroughs) > 0 && (nf.url != "" || len(nf.routes) > 0) {
 		// Pass-through relays bytes; it never reads a CALL to route it.
 		return fail(2, fmt.Errorf("--nats and --route need the Hypertube proxy; --passthrough relays connections and routes no call"))
+	}
+	if len(passthroughs) > 0 && (auf.enabled() || cfg.MaxModuleCalls > 0) {
+		return fail(2, fmt.Errorf("--auth-* and --max-module-calls need the Hypertube proxy; --passthrough relays connections and reads no HELLO or call"))
 	}
 	if err := af.resolve(); err != nil {
 		return fail(2, err)

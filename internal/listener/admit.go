@@ -157,3 +157,12 @@ func (r *refusalLog) allow(now int64) (ok bool, suppressed int64) {
 	}
 	return true, r.suppressed.Swap(0)
 }
+
+// RefusalLog rate-limits the log lines of one kind of refusal, as the
+// Admission does its own (at most one per RefusalLogInterval). The zero
+// value is ready to use.
+type RefusalLog struct{ r refusalLog }
+
+// Allow reports whether a refusal at now (UnixNano) gets a log line, and
+// how many refusals since the last line did not.
+func (l *RefusalLog) Allow(now int64) (ok bool, suppressed int64) { return l.r.allow(now) }
