@@ -144,7 +144,7 @@ type Server struct {
 
 	// mu serialises looks at the files; a handshake that finds it held
 	// serves the current pair rather than wait.
-	mu     sync.Mutex
+	mu         sync.Mutex
 	loaded     stamp // the files' version that cert came from
 	failed     stamp // the last version that failed to load (logged once)
 	unreadable bool  // the files could not be stat'ed at the last look (logged once)
