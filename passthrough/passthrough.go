@@ -3,6 +3,7 @@ package passthrough
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/internal/listener"
+	"github.com/graftlb/graftlb/internal/tlsfiles"
 	"github.com/rs/zerolog"
 )
 
@@ -58,6 +60,19 @@ type Config struct {
 	// header (off by default), so that the addr key sees the client behind
 	// a balancer or NAT rather than the balancer.
 	ProxyProtocol listener.ProxyProtocol `json:"proxy_protocol" yaml:"proxy_protocol"`
+	// TLS terminates TLS on the client listeners (TCP, and WS as wss://)
+	// with a certificate and key reloaded when their files change; with
+	// TLS.ClientCA, clients must present a certificate from it. The
+	// connection is forwarded decrypted, or re-encrypted as BackendTLS
+	// says. Under the PROXY protocol the header comes first. Off by
+	// default.
+	TLS tlsfiles.ServerFiles `json:"tls" yaml:"tls"`
+	// BackendTLS, when it names any file, makes every backend connection
+	// TLS, trusting BackendTLS.CA (default SSL_CERT_FILE or the system
+	// roots) and presenting BackendTLS.Cert to backends that ask. Without
+	// it, only backends whose address says TLS (tls:// and wss:// entries)
+	// are dialed with TLS. The liveness checks stay plain HTTP.
+	BackendTLS tlsfiles.ClientFiles `json:"backend_tls" yaml:"backend_tls"`
 	// Logger receives logs (default: none).
 	Logger *zerolog.Logger `json:"-" yaml:"-"`
 }
@@ -119,13 +134,15 @@ var (
 // Proxy forwards whole TCP and WebSocket connections to a pool.
 type Proxy struct {
 	// Immutable after New.
-	cfg       Config
-	src       discovery.Source
-	checker   *health.Checker
-	admission *listener.Admission
-	stop      chan struct{}
-	ctl       *discovery.Control // the control loop: snapshots and liveness changes
-	warm      chan struct{}      // closed once the first snapshot is applied
+	cfg        Config
+	src        discovery.Source
+	checker    *health.Checker
+	admission  *listener.Admission
+	stop       chan struct{}
+	ctl        *discovery.Control // the control loop: snapshots and liveness changes
+	warm       chan struct{}      // closed once the first snapshot is applied
+	tls        *tlsfiles.Server   // the client listeners' certificate; nil: plain
+	backendTLS *tls.Config        // nil: TLS only to backends whose address says so
 
 	wg   sync.WaitGroup // the control loop, accept loops and connections
 	snap atomic.Pointer[snapshot]
@@ -180,6 +197,9 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		return nil, fmt.Errorf("passthrough: %w", err)
 	}
 	p.checker = ch
+	if err := p.initTLS(); err != nil {
+		return nil, fmt.Errorf("passthrough: %w", err)
+	}
 	p.snap.Store(&snapshot{})
 	return p, nil
 }
@@ -204,7 +224,7 @@ func (p *Proxy) Start() error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lns, err := listener.Bind(p.cfg.TCP, p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.HeadTimeout)
+	lns, err := listener.Bind(p.cfg.TCP, p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.HeadTimeout, p.listenerTLS())
 	if err != nil {
 		return fmt.Errorf("passthrough: %w", err)
 	}
@@ -381,6 +401,9 @@ func (p *Proxy) dial(key []byte, ws bool) (conn net.Conn, ok bool) {
 		}
 		c, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
 		if err == nil {
+			c, err = p.backendConn(c, m.Addrs.TLS, addr)
+		}
+		if err == nil {
 			return &countedConn{Conn: c, n: p.forwarded(m.Name)}, true
 		}
 		p.cfg.Logger.Warn().Err(err).Str("backend", m.Name).Msg("pass-through: dial failed; trying the next backend")
@@ -401,8 +424,12 @@ func (p *Proxy) accept(ln net.Listener, serve func(net.Conn)) {
 		go func() {
 			defer p.wg.Done()
 			// Admission reads the client's address, which under the PROXY
-			// protocol waits for its header: on this goroutine, not the
-			// accept loop's.
+			// protocol waits for its header, and a TLS handshake waits for
+			// the client: on this goroutine, not the accept loop's.
+			if err := listener.HandshakeWithin(c, p.cfg.HeadTimeout); err != nil {
+				_ = c.Close()
+				return
+			}
 			if !p.admit(c) {
 				_ = c.Close()
 				return
