@@ -283,16 +283,16 @@ func (s *streamSink) abort() { reset(s.nc) }
 // TLS (or a PROXY protocol wrapper) the socket beneath is reset and closed:
 // a TLS close would first try to write a close_notify alert to that peer.
 func reset(nc net.Conn) {
+unwrap:
 	for {
 		switch w := nc.(type) {
 		case interface{ NetConn() net.Conn }: // *tls.Conn and its wrappers
 			nc = w.NetConn()
-			continue
 		case interface{ Raw() net.Conn }: // a PROXY protocol connection
 			nc = w.Raw()
-			continue
+		default:
+			break unwrap
 		}
-		break
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
