@@ -13,7 +13,8 @@ import (
 // behind a proxy process with TLS on its listeners and mTLS to the
 // gateway; `graftlb call` reaches the gateway through the proxy over
 // tls:// and wss:// trusting --tls-ca or SSL_CERT_FILE, and fails trusting
-// nothing; `graftlb bench` runs over tls://.
+// another CA; a proxy reaches a tls:// backend trusting SSL_CERT_FILE;
+// `graftlb bench` runs over tls://.
 func TestTLSProcesses(t *testing.T) {
 	ca := tlstest.NewCA(t, "procs")
 	gwCert, proxyCert, proxyClient := ca.Server(t, "gw"), ca.Server(t, "proxy"), ca.Client(t, "proxy")
@@ -40,6 +41,14 @@ func TestTLSProcesses(t *testing.T) {
 		if out, err := call(nil, "--target", target, "--tls-ca", other.File, "orders@1.Orders.GetOrder", `["o-1"]`); err == nil {
 			t.Fatalf("call %s trusting another CA succeeded:\n%s", target, out)
 		}
+	}
+	// A tls:// backend alone says TLS: the proxy trusts SSL_CERT_FILE.
+	gw2 := startGW(t, "gw2", "--tls-cert", gwCert.CertFile, "--tls-key", gwCert.KeyFile)
+	p2 := proctest.StartEnv(t, envWith("SSL_CERT_FILE="+ca.File), "proxy", "--tcp", "127.0.0.1:0", "--ws", "",
+		"--admin", "", "--log-format", "json", "--backend", "tls://"+gw2.Addr.TCP+"#name=gw2")
+	if out, err := call(nil, "--target", "tcp://"+p2.Addr.TCP, "orders@1.Orders.GetOrder", `["o-1"]`); err != nil ||
+		!strings.Contains(out, `"gw2"`) {
+		t.Fatalf("call through a proxy to a tls:// backend: %v\n%s", err, out)
 	}
 	cmd := exec.Command(proctest.Binary(t), "bench", "--target", "tls://"+p.Addr.TCP, "--tls-ca", ca.File,
 		"--duration", "1s", "--conns", "1", "--concurrency", "2")
