@@ -302,7 +302,7 @@ func (b *backend) dial() (*upstream, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	if nc, err = b.p.upstreamTLS(ctx, nc, b.tls, b.addr); err != nil {
+	if nc, err = b.p.tls.Dial(ctx, nc, b.tls, b.addr); err != nil {
 		return nil, err
 	}
 	pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: b.p.upLimits, BlockWhenFull: true})

@@ -42,7 +42,6 @@
 package balancer
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -81,8 +80,7 @@ type Proxy struct {
 	checker  *health.Checker
 	detector *health.Detector
 
-	tls        *tlsfiles.Server // the client listeners' certificate; nil: plain
-	backendTLS *tls.Config      // nil: TLS only to gateways whose address says so
+	tls tlsfiles.Sides // the client listeners' certificate and the gateways' trust
 
 	picker    atomic.Pointer[snapshot] // the current routing snapshot and its pickers
 	draining  atomic.Bool              // Drain was called: not ready, GOAWAY to clients
@@ -152,7 +150,8 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	p.upLimits = protocol.Limits{MaxFrame: cfg.Limits.MaxFrame, MaxPendingWrite: 4 * cfg.Limits.MaxPendingWrite,
 		WriteTimeout: cfg.Limits.WriteTimeout}.WithDefaults()
 	p.expiredFn = p.expired
-	if err := p.initTLS(); err != nil {
+	var err error
+	if p.tls, err = tlsfiles.LoadSides(cfg.TLS, cfg.BackendTLS, cfg.Clock.Now, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("balancer: %w", err)
 	}
 	if err := p.initHealth(); err != nil {

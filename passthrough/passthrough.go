@@ -3,7 +3,6 @@ package passthrough
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -134,15 +133,14 @@ var (
 // Proxy forwards whole TCP and WebSocket connections to a pool.
 type Proxy struct {
 	// Immutable after New.
-	cfg        Config
-	src        discovery.Source
-	checker    *health.Checker
-	admission  *listener.Admission
-	stop       chan struct{}
-	ctl        *discovery.Control // the control loop: snapshots and liveness changes
-	warm       chan struct{}      // closed once the first snapshot is applied
-	tls        *tlsfiles.Server   // the client listeners' certificate; nil: plain
-	backendTLS *tls.Config        // nil: TLS only to backends whose address says so
+	cfg       Config
+	src       discovery.Source
+	checker   *health.Checker
+	admission *listener.Admission
+	stop      chan struct{}
+	ctl       *discovery.Control // the control loop: snapshots and liveness changes
+	warm      chan struct{}      // closed once the first snapshot is applied
+	tls       tlsfiles.Sides     // the client listeners' certificate and the backends' trust
 
 	wg   sync.WaitGroup // the control loop, accept loops and connections
 	snap atomic.Pointer[snapshot]
@@ -197,7 +195,7 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		return nil, fmt.Errorf("passthrough: %w", err)
 	}
 	p.checker = ch
-	if err := p.initTLS(); err != nil {
+	if p.tls, err = tlsfiles.LoadSides(cfg.TLS, cfg.BackendTLS, nil, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("passthrough: %w", err)
 	}
 	p.snap.Store(&snapshot{})
@@ -399,10 +397,7 @@ func (p *Proxy) dial(key []byte, ws bool) (conn net.Conn, ok bool) {
 		if !s.alive[i] || addr == "" {
 			continue
 		}
-		c, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
-		if err == nil {
-			c, err = p.backendConn(c, m.Addrs.TLS, addr)
-		}
+		c, err := p.dialBackend(addr, m.Addrs.TLS)
 		if err == nil {
 			return &countedConn{Conn: c, n: p.forwarded(m.Name)}, true
 		}
@@ -477,4 +472,17 @@ func (p *Proxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	delete(p.open, c)
 	p.mu.Unlock()
+}
+
+// dialBackend connects to a backend at addr, with TLS when the proxy has
+// backend TLS or addrTLS says so, within DialTimeout.
+func (p *Proxy) dialBackend(addr string, addrTLS bool) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return p.tls.Dial(ctx, c, addrTLS, addr)
 }
