@@ -23,6 +23,7 @@ type backend struct {
 	p    *Proxy
 	name string
 	addr string // the gateway's TCP listener
+	tls  bool   // the listener speaks TLS (Addrs.TLS)
 	stop chan struct{}
 	wg   sync.WaitGroup
 	// dialed is closed after the first connection attempt of slot 0, so
@@ -74,7 +75,7 @@ type backend struct {
 }
 
 func newBackend(p *Proxy, m discovery.Member) *backend {
-	b := &backend{p: p, name: m.Name, addr: m.Addrs.TCP, member: m, stop: make(chan struct{}), dialed: make(chan struct{})}
+	b := &backend{p: p, name: m.Name, addr: m.Addrs.TCP, tls: m.Addrs.TLS, member: m, stop: make(chan struct{}), dialed: make(chan struct{})}
 	b.slots = make([]*upstream, p.cfg.BackendConns)
 	empty := []*upstream{}
 	b.conns.Store(&empty)
@@ -300,6 +301,9 @@ func (b *backend) dial() (*upstream, error) {
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if nc, err = b.p.tls.Dial(ctx, nc, b.tls, b.addr); err != nil {
+		return nil, err
 	}
 	pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: b.p.upLimits, BlockWhenFull: true})
 	w, err := greet(pc, b.p.instance, b.p.cfg.DialTimeout)

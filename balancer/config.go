@@ -11,6 +11,7 @@ import (
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/internal/listener"
+	"github.com/graftlb/graftlb/internal/tlsfiles"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/graftlb/graftlb/transport"
 	"github.com/rs/zerolog"
@@ -125,6 +126,24 @@ type Config struct {
 	// ProxyProtocol reads the client's address from a PROXY protocol
 	// header on the client listeners (off by default).
 	ProxyProtocol ProxyProtocol `json:"proxy_protocol" yaml:"proxy_protocol"`
+	// TLS turns TLS on for the client listeners: the TCP listener speaks
+	// Hypertube inside TLS (tls://) and the WS listener is wss://, with a
+	// certificate and key read from files and reloaded when they change
+	// (tlsfiles.Server; Proxy.ReloadTLS forces it). With TLS.ClientCA,
+	// clients must present a certificate from that CA (mTLS). Under the
+	// PROXY protocol the header comes first, then the handshake. Off by
+	// default.
+	TLS tlsfiles.ServerFiles `json:"tls" yaml:"tls"`
+	// BackendTLS, when it names any file, makes the proxy dial every
+	// gateway with TLS, trusting BackendTLS.CA (default SSL_CERT_FILE or
+	// the system roots) and presenting BackendTLS.Cert when a gateway
+	// requires client certificates. Without it, only gateways whose
+	// address says TLS (discovery.Addrs.TLS: tls:// entries, or a gateway
+	// that announces it in gossip) are dialed with TLS, trusting
+	// SSL_CERT_FILE or the system roots. The certificate is checked
+	// against the host of the gateway's address.
+	BackendTLS tlsfiles.ClientFiles `json:"backend_tls" yaml:"backend_tls"`
+
 	// SweepInterval is how often deadlines and idle sessions are checked
 	// (default 10ms): the resolution of proxy-enforced deadlines.
 	SweepInterval time.Duration `json:"sweep_interval" yaml:"sweep_interval"`
@@ -304,6 +323,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.ProxyProtocol.Validate(); err != nil {
 		return fmt.Errorf("balancer: config: %w", err)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("balancer: config: %w", err)
+	}
+	if err := c.BackendTLS.Validate(); err != nil {
+		return fmt.Errorf("balancer: config: backend_%w", err)
 	}
 	if _, err := httpserver.ParseOrigins(c.WSAllowedOrigins); err != nil {
 		return fmt.Errorf("balancer: config: ws_allowed_origins: %w", err)

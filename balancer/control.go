@@ -60,7 +60,7 @@ func (p *Proxy) apply(snap discovery.Snapshot) {
 	var gone []*backend
 	for name, b := range p.backends {
 		m, ok := want[name]
-		if ok && m.Instance == b.member.Instance && m.Addrs.TCP == b.addr {
+		if ok && m.Instance == b.member.Instance && m.Addrs.TCP == b.addr && m.Addrs.TLS == b.tls {
 			b.update(m)
 			continue
 		}

@@ -35,7 +35,7 @@ func gwName(i int) string { return "gw" + string(rune('1'+i)) }
 func member(g *gateway.Gateway) discovery.Member {
 	a := g.Addrs()
 	return discovery.Member{Name: g.Name(), Role: discovery.RoleGateway,
-		Addrs: discovery.Addrs{TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}}
+		Addrs: discovery.Addrs{TCP: a.TCP, WS: a.WS, HTTP: a.HTTP, TLS: a.TLS}}
 }
 
 // staticOf describes gs as a static pool.

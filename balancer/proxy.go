@@ -61,6 +61,7 @@ import (
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/internal/httpserver"
 	"github.com/graftlb/graftlb/internal/listener"
+	"github.com/graftlb/graftlb/internal/tlsfiles"
 	"github.com/graftlb/graftlb/protocol"
 	"github.com/valyala/fasthttp"
 )
@@ -92,6 +93,8 @@ type Proxy struct {
 
 	checker  *health.Checker
 	detector *health.Detector
+
+	tls tlsfiles.Sides // the client listeners' certificate and the gateways' trust
 
 	picker    atomic.Pointer[snapshot] // the current routing snapshot and its pickers
 	draining  atomic.Bool              // Drain was called: not ready, GOAWAY to clients
@@ -174,6 +177,9 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	p.upLimits = protocol.Limits{MaxFrame: cfg.Limits.MaxFrame, MaxPendingWrite: 4 * cfg.Limits.MaxPendingWrite,
 		WriteTimeout: cfg.Limits.WriteTimeout}.WithDefaults()
 	p.expiredFn = p.expired
+	if p.tls, err = tlsfiles.LoadSides(cfg.TLS, cfg.BackendTLS, cfg.Clock.Now, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("balancer: %w", err)
+	}
 	if err := p.initHealth(); err != nil {
 		return nil, fmt.Errorf("balancer: %w", err)
 	}
@@ -208,7 +214,7 @@ func (p *Proxy) Start() error {
 	p.startedAt.Store(p.now())
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lns, err := listener.Bind(p.cfg.TCP, p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.Limits.HelloTimeout)
+	lns, err := listener.Bind(p.cfg.TCP, p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.Limits.HelloTimeout, p.listenerTLS())
 	if err != nil {
 		return fmt.Errorf("balancer: %w", err)
 	}
@@ -278,9 +284,14 @@ func (p *Proxy) acceptTCP(ln net.Listener) {
 		go func() {
 			defer p.wg.Done()
 			// Admission reads the client's address, which under the PROXY
-			// protocol waits for its header: on this goroutine, not the
-			// accept loop's.
+			// protocol waits for its header, and a TLS handshake waits for
+			// the client: on this goroutine, not the accept loop's, within
+			// the HELLO timeout.
 			listener.NoDelay(nc)
+			if err := listener.HandshakeWithin(nc, p.cfg.Limits.HelloTimeout); err != nil {
+				_ = nc.Close()
+				return
+			}
 			pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: p.cfg.Limits})
 			if d := p.admit(pc); d != nil {
 				d.serve()

@@ -47,7 +47,8 @@ const (
 
 // Config describes one load run. Zero fields take the defaults above.
 type Config struct {
-	// Target is tcp://host:port or ws://host:port[/ws].
+	// Target is tcp://host:port, tls://host:port, ws://host:port[/ws] or
+	// wss://host:port[/ws] (TLS under Client.TLS).
 	Target string
 	// Label names the run in reports ("direct", "graftlb", "gateways=4").
 	Label string

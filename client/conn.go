@@ -60,8 +60,9 @@ type reply struct {
 	err    error
 }
 
-// Dial connects to target (tcp://host:port, ws://host:port/ws or
-// host:port), says HELLO and waits for WELCOME.
+// Dial connects to target (tcp://host:port, tls://host:port,
+// ws://host:port/ws, wss://host:port/ws or host:port; tls and wss under
+// Options.TLS), says HELLO and waits for WELCOME.
 func Dial(ctx context.Context, target string, o Options) (*Conn, error) {
 	u, err := ParseTarget(target)
 	if err != nil {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,11 +10,13 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/graftlb/graftlb/internal/tlsfiles"
 	"github.com/graftlb/graftlb/protocol"
 )
 
-// ParseTarget normalises a target address: tcp://host:port, ws://host:port
-// (the path defaults to /ws), wss://..., or a bare host:port meaning TCP.
+// ParseTarget normalises a target address: tcp://host:port, tls://host:port
+// (the same inside TLS), ws://host:port (the path defaults to /ws),
+// wss://host:port (WebSocket over TLS), or a bare host:port meaning TCP.
 func ParseTarget(target string) (*url.URL, error) {
 	if !strings.Contains(target, "://") {
 		target = "tcp://" + target
@@ -23,13 +26,16 @@ func ParseTarget(target string) (*url.URL, error) {
 		return nil, fmt.Errorf("client: target %q: %w", target, err)
 	}
 	switch u.Scheme {
-	case "tcp":
+	case "tcp", "tls":
+		if u.Path != "" {
+			return nil, fmt.Errorf("client: target %q: %s takes no path", target, u.Scheme)
+		}
 	case "ws", "wss":
 		if u.Path == "" {
 			u.Path = protocol.WSPath
 		}
 	default:
-		return nil, fmt.Errorf("client: target %q: scheme must be tcp, ws or wss", target)
+		return nil, fmt.Errorf("client: target %q: scheme must be tcp, tls, ws or wss", target)
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("client: target %q: no host:port", target)
@@ -40,7 +46,7 @@ func ParseTarget(target string) (*url.URL, error) {
 // dialTransport opens the socket (and the WebSocket upgrade) for u.
 func dialTransport(ctx context.Context, u *url.URL, o Options) (*protocol.Conn, error) {
 	co := protocol.ConnOptions{Limits: o.Limits}
-	if u.Scheme == "tcp" {
+	if u.Scheme == "tcp" || u.Scheme == "tls" {
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, "tcp", u.Host)
 		if err != nil {
@@ -49,10 +55,21 @@ func dialTransport(ctx context.Context, u *url.URL, o Options) (*protocol.Conn, 
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
+		if u.Scheme == "tls" {
+			tc := tls.Client(nc, tlsfiles.ForHost(o.TLS, u.Hostname()))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				_ = nc.Close()
+				return nil, fmt.Errorf("client: TLS handshake with %s: %w", u.Host, err)
+			}
+			nc = tc
+		}
 		return protocol.NewStreamConn(nc, co), nil
 	}
 	d := websocket.Dialer{HandshakeTimeout: o.DialTimeout, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10,
 		Subprotocols: []string{protocol.WSSubprotocol}}
+	if u.Scheme == "wss" {
+		d.TLSClientConfig = tlsfiles.ForHost(o.TLS, u.Hostname())
+	}
 	ws, resp, err := d.DialContext(ctx, u.String(), nil)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"time"
 
 	"github.com/graftlb/graftlb/protocol"
@@ -28,6 +29,11 @@ type Options struct {
 	// resumes the connection's session. Calls made while disconnected fail
 	// at once with UNAVAILABLE.
 	AutoReconnect bool
+	// TLS is the client configuration of tls:// and wss:// targets (nil:
+	// trust SSL_CERT_FILE or the system roots, no client certificate). Its
+	// ServerName defaults to the target's host; set Certificates for a
+	// server that requires client certificates (mTLS).
+	TLS *tls.Config
 	// Logger receives the client's own logs (default: none).
 	Logger *zerolog.Logger
 }

@@ -56,7 +56,7 @@ func JoinGateway(gw *gateway.Gateway, cfg Config) (*Membership, error) {
 	a := gw.Addrs()
 	cfg.Local.Name = gw.Name()
 	cfg.Local.Role = RoleGateway
-	cfg.Local.Addrs = Addrs{TCP: a.TCP, WS: a.WS, HTTP: a.HTTP}
+	cfg.Local.Addrs = Addrs{TCP: a.TCP, WS: a.WS, HTTP: a.HTTP, TLS: a.TLS}
 	cfg.Local.Modules = gw.Modules()
 	if gw.State() == gateway.StateDraining {
 		cfg.Local.State = StateDraining
@@ -107,7 +107,7 @@ func (m *Membership) pool() []gateway.PeerInfo {
 	gws := m.gs.Snapshot().Gateways()
 	out := make([]gateway.PeerInfo, 0, len(gws))
 	for _, g := range gws {
-		out = append(out, gateway.PeerInfo{Name: g.Name, TCP: g.Addrs.TCP, WS: g.Addrs.WS, Modules: g.Modules,
+		out = append(out, gateway.PeerInfo{Name: g.Name, TCP: g.Addrs.TCP, WS: g.Addrs.WS, TLS: g.Addrs.TLS, Modules: g.Modules,
 			Weight: g.Weight, Draining: g.State == StateDraining})
 	}
 	return out

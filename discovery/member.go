@@ -117,6 +117,10 @@ type Addrs struct {
 	// Gossip is the memberlist address. It comes from memberlist itself,
 	// not from the metadata, and is empty for static and DNS members.
 	Gossip string `json:"gossip,omitempty"`
+	// TLS says the TCP and WS listeners speak TLS (tls:// and wss://; the
+	// HTTP listener is not covered). A static entry says it by its scheme;
+	// a gossiping gateway with a certificate announces it in its metadata.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // DefaultWeight is the weight of a member that does not set one.

@@ -15,7 +15,7 @@ import (
 // Budget of a typical gateway, in bytes: format 1, role 3, instance 10,
 // weight 0 (omitted when 1) or 4, state 0 (omitted when ready) or 3, zone
 // 2+len, each address 2+len (IPv4 host:port ≤ 21, IPv6 ≤ 47), each module
-// 2+len. Three IPv4 addresses and a short zone take about 90 bytes, which
+// 2+len, TLS 0 (plain) or 3. Three IPv4 addresses and a short zone take about 90 bytes, which
 // leaves room for about 40 modules of 8 characters ("orders@1").
 const MaxMetaSize = memberlist.MetaMaxSize
 
@@ -33,15 +33,16 @@ const maxCompatibleMetaVersion = 127
 
 // Metadata field tags. Zero is never a tag.
 const (
-	tagRole     = 1 // 1 byte
-	tagState    = 2 // 1 byte; absent means ready
-	tagWeight   = 3 // uvarint; absent means DefaultWeight
-	tagInstance = 4 // 8 bytes big-endian
-	tagZone     = 5 // string
-	tagTCP      = 6 // host:port
-	tagWS       = 7 // host:port
-	tagHTTP     = 8 // host:port
-	tagModule   = 9 // string; repeated, one per module
+	tagRole     = 1  // 1 byte
+	tagState    = 2  // 1 byte; absent means ready
+	tagWeight   = 3  // uvarint; absent means DefaultWeight
+	tagInstance = 4  // 8 bytes big-endian
+	tagZone     = 5  // string
+	tagTCP      = 6  // host:port
+	tagWS       = 7  // host:port
+	tagHTTP     = 8  // host:port
+	tagModule   = 9  // string; repeated, one per module
+	tagTLS      = 10 // 1 byte, 1: the TCP and WS listeners speak TLS; absent means plain
 )
 
 // ErrMetaTooLarge is matched (errors.Is) by the error of EncodeMeta and
@@ -97,6 +98,9 @@ func encodeMeta(m Member) ([]byte, error) {
 	b = appendString(b, tagTCP, m.Addrs.TCP)
 	b = appendString(b, tagWS, m.Addrs.WS)
 	b = appendString(b, tagHTTP, m.Addrs.HTTP)
+	if m.Addrs.TLS {
+		b = append(b, tagTLS, 1, 1)
+	}
 	modBytes := 0
 	for _, mod := range m.Modules {
 		b = appendString(b, tagModule, mod)
@@ -165,14 +169,17 @@ func decodeMeta(b []byte) (Member, error) {
 
 func decodeField(m *Member, tag byte, v []byte) error {
 	switch tag {
-	case tagRole, tagState:
+	case tagRole, tagState, tagTLS:
 		if len(v) != 1 {
 			return fmt.Errorf("length %d, want 1", len(v))
 		}
-		if tag == tagRole {
+		switch tag {
+		case tagRole:
 			m.Role = Role(v[0])
-		} else {
+		case tagState:
 			m.State = State(v[0])
+		default:
+			m.Addrs.TLS = v[0] == 1
 		}
 	case tagWeight:
 		w, n := binary.Uvarint(v)

@@ -28,6 +28,7 @@ func TestMetaRoundTrip(t *testing.T) {
 	}{
 		{"full gateway", testGateway()},
 		{"minimal proxy", Member{Role: RoleProxy}},
+		{"tls gateway", Member{Role: RoleGateway, Addrs: Addrs{TCP: "10.0.0.1:8990", TLS: true}}},
 		{"ipv6 and big weight", Member{Role: RoleGateway, Addrs: Addrs{TCP: "[2001:db8::1]:8990"}, Weight: MaxWeight}},
 		{"unknown newer role", Member{Role: 9, Weight: 1}},
 		{"duplicate modules", Member{Role: RoleGateway, Modules: []string{"b@1", "a@1", "b@1"}}},

@@ -49,6 +49,8 @@ func (s *Static) Close() error {
 //
 //	[tcp://]HOST:PORT[#OPTIONS]     Hypertube over TCP (the default scheme)
 //	ws://HOST:PORT[/ws][#OPTIONS]   WebSocket on /ws (the only path GG documents)
+//	tls://HOST:PORT[#OPTIONS]       Hypertube over TCP inside TLS
+//	wss://HOST:PORT[/ws][#OPTIONS]  WebSocket over TLS
 //
 // OPTIONS is a comma-separated list of key=value:
 //
@@ -62,7 +64,7 @@ func (s *Static) Close() error {
 // For example "tcp://127.0.0.1:8990#name=gw1,weight=2". Entries with the
 // same name= describe one member reachable several ways, for example
 // "tcp://10.0.0.5:8990#name=gw1" and "ws://10.0.0.5:8888/ws#name=gw1"; they
-// must not disagree on an address or an option. Unnamed entries that end up
+// must not disagree on an address, an option or TLS. Unnamed entries that end up
 // with the same name are an error. Members are gateways, Ready, without an
 // instance id.
 func ParseBackends(entries []string) ([]Member, error) {
@@ -97,7 +99,7 @@ func ParseBackends(entries []string) ([]Member, error) {
 // backendSpec is one parsed backend entry, before a host is chosen (DNS
 // expands one spec into a member per resolved address).
 type backendSpec struct {
-	scheme     string // "tcp" or "ws"
+	scheme     string // "tcp", "ws", "tls" or "wss"
 	host, port string
 	name       string
 	weight     int
@@ -121,16 +123,16 @@ func parseBackend(entry string) (backendSpec, error) {
 	}
 	spec.scheme = u.Scheme
 	switch u.Scheme {
-	case "tcp":
+	case "tcp", "tls":
 		if u.Path != "" {
-			return fail("tcp takes no path")
+			return fail("%s takes no path", u.Scheme)
 		}
-	case "ws":
+	case "ws", "wss":
 		if u.Path != "" && u.Path != "/ws" {
 			return fail("WebSocket path must be /ws, not %q", u.Path)
 		}
 	default:
-		return fail("scheme %q: want tcp or ws", u.Scheme)
+		return fail("scheme %q: want tcp, ws, tls or wss", u.Scheme)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Opaque != "" {
 		return fail("only scheme://host:port[/ws][#options] is allowed")
@@ -191,11 +193,12 @@ func (spec backendSpec) member(host string) Member {
 	if m.Name == "" {
 		m.Name = addr
 	}
-	if spec.scheme == "ws" {
+	if spec.scheme == "ws" || spec.scheme == "wss" {
 		m.Addrs.WS = addr
 	} else {
 		m.Addrs.TCP = addr
 	}
+	m.Addrs.TLS = spec.scheme == "tls" || spec.scheme == "wss"
 	if spec.http != "" {
 		h, p, _ := net.SplitHostPort(spec.http)
 		if h == "" {
@@ -228,6 +231,9 @@ func mergeMember(a, b Member) (Member, error) {
 	errs = append(errs, err)
 	a.Zone, err = pick("zone", a.Zone, b.Zone)
 	errs = append(errs, err)
+	if a.Addrs.TLS != b.Addrs.TLS {
+		errs = append(errs, fmt.Errorf("tls: one entry of member %q speaks TLS and another does not", a.Name))
+	}
 	switch {
 	case a.Weight == DefaultWeight:
 		a.Weight = b.Weight

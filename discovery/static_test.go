@@ -37,6 +37,16 @@ func TestParseBackends(t *testing.T) {
 			want: []Member{{Name: "gw1", Role: RoleGateway, Weight: 3,
 				Addrs: Addrs{TCP: "10.0.0.5:8990", WS: "10.0.0.5:8888", HTTP: "10.0.0.5:8889"}}},
 		},
+		{
+			name:    "tls and wss",
+			entries: []string{"tls://127.0.0.1:8990", "wss://gw.example:443/ws#name=gw2"},
+			want: []Member{
+				{Name: "127.0.0.1:8990", Role: RoleGateway, Weight: 1, Addrs: Addrs{TCP: "127.0.0.1:8990", TLS: true}},
+				{Name: "gw2", Role: RoleGateway, Weight: 1, Addrs: Addrs{WS: "gw.example:443", TLS: true}},
+			},
+		},
+		{name: "tls and plain in one member", entries: []string{"tls://h:1#name=a", "ws://h:2#name=a"}, wantErr: "tls"},
+		{name: "tls path", entries: []string{"tls://h:1/ws"}, wantErr: "no path"},
 		{name: "duplicate", entries: []string{"tcp://h:1", "h:1"}, wantErr: "duplicate member name"},
 		{name: "merge conflict", entries: []string{"tcp://h:1#name=a", "tcp://h:2#name=a"}, wantErr: "tcp address"},
 		{name: "weight conflict", entries: []string{"tcp://h:1#name=a,weight=2", "ws://h:2#name=a,weight=3"}, wantErr: "weight"},

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/graftlb/graftlb/clock"
 	"github.com/graftlb/graftlb/internal/httpserver"
+	"github.com/graftlb/graftlb/internal/tlsfiles"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -83,6 +85,17 @@ type Config struct {
 	// without Origin (a client that is not a browser) is not checked. The
 	// default, none, allows same-host pages only.
 	WSAllowedOrigins []string
+
+	// TLS turns TLS on for the TCP and WS listeners (tls:// and wss://;
+	// the HTTP listener stays plain), with a certificate and key reloaded
+	// when their files change (Gateway.ReloadTLS forces it); with
+	// TLS.ClientCA, peers must present a certificate from that CA (mTLS).
+	// Off by default.
+	TLS tlsfiles.ServerFiles
+	// PeerTLS is the client configuration of the links to other gateways
+	// of the pool (session handoff) whose addresses say TLS (nil: trust
+	// SSL_CERT_FILE or the system roots, no client certificate).
+	PeerTLS *tls.Config
 
 	// Workers caps the calls that execute at once (0, the default: no cap,
 	// each call runs on its own goroutine as GG runs each invocation on its
@@ -190,6 +203,7 @@ func (c Config) validate() error {
 	if _, err := httpserver.ParseOrigins(c.WSAllowedOrigins); err != nil {
 		errs = append(errs, fmt.Errorf("ws_allowed_origins: %w", err))
 	}
+	errs = append(errs, c.TLS.Validate())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("gateway: config: %w", err)
 	}

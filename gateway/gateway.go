@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/graftlb/graftlb/internal/httpserver"
+	"github.com/graftlb/graftlb/internal/tlsfiles"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -41,6 +42,7 @@ type Gateway struct {
 	connOpts    protocol.ConnOptions
 	upgrader    websocket.FastHTTPUpgrader
 	origins     httpserver.Origins // pages that may open WebSocket connections
+	tls         *tlsfiles.Server   // the listeners' certificate; nil: plain
 	baseCtx     context.Context    // parent of every connection's context
 	cancelBase  context.CancelFunc
 	stop        chan struct{} // closed when shutdown begins
@@ -91,6 +93,8 @@ type Gateway struct {
 // Addrs are the bound listen addresses; empty for a listener that is off.
 type Addrs struct {
 	TCP, WS, HTTP string
+	// TLS says the TCP and WS listeners speak TLS (Config.TLS).
+	TLS bool
 }
 
 // New checks cfg and returns a gateway that is not yet listening.
@@ -136,6 +140,11 @@ func New(cfg Config) (*Gateway, error) {
 	// The origin is checked (with a 403 that says why) before Upgrade;
 	// CheckOrigin applies the same policy, in case a path skips that.
 	g.origins, _ = httpserver.ParseOrigins(cfg.WSAllowedOrigins) // validated
+	if cfg.TLS.Enabled() {
+		if g.tls, err = tlsfiles.NewServer(cfg.TLS, cfg.Clock.Now, &g.log); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	g.upgrader = websocket.FastHTTPUpgrader{ReadBufferSize: protocol.WSReadBufferSize,
 		WriteBufferSize: protocol.WSWriteBufferSize, WriteBufferPool: protocol.WSWriteBufferPool(),
 		CheckOrigin: g.origins.Allowed, Subprotocols: []string{protocol.WSSubprotocol}}

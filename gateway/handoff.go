@@ -28,6 +28,8 @@ type PeerInfo struct {
 	// TCP and WS are the addresses (host:port) of its TCP and WebSocket
 	// listeners; WS may be empty.
 	TCP, WS string
+	// TLS says those listeners speak TLS (discovery.Addrs.TLS).
+	TLS bool
 	// Modules lists the module@version names it hosts; empty means every
 	// module.
 	Modules []string
@@ -298,9 +300,13 @@ func (c *conn) sendMoved(id protocol.SessionID, t *PeerInfo) {
 // movedError is the ERROR MOVED a direct client gets for a session that
 // moved to t: the exception type is t's address in the client's binding.
 func (c *conn) movedError(t *PeerInfo) *protocol.Error {
-	url := "tcp://" + t.TCP
+	scheme, addr, path := "tcp://", t.TCP, ""
 	if c.binding == "ws" && t.WS != "" {
-		url = "ws://" + t.WS + protocol.WSPath
+		scheme, addr, path = "ws://", t.WS, protocol.WSPath
 	}
+	if t.TLS {
+		scheme = map[string]string{"tcp://": "tls://", "ws://": "wss://"}[scheme]
+	}
+	url := scheme + addr + path
 	return &protocol.Error{Code: protocol.CodeMoved, Message: "session moved to gateway " + t.Name, Type: url}
 }

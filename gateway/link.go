@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/graftlb/graftlb/internal/tlsfiles"
 	"github.com/graftlb/graftlb/protocol"
 )
 
@@ -71,6 +73,15 @@ func (g *Gateway) dialLink(ctx context.Context, t *PeerInfo) (*link, error) {
 	nc, err := d.DialContext(ctx, "tcp", t.TCP)
 	if err != nil {
 		return nil, fmt.Errorf("dial gateway %s at %s: %w", t.Name, t.TCP, err)
+	}
+	if t.TLS {
+		host, _, _ := net.SplitHostPort(t.TCP)
+		tc := tls.Client(nc, tlsfiles.ForHost(g.cfg.PeerTLS, host))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("TLS handshake with gateway %s at %s: %w", t.Name, t.TCP, err)
+		}
+		nc = tc
 	}
 	pc := protocol.NewStreamConn(nc, g.connOpts)
 	pc.SetBlockWhenFull(true)

@@ -59,11 +59,22 @@ func (g *Gateway) startLocked() error {
 	if err != nil {
 		return err
 	}
+	if tt := g.listenerTLS(); tt != nil {
+		// The handshake runs on each connection's goroutine: for TCP in
+		// acceptTCP, for WS inside fasthttp within HTTPReadTimeout.
+		if tcpLn != nil {
+			tcpLn = listener.WithTLS(tcpLn, tt)
+		}
+		if wsLn != nil {
+			wsLn = listener.WithTLS(wsLn, tt)
+		}
+	}
 	httpLn, err := listen("http", g.cfg.HTTP)
 	if err != nil {
 		return err
 	}
 	g.started = true
+	g.addrs.TLS = g.tls != nil
 	// wg.Add is safe here: closing is false under mu, so no Wait runs.
 	if tcpLn != nil {
 		g.tcpLn, g.addrs.TCP = tcpLn, tcpLn.Addr().String()
@@ -108,6 +119,10 @@ func (g *Gateway) acceptTCP(ln net.Listener) {
 		}
 		go func() {
 			defer g.wg.Done()
+			if err := listener.HandshakeWithin(nc, g.cfg.Limits.HelloTimeout); err != nil {
+				_ = nc.Close()
+				return
+			}
 			g.serve(protocol.NewStreamConn(nc, g.connOpts), nc, nil, "tcp")
 		}()
 	})
@@ -156,4 +171,23 @@ type fasthttpLogger struct{ log zerolog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug().Msgf("fasthttp: "+format, args...)
+}
+
+// listenerTLS is the TCP and WS listeners' TLS, nil when off.
+func (g *Gateway) listenerTLS() *listener.TLS {
+	if g.tls == nil {
+		return nil
+	}
+	return &listener.TLS{Config: g.tls.Config(), Log: &g.log}
+}
+
+// ReloadTLS loads the listeners' certificate and key files again now
+// (they are also reloaded on the first handshake a second after they
+// change). On error the old pair stays in use. Without TLS it does
+// nothing.
+func (g *Gateway) ReloadTLS() error {
+	if g.tls == nil {
+		return nil
+	}
+	return g.tls.Reload()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/health"
 	"github.com/graftlb/graftlb/internal/listener"
+	"github.com/graftlb/graftlb/internal/tlsfiles"
 	"github.com/rs/zerolog"
 )
 
@@ -58,6 +59,19 @@ type Config struct {
 	// header (off by default), so that the addr key sees the client behind
 	// a balancer or NAT rather than the balancer.
 	ProxyProtocol listener.ProxyProtocol `json:"proxy_protocol" yaml:"proxy_protocol"`
+	// TLS terminates TLS on the client listeners (TCP, and WS as wss://)
+	// with a certificate and key reloaded when their files change; with
+	// TLS.ClientCA, clients must present a certificate from it. The
+	// connection is forwarded decrypted, or re-encrypted as BackendTLS
+	// says. Under the PROXY protocol the header comes first. Off by
+	// default.
+	TLS tlsfiles.ServerFiles `json:"tls" yaml:"tls"`
+	// BackendTLS, when it names any file, makes every backend connection
+	// TLS, trusting BackendTLS.CA (default SSL_CERT_FILE or the system
+	// roots) and presenting BackendTLS.Cert to backends that ask. Without
+	// it, only backends whose address says TLS (tls:// and wss:// entries)
+	// are dialed with TLS. The liveness checks stay plain HTTP.
+	BackendTLS tlsfiles.ClientFiles `json:"backend_tls" yaml:"backend_tls"`
 	// Logger receives logs (default: none).
 	Logger *zerolog.Logger `json:"-" yaml:"-"`
 }
@@ -126,6 +140,7 @@ type Proxy struct {
 	stop      chan struct{}
 	ctl       *discovery.Control // the control loop: snapshots and liveness changes
 	warm      chan struct{}      // closed once the first snapshot is applied
+	tls       tlsfiles.Sides     // the client listeners' certificate and the backends' trust
 
 	wg   sync.WaitGroup // the control loop, accept loops and connections
 	snap atomic.Pointer[snapshot]
@@ -180,6 +195,9 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		return nil, fmt.Errorf("passthrough: %w", err)
 	}
 	p.checker = ch
+	if p.tls, err = tlsfiles.LoadSides(cfg.TLS, cfg.BackendTLS, nil, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("passthrough: %w", err)
+	}
 	p.snap.Store(&snapshot{})
 	return p, nil
 }
@@ -204,7 +222,7 @@ func (p *Proxy) Start() error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lns, err := listener.Bind(p.cfg.TCP, p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.HeadTimeout)
+	lns, err := listener.Bind(p.cfg.TCP, p.cfg.WS, p.cfg.ProxyProtocol, p.cfg.HeadTimeout, p.listenerTLS())
 	if err != nil {
 		return fmt.Errorf("passthrough: %w", err)
 	}
@@ -379,7 +397,7 @@ func (p *Proxy) dial(key []byte, ws bool) (conn net.Conn, ok bool) {
 		if !s.alive[i] || addr == "" {
 			continue
 		}
-		c, err := net.DialTimeout("tcp", addr, p.cfg.DialTimeout)
+		c, err := p.dialBackend(addr, m.Addrs.TLS)
 		if err == nil {
 			return &countedConn{Conn: c, n: p.forwarded(m.Name)}, true
 		}
@@ -401,8 +419,12 @@ func (p *Proxy) accept(ln net.Listener, serve func(net.Conn)) {
 		go func() {
 			defer p.wg.Done()
 			// Admission reads the client's address, which under the PROXY
-			// protocol waits for its header: on this goroutine, not the
-			// accept loop's.
+			// protocol waits for its header, and a TLS handshake waits for
+			// the client: on this goroutine, not the accept loop's.
+			if err := listener.HandshakeWithin(c, p.cfg.HeadTimeout); err != nil {
+				_ = c.Close()
+				return
+			}
 			if !p.admit(c) {
 				_ = c.Close()
 				return
@@ -450,4 +472,17 @@ func (p *Proxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	delete(p.open, c)
 	p.mu.Unlock()
+}
+
+// dialBackend connects to a backend at addr, with TLS when the proxy has
+// backend TLS or addrTLS says so, within DialTimeout.
+func (p *Proxy) dialBackend(addr string, addrTLS bool) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return p.tls.Dial(ctx, c, addrTLS, addr)
 }

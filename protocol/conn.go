@@ -279,8 +279,21 @@ func (s *streamSink) write(b []byte) error {
 func (s *streamSink) abort() { reset(s.nc) }
 
 // reset closes nc so that the kernel drops what it still holds for the peer
-// (a TCP reset) instead of keeping it for a peer that does not read.
+// (a TCP reset) instead of keeping it for a peer that does not read. Under
+// TLS (or a PROXY protocol wrapper) the socket beneath is reset and closed:
+// a TLS close would first try to write a close_notify alert to that peer.
 func reset(nc net.Conn) {
+unwrap:
+	for {
+		switch w := nc.(type) {
+		case interface{ NetConn() net.Conn }: // *tls.Conn and its wrappers
+			nc = w.NetConn()
+		case interface{ Raw() net.Conn }: // a PROXY protocol connection
+			nc = w.Raw()
+		default:
+			break unwrap
+		}
+	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}

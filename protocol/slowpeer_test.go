@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/graftlb/graftlb/internal/tlsfiles/tlstest"
 	"github.com/valyala/fasthttp"
 )
 
@@ -36,15 +38,38 @@ func slowPeerPair(t *testing.T, binding string, o ConnOptions) (c *Conn, peer ne
 	}
 	t.Cleanup(func() { _ = ln.Close() })
 	d := net.Dialer{Control: smallRcvbuf}
-	if binding == "tcp" {
+	var serverTLS, clientTLS *tls.Config
+	if binding == "tls" || binding == "wss" {
+		ca := tlstest.NewCA(t, "slowpeer")
+		srv := ca.Server(t, "server")
+		serverTLS = &tls.Config{Certificates: []tls.Certificate{srv.TLS(t)}}
+		clientTLS = &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
+	}
+	if binding == "tcp" || binding == "tls" {
 		ch := make(chan net.Conn, 1)
 		go func() {
 			nc, _ := ln.Accept()
+			if nc != nil && serverTLS != nil {
+				tc := tls.Server(nc, serverTLS)
+				if tc.Handshake() != nil {
+					_ = nc.Close()
+					nc = nil
+				} else {
+					nc = tc
+				}
+			}
 			ch <- nc
 		}()
 		peer, err = d.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
+		}
+		if clientTLS != nil {
+			tc := tls.Client(peer, clientTLS)
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			peer = tc
 		}
 		nc := <-ch
 		if nc == nil {
@@ -53,6 +78,11 @@ func slowPeerPair(t *testing.T, binding string, o ConnOptions) (c *Conn, peer ne
 		c = NewStreamConn(nc, o)
 		t.Cleanup(func() { c.Abort(); _ = peer.Close() })
 		return c, peer
+	}
+	scheme := "ws://"
+	var sln net.Listener = ln
+	if serverTLS != nil {
+		scheme, sln = "wss://", tls.NewListener(ln, serverTLS)
 	}
 	srvConn := make(chan *Conn, 1)
 	release := make(chan struct{})
@@ -63,9 +93,9 @@ func slowPeerPair(t *testing.T, binding string, o ConnOptions) (c *Conn, peer ne
 			<-release
 		})
 	}}
-	go func() { _ = srv.Serve(ln) }()
-	dialer := websocket.Dialer{NetDial: d.Dial}
-	ws, _, err := dialer.Dial("ws://"+ln.Addr().String()+WSPath, nil)
+	go func() { _ = srv.Serve(sln) }()
+	dialer := websocket.Dialer{NetDial: d.Dial, TLSClientConfig: clientTLS}
+	ws, _, err := dialer.Dial(scheme+ln.Addr().String()+WSPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +155,14 @@ func peerSeesClose(t *testing.T, peer net.Conn) {
 	}
 }
 
+// slowPeerBindings are the bindings the slow-peer tests run on: plain,
+// and inside TLS, where the socket has no descriptor for non-blocking
+// writes (a *tls.Conn is no syscall.Conn) and every batch is written by a
+// flusher goroutine under the write timeout.
+var slowPeerBindings = []string{"tcp", "ws", "tls", "wss"}
+
 func TestSlowPeerClosedWhenQueueOverflows(t *testing.T) {
-	for _, binding := range []string{"tcp", "ws"} {
+	for _, binding := range slowPeerBindings {
 		t.Run(binding, func(t *testing.T) {
 			// The write timeout is long: only the queue limit can cut the peer off.
 			c, peer := slowPeerPair(t, binding, ConnOptions{Limits: Limits{
@@ -148,7 +184,7 @@ func TestSlowPeerClosedWhenQueueOverflows(t *testing.T) {
 }
 
 func TestSlowPeerClosedAfterWriteTimeout(t *testing.T) {
-	for _, binding := range []string{"tcp", "ws"} {
+	for _, binding := range slowPeerBindings {
 		for _, block := range []bool{false, true} {
 			name := binding + "/nonblocking"
 			if block {

@@ -23,7 +23,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	var cfg bench.Config
-	target := fs.String("target", "", "tcp://host:port or ws://host:port[/ws]: a proxy, a gateway, or anything between")
+	target := fs.String("target", "", "tcp://host:port, tls://host:port, ws://host:port[/ws] or wss://host:port[/ws]: a proxy, a gateway, or anything between")
+	var ct clientTLSFlags
+	ct.register(fs)
 	scenario := fs.String("scenario", "", "run a scenario with its own processes: "+strings.Join(bench.Scenarios, ", "))
 	workload := fs.String("workload", "", "stateless, stateful, mixed or sleep (default stateless; scenarios pick their own)")
 	fs.IntVar(&cfg.Conns, "conns", bench.DefaultConns, "client connections")
@@ -126,6 +128,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	)
 	if *target != "" {
 		cfg.Target = *target
+		tc, err := ct.config()
+		if err != nil {
+			fmt.Fprintln(stderr, "graftlb bench: --tls-ca:", err)
+			return 2
+		}
+		cfg.Client.TLS = tc
 		r, err := bench.Start(ctx, cfg)
 		if err != nil {
 			fmt.Fprintln(stderr, "graftlb bench:", err)

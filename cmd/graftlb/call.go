@@ -18,13 +18,15 @@ import (
 func runCall(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("call", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	target := fs.String("target", "tcp://127.0.0.1:8990", "gateway or proxy address: tcp://host:port or ws://host:port/ws")
+	target := fs.String("target", "tcp://127.0.0.1:8990", "gateway or proxy address: tcp://host:port, tls://host:port, ws://host:port/ws or wss://host:port/ws")
 	stateless := fs.Bool("stateless", false, "mark the call STATELESS (any gateway may serve it)")
 	idempotent := fs.Bool("idempotent", false, "mark the call IDEMPOTENT (a proxy may retry it)")
 	timeout := fs.Duration("timeout", 10*time.Second, "call deadline")
 	session := fs.String("session", "", "resume this session id (32 hex digits) instead of starting one")
 	var cf credentialFlags
 	cf.register(fs)
+	var ct clientTLSFlags
+	ct.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: graftlb call [flags] module@version.Type.Method ['[json args]']")
 		fs.PrintDefaults()
@@ -51,6 +53,10 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 	opts := client.Options{PingInterval: -1}
 	if opts.Credential, err = cf.credential(); err != nil {
 		fmt.Fprintln(stderr, "graftlb call:", err)
+		return 2
+	}
+	if opts.TLS, err = ct.config(); err != nil {
+		fmt.Fprintln(stderr, "graftlb call: --tls-ca:", err)
 		return 2
 	}
 	if *session != "" {

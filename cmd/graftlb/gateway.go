@@ -54,6 +54,9 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	lf.register(fs)
 	var nf natsGatewayFlags
 	nf.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
+	tf.registerPeer(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -74,6 +77,11 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Logger = &log
 	cfg.Limits = lim.limits()
+	cfg.TLS = tf.server
+	if cfg.PeerTLS, err = tf.peerConfig(); err != nil {
+		fmt.Fprintln(stderr, "graftlb gateway: --tls-ca:", err)
+		return 2
+	}
 	for _, name := range strings.Split(*modules, ",") {
 		name = strings.TrimSpace(name)
 		if name == "" {

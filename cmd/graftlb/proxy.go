@@ -35,10 +35,10 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.AccessLogSample, "access-log-sample", cfg.AccessLogSample, "share of calls the access log logs (0..1]")
 	fs.BoolVar(&cfg.TraceIDs, "trace-ids", cfg.TraceIDs, "give calls without a W3C traceparent a new one (calls with one keep it)")
 	var backends, passthroughs repeatFlag
-	fs.Var(&backends, "backend", "static gateway tcp://host:port[#name=gw1,weight=2]; repeat for more gateways")
+	fs.Var(&backends, "backend", "static gateway tcp://host:port[#name=gw1,weight=2] (tls://host:port: over TLS); repeat for more gateways")
 	dnsTarget := fs.String("backend-dns", "", "gateways from DNS: name:port, re-resolved every --dns-interval")
 	dnsInterval := fs.Duration("dns-interval", discovery.DefaultDNSInterval, "DNS re-resolution interval")
-	fs.Var(&passthroughs, "passthrough", "pass-through backend (real GG): ws://host:port/ws[#http=:PORT] or tcp://host:port; repeat for more")
+	fs.Var(&passthroughs, "passthrough", "pass-through backend (real GG): ws://host:port/ws[#http=:PORT] or tcp://host:port (wss://, tls://: over TLS); repeat for more")
 	ptKey := fs.String("passthrough-key", passthrough.DefaultConfig().Key.String(), "pass-through affinity key: query:NAME, header:NAME, cookie:NAME or addr")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "client connections at once")
 	fs.IntVar(&cfg.MaxConnsPerSource, "max-conns-per-source", cfg.MaxConnsPerSource,
@@ -82,6 +82,9 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	nf.register(fs)
 	var auf authFlags
 	auf.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
+	tf.registerBackend(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -104,6 +107,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	cfg.Name = *name
 	cfg.Limits = lim.limits()
 	auf.apply(&cfg)
+	cfg.TLS, cfg.BackendTLS = tf.server, tf.backend
 	fail := func(code int, err error) int {
 		fmt.Fprintln(stderr, "graftlb proxy:", err)
 		return code
@@ -163,7 +167,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		}
 		pt, err := passthrough.New(passthrough.Config{TCP: tcp, WS: ws, Key: key,
 			MaxConns: cfg.MaxConns, MaxConnsPerSource: cfg.MaxConnsPerSource, DialTimeout: cfg.DialTimeout,
-			Check: hc.Check, ProxyProtocol: cfg.ProxyProtocol, Logger: &log}, discovery.NewStatic(ms))
+			Check: hc.Check, ProxyProtocol: cfg.ProxyProtocol, TLS: cfg.TLS, BackendTLS: cfg.BackendTLS,
+			Logger: &log}, discovery.NewStatic(ms))
 		if err != nil {
 			return fail(2, err)
 		}

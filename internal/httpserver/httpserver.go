@@ -10,6 +10,7 @@ package httpserver
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"net"
@@ -122,8 +123,8 @@ func ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 // lingering close). The connection must come from Listen.
 func Linger(ctx *fasthttp.RequestCtx) {
 	ctx.SetConnectionClose()
-	if c, ok := ctx.Conn().(*conn); ok {
-		c.linger.Store(true)
+	if c, ok := ctx.Conn().(interface{ lingerOnClose() }); ok {
+		c.lingerOnClose()
 	}
 }
 
@@ -132,7 +133,9 @@ func Linger(ctx *fasthttp.RequestCtx) {
 const lingerTime = time.Second
 
 // Listen wraps ln so that Linger works on its connections. Connections
-// that are not marked close as usual.
+// that are not marked close as usual. A TLS connection (one with
+// Handshake and ConnectionState, as listener.WithTLS makes) stays one to
+// fasthttp, which runs its handshake within the read timeout.
 func Listen(ln net.Listener) net.Listener { return listener{ln} }
 
 type listener struct{ net.Listener }
@@ -142,6 +145,9 @@ func (l listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tc, ok := c.(tlsConn); ok {
+		return &tlsLingerConn{conn: conn{Conn: c}, tls: tc}, nil
+	}
 	return &conn{Conn: c}, nil
 }
 
@@ -150,6 +156,26 @@ type conn struct {
 	net.Conn
 	linger atomic.Bool
 }
+
+func (c *conn) lingerOnClose() { c.linger.Store(true) }
+
+// NetConn returns the connection beneath (the TLS connection, under TLS).
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
+// tlsConn is what fasthttp looks for to run a TLS handshake.
+type tlsConn interface {
+	Handshake() error
+	ConnectionState() tls.ConnectionState
+}
+
+// tlsLingerConn is a conn over TLS.
+type tlsLingerConn struct {
+	conn
+	tls tlsConn
+}
+
+func (c *tlsLingerConn) Handshake() error                     { return c.tls.Handshake() }
+func (c *tlsLingerConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
 
 func (c *conn) Close() error {
 	if c.linger.CompareAndSwap(true, false) {

@@ -46,23 +46,30 @@ func (pp ProxyProtocol) Validate() error {
 // Listen binds a client listener at addr; with the PROXY protocol on, the
 // accepted connections' RemoteAddr is the client's, read from the header
 // within headerTimeout (on first Read or RemoteAddr, on the connection's
-// own goroutine: a slow header never stalls the accept loop).
-func Listen(addr string, pp ProxyProtocol, headerTimeout time.Duration) (net.Listener, error) {
+// own goroutine: a slow header never stalls the accept loop). With t, the
+// connections speak TLS after the header (WithTLS).
+func Listen(addr string, pp ProxyProtocol, headerTimeout time.Duration, t *TLS) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
-	if err != nil || !pp.Enabled {
-		return ln, err
+	if err != nil {
+		return nil, err
+	}
+	if !pp.Enabled {
+		return WithTLS(ln, t), nil
 	}
 	policy, err := proxyproto.PolicyFromRanges(pp.From, proxyproto.REQUIRE, proxyproto.REJECT)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
 	}
-	return &proxyproto.Listener{Listener: ln, ConnPolicy: policy, ReadHeaderTimeout: headerTimeout}, nil
+	return WithTLS(&proxyproto.Listener{Listener: ln, ConnPolicy: policy, ReadHeaderTimeout: headerTimeout}, t), nil
 }
 
 // NoDelay turns Nagle's algorithm off on a TCP connection, also under a
-// PROXY protocol wrapper.
+// TLS or PROXY protocol wrapper.
 func NoDelay(nc net.Conn) {
+	if tc, ok := nc.(*TLSConn); ok {
+		nc = tc.NetConn()
+	}
 	if pc, ok := nc.(*proxyproto.Conn); ok {
 		nc = pc.Raw()
 	}
@@ -89,7 +96,7 @@ type Pair struct {
 
 // Bind binds the listeners at tcp and ws (an empty address leaves one
 // off), each as Listen does. On error nothing stays bound.
-func Bind(tcp, ws string, pp ProxyProtocol, headerTimeout time.Duration) (*Pair, error) {
+func Bind(tcp, ws string, pp ProxyProtocol, headerTimeout time.Duration, t *TLS) (*Pair, error) {
 	p := &Pair{}
 	for _, l := range []struct {
 		kind, addr string
@@ -98,7 +105,7 @@ func Bind(tcp, ws string, pp ProxyProtocol, headerTimeout time.Duration) (*Pair,
 		if l.addr == "" {
 			continue
 		}
-		ln, err := Listen(l.addr, pp, headerTimeout)
+		ln, err := Listen(l.addr, pp, headerTimeout, t)
 		if err != nil {
 			p.Close()
 			return nil, fmt.Errorf("listen %s %s: %w", l.kind, l.addr, err)

@@ -87,7 +87,7 @@ func TestAdmissionNoSource(t *testing.T) {
 // TestServe: Serve hands every accepted connection to handle and returns
 // once the listener closes.
 func TestServe(t *testing.T) {
-	lns, err := Bind("127.0.0.1:0", "", ProxyProtocol{}, time.Second)
+	lns, err := Bind("127.0.0.1:0", "", ProxyProtocol{}, time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestBind(t *testing.T) {
 	}
 	freeAddr := free.Addr().String()
 	_ = free.Close()
-	if _, err := Bind(freeAddr, taken.Addr().String(), ProxyProtocol{}, time.Second); err == nil {
+	if _, err := Bind(freeAddr, taken.Addr().String(), ProxyProtocol{}, time.Second, nil); err == nil {
 		t.Fatal("Bind on a taken address succeeded")
 	}
 	ln, err := net.Listen("tcp", freeAddr)
@@ -143,7 +143,7 @@ func TestBind(t *testing.T) {
 		t.Fatalf("the first listener stayed bound after Bind failed: %v", err)
 	}
 	_ = ln.Close()
-	if _, err := Bind("", "", ProxyProtocol{}, time.Second); err == nil {
+	if _, err := Bind("", "", ProxyProtocol{}, time.Second, nil); err == nil {
 		t.Fatal("Bind with no address succeeded")
 	}
 	var p *Pair
