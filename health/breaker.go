@@ -84,8 +84,8 @@ type Breaker struct {
 	name     string
 	clk      clock.Clock
 	onChange func(name string, from, to State) // Settings.OnStateChange
-	start time.Time     // origin of the offsets below, so that they are monotonic
-	width time.Duration // of a window bucket
+	start    time.Time                         // origin of the offsets below, so that they are monotonic
+	width    time.Duration                     // of a window bucket
 
 	// Written under mu, read without it by Allow and Done.
 	genState  atomic.Uint64 // generation<<2 | State
@@ -130,10 +130,10 @@ func NewBreaker(name string, s Settings) (*Breaker, error) {
 		s:        s,
 		onChange: s.OnStateChange,
 		clk:      s.Clock,
-		start:   s.Clock.Now(),
-		width:   s.Window / time.Duration(s.Buckets),
-		gen:     1, // generation 0 is the zero Ticket's
-		buckets: make([]bucket, s.Buckets),
+		start:    s.Clock.Now(),
+		width:    s.Window / time.Duration(s.Buckets),
+		gen:      1, // generation 0 is the zero Ticket's
+		buckets:  make([]bucket, s.Buckets),
 	}
 	b.genState.Store(b.gen<<2 | uint64(Closed))
 	b.maxInFlight.Store(int64(s.MaxConcurrent))

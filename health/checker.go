@@ -77,8 +77,8 @@ type Checker struct {
 	// cfg is the current config, swapped whole by SetConfig: a round reads
 	// it once at its start.
 	cfg    atomic.Pointer[CheckerConfig]
-	reset  chan struct{} // capacity 1; SetConfig pokes the loop to take a new Interval
-	clk    clock.Clock   // immutable after NewChecker
+	reset  chan struct{}   // capacity 1; SetConfig pokes the loop to take a new Interval
+	clk    clock.Clock     // immutable after NewChecker
 	ctx    context.Context // done after Close; parent of every probe's context
 	cancel context.CancelFunc
 

@@ -75,9 +75,9 @@ type Ejection struct {
 type Detector struct {
 	// Immutable after NewDetector.
 	clk   clock.Clock
-	wake  chan struct{} // capacity 1; a Recorder reaching threshold pokes the loop
-	stop  chan struct{} // closed by Close
-	reset chan struct{} // capacity 1; SetConfig pokes the loop to take a new Interval
+	wake  chan struct{}  // capacity 1; a Recorder reaching threshold pokes the loop
+	stop  chan struct{}  // closed by Close
+	reset chan struct{}  // capacity 1; SetConfig pokes the loop to take a new Interval
 	onEj  func(Ejection) // cfg.OnEjection
 
 	// threshold is the consecutive failures that eject (0 when disabled),
