@@ -60,12 +60,15 @@ import (
 
 // Proxy is a running graftlb proxy.
 type Proxy struct {
-	// Immutable after New.
+	// Immutable after New. cfg is the config New was given, for what no
+	// reload changes (listeners, name, clock, logger...); live is the one
+	// in force, cfg at first and then each Reload's (reload.go).
 	cfg      Config
+	live     atomic.Pointer[Config]
 	src      discovery.Source
 	upLimits protocol.Limits
 	sessions *sessionTable
-	rate     rateLimit // calls per source (Config.CallRate)
+	rate     atomic.Pointer[rateLimit] // calls per source (Config.CallRate)
 	topics   topicTable
 	instance string // random per process: gateways send topic EVENTs once per proxy
 	stop     chan struct{}
@@ -79,9 +82,14 @@ type Proxy struct {
 	checker  *health.Checker
 	detector *health.Detector
 
-	picker    atomic.Pointer[snapshot] // the current routing snapshot and its pickers
-	draining  atomic.Bool              // Drain was called: not ready, GOAWAY to clients
-	startedAt atomic.Int64             // unix nanoseconds when Start began serving
+	picker atomic.Pointer[snapshot] // the current routing snapshot and its pickers
+	// reloadMu serialises Reload; reloads counts them, reloadsApplied
+	// those the control goroutine has applied (reload.go).
+	reloadMu       sync.Mutex
+	reloads        atomic.Uint64
+	reloadsApplied atomic.Uint64
+	draining       atomic.Bool  // Drain was called: not ready, GOAWAY to clients
+	startedAt      atomic.Int64 // unix nanoseconds when Start began serving
 	// admission counts the client connections, in all and by source.
 	admission *listener.Admission
 	active    atomic.Int64 // client calls in flight
@@ -131,7 +139,6 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		cfg:      cfg,
 		src:      src,
 		sessions: newSessionTable(cfg.MaxSessions, cfg.MaxSessionsPerSource, cfg.MaxSessionsPerConn),
-		rate:     newRateLimit(cfg.CallRate, cfg.CallBurst),
 		instance: protocol.NewSessionID().String(),
 		stop:     make(chan struct{}),
 		ctl:      discovery.NewControl(),
@@ -141,6 +148,9 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		backends: make(map[string]*backend),
 		metrics:  newProxyMetrics(cfg.DisableMetrics),
 	}
+	p.live.Store(&cfg)
+	rl := newRateLimit(cfg.CallRate, cfg.CallBurst)
+	p.rate.Store(&rl)
 	p.admission = listener.NewAdmission(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.Logger, p.now)
 	// Upstream frames are client frames plus nothing: the same size limit,
 	// and room for many clients' calls in flight.
@@ -234,7 +244,7 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrad
 		return
 	}
 	_ = up.Upgrade(ctx, func(ws *websocket.Conn) {
-		pc := protocol.NewWSConn(ws, protocol.ConnOptions{Limits: p.cfg.Limits})
+		pc := protocol.NewWSConn(ws, protocol.ConnOptions{Limits: p.conf().Limits})
 		if d := p.admit(pc); d != nil {
 			// On a goroutine of its own: fasthttp releases the upgrade
 			// request (its RequestCtx) when this handler returns, and
@@ -254,7 +264,7 @@ func (p *Proxy) acceptTCP(ln net.Listener) {
 			// protocol waits for its header: on this goroutine, not the
 			// accept loop's.
 			listener.NoDelay(nc)
-			pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: p.cfg.Limits})
+			pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: p.conf().Limits})
 			if d := p.admit(pc); d != nil {
 				d.serve()
 			}
@@ -275,7 +285,7 @@ func (p *Proxy) admit(pc *protocol.Conn) *downstream {
 		_ = pc.Close()
 		return nil
 	}
-	d := newDownstream(p, pc)
+	d := newDownstream(p, pc, p.conf().Limits)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -139,8 +139,8 @@ func (d *downstream) subscription(f *protocol.Frame) *protocol.Error {
 			d.p.topics.remove(topic, sub)
 		}
 	case had:
-	case len(d.subs) >= d.p.cfg.MaxSubscriptions:
-		return protocol.Errorf(protocol.CodeOverloaded, "more than %d topic subscriptions on this connection", d.p.cfg.MaxSubscriptions)
+	case len(d.subs) >= d.p.conf().MaxSubscriptions:
+		return protocol.Errorf(protocol.CodeOverloaded, "more than %d topic subscriptions on this connection", d.p.conf().MaxSubscriptions)
 	default:
 		if d.subs == nil {
 			d.subs = make(map[topicKey]struct{})

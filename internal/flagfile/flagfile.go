@@ -218,7 +218,8 @@ type Set struct {
 // Parse parses args into fs, then the config file named by fs's --config
 // flag, when there is such a flag and it is set (on the command line: the
 // file cannot name itself). A flag set on the command line keeps that
-// value; the file sets the others it names.
+// value; the file sets the others it names. The file's errors are a
+// *FileError.
 func Parse(fs *flag.FlagSet, args []string) (*Set, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -226,10 +227,17 @@ func Parse(fs *flag.FlagSet, args []string) (*Set, error) {
 	s := &Set{fs: fs, args: slices.Clone(args), given: map[string]bool{}}
 	fs.Visit(func(f *flag.Flag) { s.given[f.Name] = true })
 	if err := s.applyFile(); err != nil {
-		return nil, err
+		return nil, &FileError{err}
 	}
 	return s, nil
 }
+
+// FileError is Parse's error for the config file, as opposed to the
+// command line's (which the FlagSet has reported already).
+type FileError struct{ Err error }
+
+func (e *FileError) Error() string { return e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
 
 // Path returns the config file's path ("" without one).
 func (s *Set) Path() string {
