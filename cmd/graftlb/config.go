@@ -261,7 +261,7 @@ type proxyReloader struct {
 	gossip *discovery.Gossip
 	// applied is told the pool flags and drain grace of each reload that
 	// applied, for /config and the drain.
-	applied func(pp proxyPool, backends []string, drainGrace time.Duration)
+	applied  func(pp proxyPool, backends []string, drainGrace time.Duration)
 	backends *repeatFlag
 	grace    *time.Duration
 }

@@ -235,7 +235,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		nf.handleAdmin(adm, func() *transport.Routes { return p.Config().Routes })
 		adminView := af.view()
 		adm.HandleProxy(p, func() any {
-			return proxyConfigView{Proxy: p.Config(), Admin: adminView, Discovery: *discView.Load(), DrainGrace: time.Duration(grace.Load())}
+			c := p.Config()
+			return proxyConfigView{Proxy: c, Admin: adminView, Discovery: *discView.Load(), DrainGrace: time.Duration(grace.Load()), Routes: c.Routes.Strings()}
 		})
 		pr.p = p
 		pr.applied = func(pp proxyPool, bs []string, dg time.Duration) {
