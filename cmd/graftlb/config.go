@@ -106,12 +106,14 @@ var proxyLive = flagSet(append([]string{
 	"max-inflight", "idle-timeout", "hello-timeout", "max-pending-write", "write-timeout", "route",
 }, commonLive...)...)
 
-// gatewayLive are the gateway's flags a SIGHUP applies.
-var gatewayLive = flagSet(commonLive...)
+// fixedLive are the flags a SIGHUP applies on a command that reloads its
+// log level only: the gateway and the pass-through proxy.
+var fixedLive = flagSet(commonLive...)
 
 // reloads are what SIGHUP runs, in order: the config file's reload and,
-// for example, a certificate loader's Reload. A failing one is logged and
-// the next still runs.
+// for example, a certificate loader's Reload (rl.add("certificates",
+// loader.Reload) where the command builds its TLS config). A failing one
+// is logged and the next still runs.
 type reloads struct {
 	log *zerolog.Logger
 	mu  sync.Mutex

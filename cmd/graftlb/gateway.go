@@ -101,8 +101,8 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "graftlb gateway: configuration is valid (%s)\n", configName(ff.set.Path()))
 		return 0
 	}
-	rl := &reloads{log: &log} // what SIGHUP runs (config.go)
-	rl.add("config file", func() error { return reloadFixed(&ff, fs, started, gatewayLive, &lf, &log, "gateway") })
+	rl := &reloads{log: &log} // what SIGHUP runs (config.go); a certificate loader adds its Reload to it
+	rl.add("config file", func() error { return reloadFixed(&ff, fs, started, fixedLive, &lf, &log, "gateway") })
 	if err := g.Start(); err != nil {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
 		return 1

@@ -141,7 +141,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "graftlb proxy: configuration is valid (%s)\n", configName(ff.set.Path()))
 		return 0
 	}
-	rl := &reloads{log: &log} // what SIGHUP runs (config.go)
+	rl := &reloads{log: &log} // what SIGHUP runs (config.go); a certificate loader adds its Reload to it
 	var grace atomic.Int64    // --drain-grace, which a reload changes
 	grace.Store(int64(*drainGrace))
 
@@ -185,7 +185,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		}
 		adm.HandleJSON("/pool", func() any { return pt.Pool() })
 		adm.HandleJSON("/stats", func() any { return pt.Stats() })
-		rl.add("config file", func() error { return reloadFixed(&ff, fs, started, gatewayLive, &lf, &log, "pass-through proxy") })
+		rl.add("config file", func() error { return reloadFixed(&ff, fs, started, fixedLive, &lf, &log, "pass-through proxy") })
 		srv = pt
 	default:
 		var src discovery.Source
