@@ -23,7 +23,7 @@ type accessEntry struct {
 
 // startAccess decides whether pd is logged and, if so, gives it an entry.
 func (p *Proxy) startAccess(pd *call, f *protocol.Frame) {
-	if s := p.cfg.AccessLogSample; s < 1 && rand.Float64() >= s {
+	if s := p.conf().AccessLogSample; s < 1 && rand.Float64() >= s {
 		return
 	}
 	pd.acc = &accessEntry{

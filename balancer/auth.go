@@ -149,7 +149,7 @@ func (t *identityRates) close(id credential.Identity, r *identityRate) {
 // allocates nothing); past maxCappedModules distinct modules, the others
 // share one counter.
 type moduleLimit struct {
-	max   int64 // 0: off
+	max   atomic.Int64 // 0: off; a reload may change it (setMax)
 	mods  atomic.Pointer[map[string]*atomic.Int64]
 	mu    sync.Mutex // serialises inserts
 	other atomic.Int64
@@ -159,7 +159,8 @@ type moduleLimit struct {
 const maxCappedModules = 4096
 
 func newModuleLimit(max int) *moduleLimit {
-	l := &moduleLimit{max: int64(max)}
+	l := &moduleLimit{}
+	l.max.Store(int64(max))
 	l.mods.Store(&map[string]*atomic.Int64{})
 	return l
 }
@@ -188,11 +189,19 @@ func (l *moduleLimit) counter(module []byte) *atomic.Int64 {
 	return c
 }
 
+// setMax changes the cap (a reload). Calls in flight keep the slots they
+// took and give them back as they settle; calls that started while the
+// cap was off took none and give none back.
+func (l *moduleLimit) setMax(max int) { l.max.Store(int64(max)) }
+
+// on reports whether the cap is on.
+func (l *moduleLimit) on() bool { return l.max.Load() > 0 }
+
 // acquire takes a slot of module for a call and returns its counter, or
 // nil when the module has max calls in flight already.
 func (l *moduleLimit) acquire(module []byte) *atomic.Int64 {
 	c := l.counter(module)
-	if c.Add(1) > l.max {
+	if c.Add(1) > l.max.Load() {
 		c.Add(-1)
 		return nil
 	}
@@ -209,5 +218,5 @@ func (l *moduleLimit) inflight(module string) int64 {
 }
 
 func (l *moduleLimit) refusal(module []byte) string {
-	return fmt.Sprintf("module %s has %d calls in flight at this proxy, its max_module_calls", module, l.max)
+	return fmt.Sprintf("module %s has %d calls in flight at this proxy, its max_module_calls", module, l.max.Load())
 }

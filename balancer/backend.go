@@ -43,6 +43,7 @@ type backend struct {
 	sessionTTL  atomic.Int64  // the gateway's session TTL (WELCOME), nanoseconds; 0: unknown
 	draining    atomic.Bool   // the member says draining, or the gateway sent GOAWAY
 	adminDrain  atomic.Bool   // an operator drained it (DrainGateway): no new sessions here
+	retiring    atomic.Bool   // a reload is removing it from the pool (Retire): no new sessions here
 	up          atomic.Bool   // at least one upstream is connected
 	// epoch grows each time the gateway is found dead (its connections
 	// broke and it refused a new one): sessions bound in an older epoch
@@ -292,7 +293,7 @@ func (b *backend) dial() (*upstream, error) {
 		return nil, errBackendClosed
 	default:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.p.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), b.p.conf().DialTimeout)
 	defer cancel()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", b.addr)
@@ -306,7 +307,7 @@ func (b *backend) dial() (*upstream, error) {
 		return nil, err
 	}
 	pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: b.p.upLimits, BlockWhenFull: true})
-	w, err := greet(pc, b.p.instance, b.p.cfg.DialTimeout)
+	w, err := greet(pc, b.p.instance, b.p.conf().DialTimeout)
 	if err != nil {
 		pc.Abort()
 		return nil, err

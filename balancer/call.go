@@ -155,8 +155,9 @@ func (c call) resend(from *backend) {
 // may not exceed RetryBudget × active calls, with RetryMin as the floor.
 func (c *call) takeRetry() bool {
 	p := c.down.p
-	limit := int64(p.cfg.RetryBudget * float64(p.active.Load()))
-	limit = max(limit, int64(p.cfg.RetryMin))
+	cfg := p.conf()
+	limit := int64(cfg.RetryBudget * float64(p.active.Load()))
+	limit = max(limit, int64(cfg.RetryMin))
 	if p.retries.Add(1) > limit {
 		p.retries.Add(-1)
 		p.stats.retriesDenied.Add(1)

@@ -116,12 +116,13 @@ type Config struct {
 	CallTimeout time.Duration `json:"call_timeout" yaml:"call_timeout"`
 	// DrainDelay is how long Drain keeps the listeners open after Ready
 	// starts failing, so that the balancer in front (its health checks, a
-	// Kubernetes endpoint update) stops sending first (default 1s).
+	// Kubernetes endpoint update) stops sending first (default 1s;
+	// negative: none).
 	DrainDelay time.Duration `json:"drain_delay" yaml:"drain_delay"`
 	// PoolSettle is how long after Start a resumed session that no known
 	// gateway holds gets UNAVAILABLE (try again) instead of SESSION_LOST:
 	// a restarted proxy learns its pool over a few gossip rounds (default
-	// 5s).
+	// 5s; negative: none).
 	PoolSettle time.Duration `json:"pool_settle" yaml:"pool_settle"`
 	// ProxyProtocol reads the client's address from a PROXY protocol
 	// header on the client listeners (off by default).
@@ -261,17 +262,13 @@ func (c Config) withDefaults() Config {
 	if c.SessionIdle <= 0 {
 		c.SessionIdle = DefaultSessionIdle
 	}
+	// Negative PoolSettle and DrainDelay mean none, and stay negative, so
+	// that a defaulted Config defaults to itself (Reload of Config()).
 	if c.PoolSettle == 0 {
 		c.PoolSettle = DefaultPoolSettle
 	}
-	if c.PoolSettle < 0 {
-		c.PoolSettle = 0
-	}
 	if c.DrainDelay == 0 {
 		c.DrainDelay = DefaultDrainDelay
-	}
-	if c.DrainDelay < 0 {
-		c.DrainDelay = 0 // explicitly none
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = DefaultSweepInterval

@@ -35,7 +35,7 @@ func (p *Proxy) control() {
 			p.expireDeadlines(now)
 			if now-lastIdle > int64(time.Second) {
 				lastIdle = now
-				if n := p.sessions.expire(now - int64(p.cfg.SessionIdle)); n > 0 {
+				if n := p.sessions.expire(now - int64(p.conf().SessionIdle)); n > 0 {
 					p.cfg.Logger.Debug().Int("sessions", n).Msg("forgot idle sessions")
 				}
 			}
@@ -117,6 +117,7 @@ func (p *Proxy) warmIfDialed(applied bool) {
 
 // rebuild publishes a new picker from the backends' current state.
 func (p *Proxy) rebuild() {
+	p.applyReload()
 	p.mu.Lock()
 	bs := make([]*backend, 0, len(p.backends))
 	for _, b := range p.backends {
@@ -125,7 +126,7 @@ func (p *Proxy) rebuild() {
 	p.mu.Unlock()
 	slices.SortFunc(bs, func(a, b *backend) int { return cmp.Compare(a.name, b.name) })
 	prev := p.picker.Load()
-	pk, err := buildSnapshot(bs, prev, routingOf(p.cfg))
+	pk, err := buildSnapshot(bs, prev, routingOf(*p.conf()))
 	if err != nil {
 		p.cfg.Logger.Error().Err(err).Msg("cannot build the routing table; keeping the previous one")
 		return

@@ -20,8 +20,9 @@ type downstream struct {
 	// Immutable after the handshake.
 	p       *Proxy
 	pc      *protocol.Conn
-	sess    *session   // the connection's session
-	ref     *clientRef // what sessions point at: this connection, weakly
+	lim     protocol.Limits // the connection's, from the config in force when it came
+	sess    *session        // the connection's session
+	ref     *clientRef      // what sessions point at: this connection, weakly
 	src     *sourceQuota
 	peerMax int   // the largest frame the client accepts (its HELLO's max_frame)
 	shard   uint8 // its calls' shard of every upstream's call table
@@ -73,8 +74,8 @@ type cbRoute struct {
 	id uint32
 }
 
-func newDownstream(p *Proxy, pc *protocol.Conn) *downstream {
-	d := &downstream{p: p, pc: pc, sessionsLive: new(atomic.Int32), shard: nextShard()}
+func newDownstream(p *Proxy, pc *protocol.Conn, lim protocol.Limits) *downstream {
+	d := &downstream{p: p, pc: pc, lim: lim, sessionsLive: new(atomic.Int32), shard: nextShard()}
 	d.ref = newClientRef(d)
 	pc.FlushBeforeRead(&d.out)
 	d.src = p.sessions.openSource(sourceKey(pc.RemoteAddr()))
@@ -99,7 +100,7 @@ func (d *downstream) serve() {
 	if !d.handshake() {
 		return
 	}
-	lim := d.p.cfg.Limits
+	lim := d.lim
 	for {
 		if !d.pc.Buffered() { // the next read may wait: the idle timeout starts
 			if now := time.Now(); d.deadline.Sub(now) < lim.IdleTimeout-time.Second {
@@ -150,7 +151,7 @@ func (d *downstream) readFailed(err error) {
 
 // handshake reads HELLO and answers WELCOME.
 func (d *downstream) handshake() bool {
-	lim := d.p.cfg.Limits
+	lim := d.lim
 	_ = d.pc.SetReadDeadline(time.Now().Add(lim.HelloTimeout))
 	raw, err := d.pc.ReadFrame()
 	if err != nil {
@@ -271,7 +272,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte, cx protocol.SessionID) 
 	d.mu.Lock()
 	_, dup := d.ids[f.CallID]
 	dup = dup && !oneway
-	full := len(d.ids)+d.oneways >= d.p.cfg.Limits.MaxInflight
+	full := len(d.ids)+d.oneways >= d.lim.MaxInflight
 	switch {
 	case dup, full:
 	case oneway:
@@ -303,7 +304,7 @@ func (d *downstream) call(f *protocol.Frame, raw []byte, cx protocol.SessionID) 
 		c.failUnrouted(f.Module, protocol.CodeDraining, "the proxy is draining: send the call on a new connection")
 		return true
 	}
-	if !d.p.rate.allow(d.tat, now) {
+	if !d.p.rate.Load().allow(d.tat, now) {
 		msg := "rate limit: this source sends more calls per second than the proxy's call_rate"
 		if d.bind != nil {
 			msg = "rate limit: this identity sends more calls per second than the proxy's call_rate"
@@ -311,14 +312,14 @@ func (d *downstream) call(f *protocol.Frame, raw []byte, cx protocol.SessionID) 
 		c.failUnrouted(f.Module, protocol.CodeOverloaded, msg)
 		return true
 	}
-	if l := d.p.modLimit; l.max > 0 {
+	if l := d.p.modLimit; l.on() {
 		if c.mod = l.acquire(f.Module); c.mod == nil {
 			d.p.stats.moduleCallsRefused.Add(1)
 			c.failUnrouted(f.Module, protocol.CodeOverloaded, l.refusal(f.Module))
 			return true
 		}
 	}
-	if d.p.cfg.TraceIDs && len(f.Trace) == 0 {
+	if d.p.conf().TraceIDs && len(f.Trace) == 0 {
 		raw = addTrace(f, raw) // allocates: only with --trace-ids
 	}
 	if d.p.cfg.AccessLog != nil {
@@ -344,12 +345,12 @@ func (d *downstream) call(f *protocol.Frame, raw []byte, cx protocol.SessionID) 
 	if d.bind != nil {
 		c.cid = s.cid
 	}
-	switch {
+	switch ct := d.p.conf().CallTimeout; {
 	case f.Deadline > 0:
 		c.deadline = now + int64(f.Deadline)*int64(time.Millisecond)
-	case d.p.cfg.CallTimeout > 0:
-		c.deadline = now + int64(d.p.cfg.CallTimeout)
-		protocol.SetDeadline(raw, uint32(d.p.cfg.CallTimeout/time.Millisecond))
+	case ct > 0:
+		c.deadline = now + int64(ct)
+		protocol.SetDeadline(raw, uint32(ct/time.Millisecond))
 	}
 	// Transport hook (issue 15): a route may send the call over another
 	// transport, the way a picker sends it to a gateway.

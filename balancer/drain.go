@@ -44,7 +44,7 @@ func (p *Proxy) Drain(ctx context.Context) error {
 	}
 	p.cfg.Logger.Info().Dur("delay", p.cfg.DrainDelay).Msg("draining: not ready; closing listeners after the delay")
 	select {
-	case <-time.After(p.cfg.DrainDelay):
+	case <-time.After(p.conf().DrainDelay):
 	case <-ctx.Done():
 	}
 	p.mu.Lock()

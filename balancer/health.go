@@ -66,7 +66,7 @@ func (p *Proxy) addHealth(b *backend) {
 	if b.rec, err = p.detector.Add(b.name); err != nil {
 		p.cfg.Logger.Error().Err(err).Str("gateway", b.name).Msg("outlier detection")
 	}
-	s := p.cfg.Health.Breaker
+	s := p.conf().Health.Breaker
 	s.OnStateChange = func(name string, from, to health.State) {
 		ev := p.cfg.Logger.Info()
 		if to == health.Open {

@@ -145,4 +145,4 @@ func (p *Proxy) Session(id protocol.SessionID) (SessionInfo, bool) {
 
 // Config returns the proxy's effective configuration, defaults filled in.
 // It holds no secret (loggers and clocks are not part of its JSON).
-func (p *Proxy) Config() Config { return p.cfg }
+func (p *Proxy) Config() Config { return *p.conf() }

@@ -68,12 +68,15 @@ import (
 
 // Proxy is a running graftlb proxy.
 type Proxy struct {
-	// Immutable after New.
+	// Immutable after New. cfg is the config New was given, for what no
+	// reload changes (listeners, name, clock, logger...); live is the one
+	// in force, cfg at first and then each Reload's (reload.go).
 	cfg      Config
+	live     atomic.Pointer[Config]
 	src      discovery.Source
 	upLimits protocol.Limits
 	sessions *sessionTable
-	rate     rateLimit // calls per source, or per identity with credentials (Config.CallRate)
+	rate     atomic.Pointer[rateLimit] // calls per source, or per identity with credentials (Config.CallRate)
 	// verifier checks HELLO credentials (Config.Auth); nil: credentials
 	// off. idRates are the rate limit words of identities, authLog rate
 	// limits the logs of refusals (auth.go).
@@ -96,9 +99,14 @@ type Proxy struct {
 
 	tls tlsfiles.Sides // the client listeners' certificate and the gateways' trust
 
-	picker    atomic.Pointer[snapshot] // the current routing snapshot and its pickers
-	draining  atomic.Bool              // Drain was called: not ready, GOAWAY to clients
-	startedAt atomic.Int64             // unix nanoseconds when Start began serving
+	picker atomic.Pointer[snapshot] // the current routing snapshot and its pickers
+	// reloadMu serialises Reload; reloads counts them, reloadsApplied
+	// those the control goroutine has applied (reload.go).
+	reloadMu       sync.Mutex
+	reloads        atomic.Uint64
+	reloadsApplied atomic.Uint64
+	draining       atomic.Bool  // Drain was called: not ready, GOAWAY to clients
+	startedAt      atomic.Int64 // unix nanoseconds when Start began serving
 	// admission counts the client connections, in all and by source.
 	admission *listener.Admission
 	active    atomic.Int64 // client calls in flight
@@ -152,7 +160,6 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		cfg:      cfg,
 		src:      src,
 		sessions: newSessionTable(cfg.MaxSessions, cfg.MaxSessionsPerSource, cfg.MaxSessionsPerConn),
-		rate:     newRateLimit(cfg.CallRate, cfg.CallBurst),
 		instance: protocol.NewSessionID().String(),
 		stop:     make(chan struct{}),
 		ctl:      discovery.NewControl(),
@@ -171,6 +178,9 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 		return nil, fmt.Errorf("balancer: %w", err)
 	}
 	p.verifier = v
+	p.live.Store(&cfg)
+	rl := newRateLimit(cfg.CallRate, cfg.CallBurst)
+	p.rate.Store(&rl)
 	p.admission = listener.NewAdmission(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.Logger, p.now)
 	// Upstream frames are client frames plus nothing: the same size limit,
 	// and room for many clients' calls in flight.
@@ -267,7 +277,7 @@ func (p *Proxy) serveHTTP(ctx *fasthttp.RequestCtx, up *websocket.FastHTTPUpgrad
 		return
 	}
 	_ = up.Upgrade(ctx, func(ws *websocket.Conn) {
-		pc := protocol.NewWSConn(ws, protocol.ConnOptions{Limits: p.cfg.Limits})
+		pc := protocol.NewWSConn(ws, protocol.ConnOptions{Limits: p.conf().Limits})
 		if d := p.admit(pc); d != nil {
 			// On a goroutine of its own: fasthttp releases the upgrade
 			// request (its RequestCtx) when this handler returns, and
@@ -288,11 +298,11 @@ func (p *Proxy) acceptTCP(ln net.Listener) {
 			// the client: on this goroutine, not the accept loop's, within
 			// the HELLO timeout.
 			listener.NoDelay(nc)
-			if err := listener.HandshakeWithin(nc, p.cfg.Limits.HelloTimeout); err != nil {
+			if err := listener.HandshakeWithin(nc, p.conf().Limits.HelloTimeout); err != nil {
 				_ = nc.Close()
 				return
 			}
-			pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: p.cfg.Limits})
+			pc := protocol.NewStreamConn(nc, protocol.ConnOptions{Limits: p.conf().Limits})
 			if d := p.admit(pc); d != nil {
 				d.serve()
 			}
@@ -313,7 +323,7 @@ func (p *Proxy) admit(pc *protocol.Conn) *downstream {
 		_ = pc.Close()
 		return nil
 	}
-	d := newDownstream(p, pc)
+	d := newDownstream(p, pc, p.conf().Limits)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -30,7 +30,7 @@ func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
 	}
 	circuitOpen := false
 	var err error
-	for try := 0; try < p.cfg.MaxAttempts; try++ {
+	for try := 0; try < p.conf().MaxAttempts; try++ {
 		var pc pick
 		if pc, err = pk.stateless.Pick(in); err != nil {
 			break
@@ -78,7 +78,7 @@ func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
 // move it down the preference list.
 func (p *Proxy) routeStateful(c call, module, raw []byte, scratch *pickScratch) {
 	s := c.sess
-	for probe := 0; probe <= p.cfg.MaxOwnerProbes; probe++ {
+	for probe := 0; probe <= p.conf().MaxOwnerProbes; probe++ {
 		pl := p.owner(s, module, c.flags.Has(protocol.FlagNewSession), scratch)
 		b := pl.b
 		if b == nil {
@@ -125,7 +125,7 @@ func (p *Proxy) routeStateful(c call, module, raw []byte, scratch *pickScratch) 
 			return
 		}
 		c.unsent()
-		if pl.confirmed && b.awaitVerdict(p.cfg.DialTimeout) {
+		if pl.confirmed && b.awaitVerdict(p.conf().DialTimeout) {
 			// Its connection just broke: once the redial tells whether the
 			// gateway lives, route again (SESSION_LOST if it died).
 			continue

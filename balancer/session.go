@@ -117,8 +117,9 @@ type sessionTable struct {
 		mu sync.Mutex
 		m  map[protocol.SessionID]*session
 	}
-	count                         atomic.Int64
-	max, maxPerSource, maxPerConn int64
+	count atomic.Int64
+	// The caps (Config.MaxSessions*), which a reload changes.
+	max, maxPerSource, maxPerConn atomic.Int64
 
 	// srcMu guards bySource.
 	srcMu    sync.Mutex
@@ -148,12 +149,20 @@ func (r tableRefusal) String() string {
 }
 
 func newSessionTable(max, maxPerSource, maxPerConn int) *sessionTable {
-	t := &sessionTable{max: int64(max), maxPerSource: int64(maxPerSource), maxPerConn: int64(maxPerConn),
-		bySource: make(map[string]*sourceQuota)}
+	t := &sessionTable{bySource: make(map[string]*sourceQuota)}
+	t.setLimits(max, maxPerSource, maxPerConn)
 	for i := range t.shards {
 		t.shards[i].m = make(map[protocol.SessionID]*session)
 	}
 	return t
+}
+
+// setLimits changes the caps; sessions already in the table stay, and a
+// cap lowered below its count refuses new sessions until enough leave.
+func (t *sessionTable) setLimits(max, maxPerSource, maxPerConn int) {
+	t.max.Store(int64(max))
+	t.maxPerSource.Store(int64(maxPerSource))
+	t.maxPerConn.Store(int64(maxPerConn))
 }
 
 func (t *sessionTable) shard(id protocol.SessionID) int { return int(id[0]) % sessionShards }
@@ -193,11 +202,11 @@ func (t *sessionTable) getFor(id, cid protocol.SessionID, fresh bool, now int64,
 	}
 	if limit {
 		switch {
-		case t.count.Load() >= t.max:
+		case t.count.Load() >= t.max.Load():
 			return nil, tableFull
-		case d.src.n.Load() >= t.maxPerSource:
+		case d.src.n.Load() >= t.maxPerSource.Load():
 			return nil, sourceFull
-		case int64(d.sessionsLive.Load()) > t.maxPerConn: // its own is counted too
+		case int64(d.sessionsLive.Load()) > t.maxPerConn.Load(): // its own is counted too
 			return nil, connFull
 		}
 	}

@@ -120,7 +120,7 @@ func buildSnapshot(backends []*backend, prev *snapshot, r routing) (*snapshot, e
 		up := b.up.Load() && !b.removed.Load()
 		pk.hold[i] = up && b.checkUp.Load()
 		pk.failing[i] = !b.checkUp.Load() && !b.draining.Load()
-		pk.admit[i] = up && !b.draining.Load() && !b.adminDrain.Load() && (pk.panic || b.healthy())
+		pk.admit[i] = up && !b.draining.Load() && !b.adminDrain.Load() && !b.retiring.Load() && (pk.panic || b.healthy())
 		if len(b.member.Modules) == 0 {
 			pk.servesAll[i] = true
 			if pk.admit[i] {

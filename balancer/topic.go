@@ -143,8 +143,8 @@ func (d *downstream) subscription(f *protocol.Frame, cx protocol.SessionID) *pro
 			d.p.topics.remove(topic, sub)
 		}
 	case had:
-	case len(d.subs) >= d.p.cfg.MaxSubscriptions:
-		return protocol.Errorf(protocol.CodeOverloaded, "more than %d topic subscriptions on this connection", d.p.cfg.MaxSubscriptions)
+	case len(d.subs) >= d.p.conf().MaxSubscriptions:
+		return protocol.Errorf(protocol.CodeOverloaded, "more than %d topic subscriptions on this connection", d.p.conf().MaxSubscriptions)
 	default:
 		if d.subs == nil {
 			d.subs = make(map[topicKey]protocol.SessionID)

@@ -18,12 +18,13 @@ import (
 // NATS chose it), on whatever goroutine the transport answers from.
 func (p *Proxy) viaTransport(c *call, f *protocol.Frame, raw []byte) bool {
 	notBefore := f.Flags.Has(transport.FlagNotBefore)
-	if p.cfg.Routes == nil && !notBefore {
+	routes := p.conf().Routes
+	if routes == nil && !notBefore {
 		return false
 	}
 	mode := transport.Direct
 	if f.Flags.Has(protocol.FlagStateless) {
-		mode = p.cfg.Routes.Lookup(f.Module, f.TypeName, f.Method)
+		mode = routes.Lookup(f.Module, f.TypeName, f.Method)
 	}
 	if notBefore && mode != transport.Durable {
 		c.failUnrouted(f.Module, protocol.CodeBadArgs, "NOT_BEFORE is only for stateless calls routed nats:durable")

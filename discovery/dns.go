@@ -93,16 +93,18 @@ func (c DNSConfig) spec() (backendSpec, error) {
 // keeps the previous snapshot and is logged.
 type DNS struct {
 	// Immutable after NewDNS.
-	cfg    DNSConfig
-	spec   backendSpec
-	log    zerolog.Logger
 	feed   *feed
 	ctx    context.Context // canceled by Close; bounds resolutions
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returns
+	reset  chan struct{} // capacity 1; Reconfigure pokes run to take a new Interval
 
-	// refreshMu serializes Refresh, whether the ticker or a test calls it.
+	// refreshMu serializes Refresh, whether the ticker or a test calls it,
+	// and guards the config, which Reconfigure changes.
 	refreshMu sync.Mutex
+	cfg       DNSConfig
+	spec      backendSpec
+	log       zerolog.Logger
 }
 
 var _ Source = (*DNS)(nil)
@@ -121,11 +123,12 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 	d := &DNS{
 		cfg:    cfg,
 		spec:   spec,
-		log:    orNop(cfg.Logger).With().Str("component", "discovery.dns").Str("target", cfg.Target).Logger(),
+		log:    dnsLogger(cfg),
 		feed:   newFeed(),
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
+		reset:  make(chan struct{}, 1),
 	}
 	_, _ = d.Refresh(ctx) // logged inside
 	// The ticker exists before NewDNS returns, so a test that advances a
@@ -135,17 +138,61 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 	return d, nil
 }
 
+func dnsLogger(cfg DNSConfig) zerolog.Logger {
+	return orNop(cfg.Logger).With().Str("component", "discovery.dns").Str("target", cfg.Target).Logger()
+}
+
 func (d *DNS) run(ticker clock.Ticker) {
 	defer close(d.done)
-	defer ticker.Stop()
+	defer func() { ticker.Stop() }()
 	for {
 		select {
 		case <-d.ctx.Done():
 			return
 		case <-ticker.C():
 			_, _ = d.Refresh(d.ctx)
+		case <-d.reset:
+			ticker.Stop()
+			d.refreshMu.Lock()
+			ticker = d.cfg.Clock.NewTicker(d.cfg.Interval)
+			d.refreshMu.Unlock()
 		}
 	}
+}
+
+// Reconfigure changes the target, the interval and the timeout, for a
+// reload (the resolver, clock and logger stay), and resolves the new
+// target at once: a failed resolution keeps the current pool, as on every
+// tick. An invalid config changes nothing.
+func (d *DNS) Reconfigure(target string, interval, timeout time.Duration) error {
+	d.refreshMu.Lock()
+	cfg := d.cfg
+	cfg.Target, cfg.Interval, cfg.Timeout = target, interval, timeout
+	if err := cfg.Validate(); err != nil {
+		d.refreshMu.Unlock()
+		return err
+	}
+	cfg = cfg.withDefaults()
+	changed := cfg.Interval != d.cfg.Interval
+	d.cfg = cfg
+	d.spec, _ = cfg.spec()
+	d.log = dnsLogger(cfg)
+	d.refreshMu.Unlock()
+	if changed {
+		select {
+		case d.reset <- struct{}{}:
+		default:
+		}
+	}
+	_, _ = d.Refresh(d.ctx) // logged inside
+	return nil
+}
+
+// Config returns the source's current config.
+func (d *DNS) Config() DNSConfig {
+	d.refreshMu.Lock()
+	defer d.refreshMu.Unlock()
+	return d.cfg
 }
 
 // Refresh resolves the target now and publishes a snapshot if the set of

@@ -40,6 +40,11 @@ type Gossip struct {
 	ml       *memberlist.Memberlist
 	phase    phase
 	joinDone chan struct{} // closed when joinLoop returns; nil before Start
+
+	// seedMu guards seeds, cfg.Join as SetJoin last changed it. joinLoop
+	// takes it (never g.mu) to read them.
+	seedMu sync.Mutex
+	seeds  []string
 }
 
 type phase int
@@ -84,6 +89,7 @@ func NewGossip(cfg Config) (*Gossip, error) {
 		feed:  newFeed(),
 		stop:  make(chan struct{}),
 		local: local,
+		seeds: cfg.Join,
 	}
 	g.del = &delegate{log: log, feed: g.feed, name: local.Name, conflict: make(chan struct{}, 1), members: map[string]Member{}}
 	g.del.meta.Store(&meta)
@@ -122,7 +128,7 @@ func (g *Gossip) Start() error {
 	g.log.Info().Str("gossip", g.local.Addrs.Gossip).Str("label", g.cfg.Label).
 		Stringer("instance", g.local.Instance).Stringer("role", g.local.Role).
 		Bool("encrypted", g.key != nil).Msg("discovery: gossip started")
-	joined := len(g.cfg.Join) > 0 && g.joinSeeds(ml, "join") > 0
+	joined := len(g.cfg.Join) > 0 && g.joinSeeds(ml, "join") > 0 // the seeds of NewGossip: SetJoin needs Start first
 	g.joinDone = make(chan struct{})
 	go g.joinLoop(ml, g.local.Addrs.Gossip, joined)
 	return nil
@@ -247,7 +253,7 @@ func (g *Gossip) joinLoop(ml *memberlist.Memberlist, self string, joined bool) {
 // knows is joined instead: seeds die too, and a node whose every seed is
 // gone must still reconcile with the others after a partition.
 func (g *Gossip) joinOneSeed(ml *memberlist.Memberlist, self string) {
-	addrs := resolveSeeds(g.cfg.Join, self)
+	addrs := resolveSeeds(g.Seeds(), self)
 	if len(addrs) == 0 {
 		return
 	}
@@ -306,7 +312,7 @@ func resolveSeeds(seeds []string, self string) []string {
 // seed that died after this node joined through it), and the members that
 // refuse this run are the ones that must hear from it.
 func (g *Gossip) joinPeers(ml *memberlist.Memberlist, self string) {
-	targets := resolveSeeds(g.cfg.Join, self)
+	targets := resolveSeeds(g.Seeds(), self)
 	for _, a := range g.peers(self) {
 		if !slices.Contains(targets, a) {
 			targets = append(targets, a)
@@ -326,18 +332,53 @@ func (g *Gossip) joinPeers(ml *memberlist.Memberlist, self string) {
 // answered.
 func (g *Gossip) joinSeeds(ml *memberlist.Memberlist, what string) int {
 	start := time.Now()
-	n, err := ml.Join(g.cfg.Join)
+	seeds := g.Seeds()
+	n, err := ml.Join(seeds)
 	if n == 0 {
-		ev := g.log.Warn().Str("error", flatten(err)).Strs("seeds", g.cfg.Join).Str("attempt", what)
+		ev := g.log.Warn().Str("error", flatten(err)).Strs("seeds", seeds).Str("attempt", what)
 		if hint := joinFailureHint(err); hint != "" {
 			ev = ev.Str("hint", hint)
 		}
 		ev.Msg("discovery: no gossip seed answered")
 		return 0
 	}
-	g.log.Debug().Int("contacted", n).Strs("seeds", g.cfg.Join).Str("attempt", what).
+	g.log.Debug().Int("contacted", n).Strs("seeds", seeds).Str("attempt", what).
 		Dur("took", time.Since(start)).Msg("discovery: joined gossip seeds")
 	return n
+}
+
+// Seeds returns the gossip seeds, as NewGossip's cfg.Join or the last
+// SetJoin gave them.
+func (g *Gossip) Seeds() []string {
+	g.seedMu.Lock()
+	defer g.seedMu.Unlock()
+	return g.seeds
+}
+
+// SetJoin replaces the seeds, for a reload: the re-joins from now on use
+// them, and a started node joins them at once. A node that began with no
+// seeds has no periodic re-join to use them for until it restarts; it
+// joins them once here. Invalid seeds change nothing.
+func (g *Gossip) SetJoin(seeds []string) error {
+	for _, a := range seeds {
+		if err := checkAddr(a, false); err != nil {
+			return fmt.Errorf("discovery: join %q: %w", a, err)
+		}
+	}
+	seeds = slices.Clone(seeds)
+	g.seedMu.Lock()
+	same := slices.Equal(seeds, g.seeds)
+	g.seeds = seeds
+	g.seedMu.Unlock()
+	if same || len(seeds) == 0 {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.phase == phaseStarted {
+		g.joinSeeds(g.ml, "reload")
+	}
+	return nil
 }
 
 // joinFailureHint explains a join error that points at a configuration

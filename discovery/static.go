@@ -10,8 +10,9 @@ import (
 	"strings"
 )
 
-// Static is a Source for a fixed pool, such as real GG instances listed on
-// the command line. It publishes one snapshot (version 1) and never changes.
+// Static is a Source for a pool listed by hand, such as real GG instances
+// listed on the command line. It publishes its first snapshot (version 1)
+// at once, and another at each Set that changes the members (a reload).
 type Static struct {
 	feed *feed
 }
@@ -21,6 +22,15 @@ var _ Source = (*Static)(nil)
 // NewStatic returns a Source whose only snapshot holds members. Members
 // without a Role are gateways. members is not kept.
 func NewStatic(members []Member) *Static {
+	s := &Static{feed: newFeed()}
+	s.Set(members)
+	return s
+}
+
+// Set makes members the pool: the next snapshot, unless they equal the
+// current ones. Members without a Role are gateways. members is not kept.
+// It reports whether it published.
+func (s *Static) Set(members []Member) bool {
 	ms := make([]Member, len(members))
 	for i, m := range members {
 		if m.Role == 0 {
@@ -28,12 +38,10 @@ func NewStatic(members []Member) *Static {
 		}
 		ms[i] = m
 	}
-	s := &Static{feed: newFeed()}
-	s.feed.publish(ms)
-	return s
+	return s.feed.publish(ms)
 }
 
-// Updates implements Source; it delivers the one snapshot.
+// Updates implements Source.
 func (s *Static) Updates() <-chan Snapshot { return s.feed.ch }
 
 // Snapshot implements Source.

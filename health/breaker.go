@@ -81,18 +81,20 @@ type Ticket struct {
 // for concurrent use.
 type Breaker struct {
 	// Immutable after NewBreaker.
-	name  string
-	s     Settings
-	clk   clock.Clock
-	start time.Time     // origin of the offsets below, so that they are monotonic
-	width time.Duration // of a window bucket
+	name     string
+	clk      clock.Clock
+	onChange func(name string, from, to State) // Settings.OnStateChange
+	start    time.Time                         // origin of the offsets below, so that they are monotonic
+	width    time.Duration                     // of a window bucket
 
 	// Written under mu, read without it by Allow and Done.
 	genState  atomic.Uint64 // generation<<2 | State
 	openUntil atomic.Int64  // offset from start at which Open ends
 
-	// Admitted calls not yet done, changed without the lock.
-	inFlight atomic.Int64
+	// Admitted calls not yet done, changed without the lock, and their cap
+	// (Settings.MaxConcurrent).
+	inFlight    atomic.Int64
+	maxInFlight atomic.Int64
 
 	// The window, a ring: epoch e (a Window/Buckets slice of time) is
 	// counted in buckets[e%len] once that bucket's epoch is e. Successes
@@ -101,6 +103,7 @@ type Breaker struct {
 	buckets []bucket
 
 	mu      sync.Mutex
+	s       Settings // SetSettings changes it; Window and Buckets stay
 	gen     uint64
 	state   State
 	probes  int // half-open calls of this generation in flight
@@ -123,16 +126,44 @@ func NewBreaker(name string, s Settings) (*Breaker, error) {
 		return nil, err
 	}
 	b := &Breaker{
-		name:    name,
-		s:       s,
-		clk:     s.Clock,
-		start:   s.Clock.Now(),
-		width:   s.Window / time.Duration(s.Buckets),
-		gen:     1, // generation 0 is the zero Ticket's
-		buckets: make([]bucket, s.Buckets),
+		name:     name,
+		s:        s,
+		onChange: s.OnStateChange,
+		clk:      s.Clock,
+		start:    s.Clock.Now(),
+		width:    s.Window / time.Duration(s.Buckets),
+		gen:      1, // generation 0 is the zero Ticket's
+		buckets:  make([]bucket, s.Buckets),
 	}
 	b.genState.Store(b.gen<<2 | uint64(Closed))
+	b.maxInFlight.Store(int64(s.MaxConcurrent))
 	return b, nil
+}
+
+// SetSettings changes the breaker's thresholds, for a reload:
+// MaxConcurrent, FailureRate, MinCalls, OpenTimeout, HalfOpenMax and
+// HalfOpenSuccesses apply from the next call on (an open breaker keeps the
+// end it was given). The window's shape (Window, Buckets), the clock and
+// OnStateChange stay those given to NewBreaker, and so do the state and
+// the calls counted.
+func (b *Breaker) SetSettings(s Settings) error {
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.Window, s.Buckets, s.Clock, s.OnStateChange = b.s.Window, b.s.Buckets, b.s.Clock, b.s.OnStateChange
+	b.s = s
+	b.maxInFlight.Store(int64(s.MaxConcurrent))
+	return nil
+}
+
+// Settings returns the breaker's current settings.
+func (b *Breaker) Settings() Settings {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.s
 }
 
 // Name returns the name given to NewBreaker.
@@ -181,7 +212,7 @@ func (b *Breaker) admitSlow() (Ticket, error) {
 
 // reserve takes a slot under MaxConcurrent.
 func (b *Breaker) reserve() bool {
-	if b.inFlight.Add(1) > int64(b.s.MaxConcurrent) {
+	if b.inFlight.Add(1) > b.maxInFlight.Load() {
 		b.inFlight.Add(-1)
 		return false
 	}
@@ -311,8 +342,8 @@ func (b *Breaker) setStateLocked(to State, now int64) {
 		}
 	}
 	b.genState.Store(b.gen<<2 | uint64(to))
-	if b.s.OnStateChange != nil {
-		b.s.OnStateChange(b.name, from, to)
+	if b.onChange != nil {
+		b.onChange(b.name, from, to)
 	}
 }
 

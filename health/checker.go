@@ -74,9 +74,11 @@ var (
 // be quick, since the round waits for it; it may call Add, Remove, State and
 // Status, but not Round or Close. All methods are safe for concurrent use.
 type Checker struct {
-	// Immutable after NewChecker.
-	cfg    CheckerConfig
-	clk    clock.Clock
+	// cfg is the current config, swapped whole by SetConfig: a round reads
+	// it once at its start.
+	cfg    atomic.Pointer[CheckerConfig]
+	reset  chan struct{}   // capacity 1; SetConfig pokes the loop to take a new Interval
+	clk    clock.Clock     // immutable after NewChecker
 	ctx    context.Context // done after Close; parent of every probe's context
 	cancel context.CancelFunc
 
@@ -131,14 +133,41 @@ func NewChecker(cfg CheckerConfig) (*Checker, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Checker{
-		cfg:     cfg,
+	c := &Checker{
+		reset:   make(chan struct{}, 1),
 		clk:     cfg.Clock,
 		ctx:     ctx,
 		cancel:  cancel,
 		targets: make(map[string]*target),
-	}, nil
+	}
+	c.cfg.Store(&cfg)
+	return c, nil
 }
+
+// SetConfig replaces the checker's settings, for a reload: the next round
+// probes with the new Timeout and judges with the new Rise and Fall, the
+// ticker takes the new Interval at once, and targets added from now on
+// start in the new InitialState. A target's state and counts stay. The
+// clock and OnTransition stay those given to NewChecker.
+func (c *Checker) SetConfig(cfg CheckerConfig) error {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	old := c.cfg.Load()
+	cfg.Clock, cfg.OnTransition = old.Clock, old.OnTransition
+	c.cfg.Store(&cfg)
+	if cfg.Interval != old.Interval {
+		select {
+		case c.reset <- struct{}{}:
+		default: // a reset is pending; it reads the newest config
+		}
+	}
+	return nil
+}
+
+// Config returns the checker's current settings.
+func (c *Checker) Config() CheckerConfig { return *c.cfg.Load() }
 
 // Add starts checking a target, in the configured initial state. Its first
 // probe comes with the next round.
@@ -156,7 +185,7 @@ func (c *Checker) Add(name string, p Probe) error {
 	}
 	t := &target{name: name, probe: p, work: make(chan probeReq, 1)}
 	t.ctx, t.cancel = context.WithCancel(c.ctx)
-	switch c.cfg.InitialState {
+	switch c.cfg.Load().InitialState {
 	case InitUp:
 		t.state, t.fresh = Up, true
 	case InitFullyUp:
@@ -204,14 +233,17 @@ func (c *Checker) Start() {
 
 func (c *Checker) run() {
 	defer c.wg.Done()
-	tk := c.clk.NewTicker(c.cfg.Interval)
-	defer tk.Stop()
+	tk := c.clk.NewTicker(c.cfg.Load().Interval)
+	defer func() { tk.Stop() }()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-tk.C():
 			c.Round()
+		case <-c.reset:
+			tk.Stop()
+			tk = c.clk.NewTicker(c.cfg.Load().Interval)
 		}
 	}
 }
@@ -250,7 +282,8 @@ func (c *Checker) Round() {
 	}
 	// Sorted, so that transitions within a round come in a stable order.
 	slices.SortFunc(ts, func(a, b *target) int { return strings.Compare(a.name, b.name) })
-	timer := c.clk.NewTimer(c.cfg.Timeout) // armed before any probe starts
+	cfg := c.cfg.Load()
+	timer := c.clk.NewTimer(cfg.Timeout) // armed before any probe starts
 	defer timer.Stop()
 	out := make(chan probeResult, len(ts)) // room for every result: probers never block
 	cancels := make([]context.CancelFunc, len(ts))
@@ -342,12 +375,13 @@ func (c *Checker) record(t *target, err error) {
 		return
 	}
 	from := t.state
-	t.observeLocked(err, c.cfg.Rise, c.cfg.Fall)
+	cfg := c.cfg.Load()
+	t.observeLocked(err, cfg.Rise, cfg.Fall)
 	t.lastCheck, t.lastErr = now, err
 	to := t.state
 	c.mu.Unlock()
-	if from != to && c.cfg.OnTransition != nil {
-		c.cfg.OnTransition(Transition{Target: t.name, From: from, To: to, At: now, Err: err})
+	if from != to && cfg.OnTransition != nil {
+		cfg.OnTransition(Transition{Target: t.name, From: from, To: to, At: now, Err: err})
 	}
 }
 

@@ -74,16 +74,21 @@ type Ejection struct {
 // EjectTripped or Close. All methods are safe for concurrent use.
 type Detector struct {
 	// Immutable after NewDetector.
-	cfg       OutlierConfig
-	clk       clock.Clock
-	threshold uint32        // consecutive failures that eject; 0 when disabled
-	wake      chan struct{} // capacity 1; a Recorder reaching threshold pokes the loop
-	stop      chan struct{} // closed by Close
+	clk   clock.Clock
+	wake  chan struct{}  // capacity 1; a Recorder reaching threshold pokes the loop
+	stop  chan struct{}  // closed by Close
+	reset chan struct{}  // capacity 1; SetConfig pokes the loop to take a new Interval
+	onEj  func(Ejection) // cfg.OnEjection
+
+	// threshold is the consecutive failures that eject (0 when disabled),
+	// shared by every Recorder; SetConfig changes it.
+	threshold atomic.Uint32
 
 	// sweepMu serialises Sweep and EjectTripped, and so their events.
 	sweepMu sync.Mutex
 
 	mu       sync.Mutex
+	cfg      OutlierConfig // swapped by SetConfig
 	hosts    map[string]*Recorder
 	nEjected int
 	started  bool
@@ -101,7 +106,7 @@ type Recorder struct {
 
 	// Immutable after Add.
 	name      string
-	threshold uint32
+	threshold *atomic.Uint32 // the Detector's
 	wake      chan<- struct{}
 
 	// Guarded by Detector.mu.
@@ -122,12 +127,50 @@ func NewDetector(cfg OutlierConfig) (*Detector, error) {
 		clk:   cfg.Clock,
 		wake:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
+		reset: make(chan struct{}, 1),
+		onEj:  cfg.OnEjection,
 		hosts: make(map[string]*Recorder),
 	}
-	if cfg.ConsecutiveFailures > 0 {
-		d.threshold = uint32(cfg.ConsecutiveFailures)
-	}
+	d.threshold.Store(thresholdOf(cfg))
 	return d, nil
+}
+
+func thresholdOf(cfg OutlierConfig) uint32 {
+	if cfg.ConsecutiveFailures > 0 {
+		return uint32(cfg.ConsecutiveFailures)
+	}
+	return 0
+}
+
+// SetConfig replaces the detector's settings, for a reload: the next
+// sweep and the next failure judge by them, and the sweep ticker takes the
+// new Interval at once. Ejections in force keep the end they were given;
+// the clock and OnEjection stay those given to NewDetector.
+func (d *Detector) SetConfig(cfg OutlierConfig) error {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	old := d.cfg
+	cfg.Clock, cfg.OnEjection = old.Clock, old.OnEjection
+	d.cfg = cfg
+	d.threshold.Store(thresholdOf(cfg))
+	d.mu.Unlock()
+	if cfg.Interval != old.Interval {
+		select {
+		case d.reset <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Config returns the detector's current settings.
+func (d *Detector) Config() OutlierConfig {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
 }
 
 // Success reports a successful call.
@@ -143,7 +186,7 @@ func (r *Recorder) Success() {
 // ConsecutiveFailures wakes the Detector, with a send that never blocks.
 func (r *Recorder) Failure() {
 	r.calls.Add(1)
-	if n := r.consecutive.Add(1); n == r.threshold && n != 0 {
+	if n := r.consecutive.Add(1); n == r.threshold.Load() && n != 0 {
 		select {
 		case r.wake <- struct{}{}:
 		default: // a wake-up is already pending; it will see this target too
@@ -164,7 +207,7 @@ func (d *Detector) Add(name string) (*Recorder, error) {
 	if _, ok := d.hosts[name]; ok {
 		return nil, fmt.Errorf("health: target %q already added", name)
 	}
-	r := &Recorder{name: name, threshold: d.threshold, wake: d.wake}
+	r := &Recorder{name: name, threshold: &d.threshold, wake: d.wake}
 	d.hosts[name] = r
 	return r, nil
 }
@@ -202,8 +245,8 @@ func (d *Detector) Start() {
 
 func (d *Detector) run() {
 	defer d.wg.Done()
-	tk := d.clk.NewTicker(d.cfg.Interval)
-	defer tk.Stop()
+	tk := d.clk.NewTicker(d.Config().Interval)
+	defer func() { tk.Stop() }()
 	for {
 		select {
 		case <-d.stop:
@@ -212,6 +255,9 @@ func (d *Detector) run() {
 			d.Sweep()
 		case <-d.wake:
 			d.EjectTripped()
+		case <-d.reset:
+			tk.Stop()
+			tk = d.clk.NewTicker(d.Config().Interval)
 		}
 	}
 }
@@ -323,7 +369,7 @@ type candidate struct {
 // trippedLocked reports whether r has reached ConsecutiveFailures. For an
 // ejected target it clears the count instead. Caller must hold d.mu.
 func (d *Detector) trippedLocked(r *Recorder) bool {
-	if d.threshold == 0 || r.consecutive.Load() < d.threshold {
+	if th := d.threshold.Load(); th == 0 || r.consecutive.Load() < th {
 		return false
 	}
 	if r.ejected {
@@ -382,11 +428,11 @@ func (d *Detector) sortedLocked() []*Recorder {
 }
 
 func (d *Detector) deliver(events []Ejection) {
-	if d.cfg.OnEjection == nil {
+	if d.onEj == nil {
 		return
 	}
 	for _, e := range events {
-		d.cfg.OnEjection(e)
+		d.onEj(e)
 	}
 }
 

@@ -56,6 +56,7 @@ type proxyConfigView struct {
 	Admin      adminView       `json:"admin"`
 	Discovery  discoveryView   `json:"discovery"`
 	DrainGrace time.Duration   `json:"drain_grace"`
+	Routes     []string        `json:"routes,omitempty"` // --route, as reloaded
 }
 
 type adminView struct {

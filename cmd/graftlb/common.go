@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +43,10 @@ func init() { zerolog.TimeFieldFormat = logTimeFormat }
 type logFlags struct {
 	level  string
 	format string
+	// live is the level in force (a zerolog.Level), which a reload
+	// changes; out is the writer before the level filter (set by logger).
+	live atomic.Int32
+	out  io.Writer
 }
 
 func (l *logFlags) register(fs *flag.FlagSet) {
@@ -66,7 +71,17 @@ func (l *logFlags) logger(stderr io.Writer) (zerolog.Logger, error) {
 	default:
 		return zerolog.Logger{}, fmt.Errorf("--log-format: want json, console or auto, got %q", l.format)
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	l.out = w
+	l.live.Store(int32(lvl))
+	// The logger logs at debug (or trace) and the filter drops what is
+	// under the level in force, so that a reload can change it.
+	return zerolog.New(levelFilter{w: w, min: &l.live}).Level(min(lvl, zerolog.DebugLevel)).With().Timestamp().Logger(), nil
+}
+
+// accessLogger returns the access log: info lines whatever the level in
+// force (after logger).
+func (l *logFlags) accessLogger() zerolog.Logger {
+	return zerolog.New(l.out).Level(zerolog.InfoLevel).With().Timestamp().Str("log", "access").Logger()
 }
 
 // limitFlags are the per-connection limits a server command takes.
@@ -107,6 +122,9 @@ type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
+// Reset empties the list (flagfile.Resetter: a reload parses it again).
+func (l *listFlag) Reset() { *l = nil }
+
 func (l *listFlag) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -126,20 +144,21 @@ func serverSignals() (chan os.Signal, func()) {
 	return sigs, func() { signal.Stop(sigs) }
 }
 
-// hangup reports whether sig is a SIGHUP, which is logged and otherwise
-// ignored (there is no configuration to reload yet): callers wait on.
-func hangup(sig os.Signal, log *zerolog.Logger) bool {
+// hangup reports whether sig is a SIGHUP, and if so runs the reloads:
+// callers wait on.
+func hangup(sig os.Signal, r *reloads) bool {
 	if sig != syscall.SIGHUP {
 		return false
 	}
-	log.Info().Msg("SIGHUP: nothing to reload; still running")
+	r.run()
 	return true
 }
 
-// awaitStop returns the first signal that asks the process to stop.
-func awaitStop(sigs <-chan os.Signal, log *zerolog.Logger) os.Signal {
+// awaitStop returns the first signal that asks the process to stop,
+// running the reloads at each SIGHUP.
+func awaitStop(sigs <-chan os.Signal, r *reloads) os.Signal {
 	for sig := range sigs {
-		if !hangup(sig, log) {
+		if !hangup(sig, r) {
 			return sig
 		}
 	}
@@ -152,6 +171,9 @@ func awaitStop(sigs <-chan os.Signal, log *zerolog.Logger) os.Signal {
 type repeatFlag []string
 
 func (r *repeatFlag) String() string { return strings.Join(*r, " ") }
+
+// Reset empties the list (flagfile.Resetter: a reload parses it again).
+func (r *repeatFlag) Reset() { *r = nil }
 
 func (r *repeatFlag) Set(v string) error {
 	if v = strings.TrimSpace(v); v == "" {

@@ -57,23 +57,26 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	var tf tlsFlags
 	tf.register(fs)
 	tf.registerPeer(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var ff fileFlags
+	ff.register(fs)
+	if err := ff.parse(fs, args, stderr); err != nil {
+		return ff.exit(2)
 	}
+	started := flagValues(fs)
 	sigs, stopSignals := serverSignals()
 	defer stopSignals()
 	if gf.bind == "" && gf.advertise != "" {
 		fmt.Fprintln(stderr, "graftlb gateway: --advertise needs --gossip: it is the address gossip announces")
-		return 2
+		return ff.exit(2)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "graftlb gateway: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return ff.exit(2)
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
-		return 2
+		return ff.exit(2)
 	}
 	cfg.Logger = &log
 	cfg.Limits = lim.limits()
@@ -90,15 +93,25 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		mk, ok := exampleModules[name]
 		if !ok {
 			fmt.Fprintf(stderr, "graftlb gateway: --modules: unknown module %q (have orders, cart, ticker, chaos)\n", name)
-			return 2
+			return ff.exit(2)
 		}
 		cfg.Modules = append(cfg.Modules, mk())
 	}
 	g, err := gateway.New(cfg)
+	if err == nil && ff.check {
+		err = checkGateway(cfg, &gf)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
-		return 2
+		return ff.exit(2)
 	}
+	if ff.check {
+		fmt.Fprintf(stdout, "graftlb gateway: configuration is valid (%s)\n", configName(ff.set.Path()))
+		return 0
+	}
+	rl := &reloads{log: &log} // what SIGHUP runs (config.go)
+	rl.add("config file", func() error { return reloadFixed(&ff, fs, started, fixedLive, &lf, &log, "gateway") })
+	rl.add("certificates", g.ReloadTLS)
 	if err := g.Start(); err != nil {
 		fmt.Fprintln(stderr, "graftlb gateway:", err)
 		return 1
@@ -133,7 +146,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		case <-g.Done():
 			return 1
 		case sig := <-sigs:
-			if !hangup(sig, &log) {
+			if !hangup(sig, rl) {
 				log.Info().Stringer("signal", sig).Msg("draining")
 				waiting = false
 			}
@@ -151,7 +164,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 			}
 			waiting = false
 		case sig := <-sigs:
-			if !hangup(sig, &log) {
+			if !hangup(sig, rl) {
 				log.Warn().Stringer("signal", sig).Msg("second signal: stopping now")
 				_ = g.Close()
 				<-drained

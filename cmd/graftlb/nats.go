@@ -109,12 +109,12 @@ func (n *natsProxyFlags) start(cfg *balancer.Config, log *zerolog.Logger) (url s
 // handleAdmin serves GET /transport on the admin listener: the routes and
 // what the NATS transport refused or lost (malformed and stray replies,
 // disconnects, calls failed in flight).
-func (n *natsProxyFlags) handleAdmin(adm *admin.Server, routes *transport.Routes) {
+func (n *natsProxyFlags) handleAdmin(adm *admin.Server, routes func() *transport.Routes) {
 	if n.tr == nil {
 		return
 	}
 	adm.HandleJSON("/transport", func() any {
-		return map[string]any{"nats": n.tr.URL(), "routes": routes.Strings(), "counters": n.tr.Counters.Values()}
+		return map[string]any{"nats": n.tr.URL(), "routes": routes().Strings(), "counters": n.tr.Counters.Values()}
 	})
 }
 
@@ -195,7 +195,7 @@ func runNATS(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printListening(stdout, listening{Name: "nats", NATS: srv.URL()})
-	sig := awaitStop(sigs, &log)
+	sig := awaitStop(sigs, &reloads{log: &log})
 	log.Info().Stringer("signal", sig).Msg("stopping")
 	done := make(chan struct{})
 	go func() { srv.Shutdown(); close(done) }()

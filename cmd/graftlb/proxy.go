@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"sync/atomic"
+	"time"
 
 	"github.com/graftlb/graftlb/admin"
 	"github.com/graftlb/graftlb/affinity"
@@ -12,7 +15,7 @@ import (
 	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/internal/listener"
 	"github.com/graftlb/graftlb/passthrough"
-	"github.com/rs/zerolog"
+	"github.com/graftlb/graftlb/transport"
 	"github.com/valyala/fasthttp"
 )
 
@@ -85,33 +88,42 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	var tf tlsFlags
 	tf.register(fs)
 	tf.registerBackend(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var ff fileFlags
+	ff.register(fs)
+	if err := ff.parse(fs, args, stderr); err != nil {
+		return ff.exit(2)
 	}
 	sigs, stopSignals := serverSignals()
 	defer stopSignals()
-	cfg.ProxyProtocol.From = ppFrom
-	if cfg.DrainDelay == 0 {
-		cfg.DrainDelay = -1 // none (a zero Config field means the default)
+	fail := func(code int, err error) int {
+		fmt.Fprintln(stderr, "graftlb proxy:", err)
+		return ff.exit(code)
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "graftlb proxy:", err)
-		return 2
+		return fail(2, err)
 	}
 	cfg.Logger = &log
 	if *accessLog {
-		access := log.With().Str("log", "access").Logger().Level(zerolog.InfoLevel)
+		access := lf.accessLogger()
 		cfg.AccessLog = &access
 	}
-	cfg.Name = *name
-	cfg.Limits = lim.limits()
-	auf.apply(&cfg)
-	cfg.TLS, cfg.BackendTLS = tf.server, tf.backend
-	fail := func(code int, err error) int {
-		fmt.Fprintln(stderr, "graftlb proxy:", err)
-		return code
+	// flagged is the proxy config the flags describe; a reload (SIGHUP)
+	// parses the flags again and takes it anew.
+	flagged := func() balancer.Config {
+		c := cfg
+		c.ProxyProtocol.From = slices.Clone(ppFrom)
+		if c.DrainDelay == 0 {
+			c.DrainDelay = -1 // none (a zero Config field means the default)
+		}
+		c.Name = *name
+		c.Limits = lim.limits()
+		auf.apply(&c)
+		c.TLS, c.BackendTLS = tf.server, tf.backend
+		return c
 	}
+	cfg = flagged()
+	started := flagValues(fs)
 
 	sources := 0
 	for _, set := range []bool{len(backends) > 0, *dnsTarget != "", len(passthroughs) > 0, gf.bind != ""} {
@@ -132,6 +144,16 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	if err := af.resolve(); err != nil {
 		return fail(2, err)
 	}
+	if ff.check {
+		if err := checkProxy(cfg, af.addr, backends, passthroughs, *ptKey, *dnsTarget, *dnsInterval, &gf, &nf); err != nil {
+			return fail(1, err)
+		}
+		fmt.Fprintf(stdout, "graftlb proxy: configuration is valid (%s)\n", configName(ff.set.Path()))
+		return 0
+	}
+	rl := &reloads{log: &log} // what SIGHUP runs (config.go)
+	var grace atomic.Int64    // --drain-grace, which a reload changes
+	grace.Store(int64(*drainGrace))
 
 	type server interface {
 		Start() error
@@ -174,16 +196,21 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		}
 		adm.HandleJSON("/pool", func() any { return pt.Pool() })
 		adm.HandleJSON("/stats", func() any { return pt.Stats() })
+		rl.add("config file", func() error { return reloadFixed(&ff, fs, started, fixedLive, &lf, &log, "pass-through proxy") })
+		rl.add("certificates", pt.ReloadTLS)
 		srv = pt
 	default:
 		var src discovery.Source
+		pr := &proxyReloader{ff: &ff, fs: fs, started: started, log: &log, lf: &lf, flagged: flagged, backends: &backends, grace: drainGrace,
+			pool: func() (proxyPool, error) { return checkProxyPool(backends, *dnsTarget, *dnsInterval, &gf, &nf) }}
 		switch {
 		case len(backends) > 0:
 			ms, err := discovery.ParseBackends(backends)
 			if err != nil {
 				return fail(2, err)
 			}
-			src = discovery.NewStatic(ms)
+			pr.static = discovery.NewStatic(ms)
+			src = pr.static
 		case gf.bind == "" && *dnsTarget == "":
 			src = discovery.NewStatic(nil) // every call goes over NATS
 		case *dnsTarget != "":
@@ -194,13 +221,13 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return fail(2, err)
 			}
-			src = d
+			src, pr.dns = d, d
 		default:
 			local := discovery.Member{Name: *name, Role: discovery.RoleProxy}
 			if gs, err = gf.start(local, log); err != nil {
 				return fail(1, err)
 			}
-			src = gs
+			src, pr.gossip = gs, gs
 		}
 		var stopNATS func()
 		if natsURL, stopNATS, err = nf.start(&cfg, &log); err != nil {
@@ -214,11 +241,24 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			return fail(2, err)
 		}
 		disc := gossipView(&gf)
-		disc.Backends, disc.DNS = backends, *dnsTarget
-		nf.handleAdmin(adm, cfg.Routes)
+		disc.Backends, disc.DNS = slices.Clone(backends), *dnsTarget
+		var discView atomic.Pointer[discoveryView] // a reload changes it
+		discView.Store(&disc)
+		nf.handleAdmin(adm, func() *transport.Routes { return p.Config().Routes })
+		adminView := af.view()
 		adm.HandleProxy(p, func() any {
-			return proxyConfigView{Proxy: p.Config(), Admin: af.view(), Discovery: disc, DrainGrace: *drainGrace}
+			c := p.Config()
+			return proxyConfigView{Proxy: c, Admin: adminView, Discovery: *discView.Load(), DrainGrace: time.Duration(grace.Load()), Routes: c.Routes.Strings()}
 		})
+		pr.p = p
+		pr.applied = func(pp proxyPool, bs []string, dg time.Duration) {
+			d := *discView.Load()
+			d.Backends, d.DNS, d.Join = bs, pp.dns, pp.join
+			discView.Store(&d)
+			grace.Store(int64(dg))
+		}
+		rl.add("config file", pr.reload)
+		rl.add("certificates", p.ReloadTLS)
 		srv = p
 	}
 	adm.Handle("/readyz", func(ctx *fasthttp.RequestCtx) {
@@ -246,10 +286,10 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	}
 	printListening(stdout, l)
 
-	sig := awaitStop(sigs, &log)
+	sig := awaitStop(sigs, rl)
 	log.Info().Stringer("signal", sig).Msg("draining")
 	if d, ok := srv.(interface{ Drain(context.Context) error }); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), *drainGrace)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(grace.Load()))
 		drained := make(chan error, 1)
 		go func() { drained <- d.Drain(ctx) }()
 		for waiting := true; waiting; {
@@ -257,7 +297,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			case <-drained:
 				waiting = false
 			case sig := <-sigs:
-				if !hangup(sig, &log) {
+				if !hangup(sig, rl) {
 					log.Warn().Stringer("signal", sig).Msg("second signal: stopping now")
 					cancel()
 					<-drained

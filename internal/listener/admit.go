@@ -56,10 +56,13 @@ const RefusalLogInterval = 10 * time.Second
 // frame, so the per-source map under a lock is cheap enough. It is safe
 // for concurrent use.
 type Admission struct {
+	// The caps, which SetLimits changes; perSource <= 0: no cap per source
+	// (connections are counted by source all the same, so that a cap set
+	// later counts them).
+	max, perSource atomic.Int64
 	// Immutable after NewAdmission.
-	max, perSource int // perSource <= 0: no cap, nothing counted by source
-	log            *zerolog.Logger
-	now            func() int64 // UnixNano, for the refusal logs
+	log *zerolog.Logger
+	now func() int64 // UnixNano, for the refusal logs
 
 	conns atomic.Int64
 	// full and source rate-limit the logs of the two kinds of refusal.
@@ -77,7 +80,16 @@ func NewAdmission(maxConns, perSource int, log *zerolog.Logger, now func() int64
 	if now == nil {
 		now = func() int64 { return time.Now().UnixNano() }
 	}
-	return &Admission{max: maxConns, perSource: perSource, log: log, now: now, bySource: make(map[netip.Addr]int)}
+	a := &Admission{log: log, now: now, bySource: make(map[netip.Addr]int)}
+	a.SetLimits(maxConns, perSource)
+	return a
+}
+
+// SetLimits changes the caps, for a reload: connections admitted stay,
+// and a cap lowered below the count refuses new ones until enough leave.
+func (a *Admission) SetLimits(maxConns, perSource int) {
+	a.max.Store(int64(maxConns))
+	a.perSource.Store(int64(perSource))
 }
 
 // Admit counts a new connection from addr, or refuses it and returns why,
@@ -85,11 +97,11 @@ func NewAdmission(maxConns, perSource int, log *zerolog.Logger, now func() int64
 func (a *Admission) Admit(addr net.Addr) (why string, ok bool) {
 	if !a.acquireSource(addr) {
 		src, _ := SourceOf(addr)
-		why = fmt.Sprintf("too many connections from %s (at most %d per source)", src, a.perSource)
+		why = fmt.Sprintf("too many connections from %s (at most %d per source)", src, a.perSource.Load())
 		a.refused(addr, &a.source, why, "connection limit per source reached; refusing")
 		return why, false
 	}
-	if a.conns.Add(1) > int64(a.max) {
+	if a.conns.Add(1) > a.max.Load() {
 		a.conns.Add(-1)
 		a.releaseSource(addr)
 		why = "connection limit reached"
@@ -117,12 +129,12 @@ func (a *Admission) refused(addr net.Addr, rl *refusalLog, why, msg string) {
 
 func (a *Admission) acquireSource(addr net.Addr) bool {
 	src, ok := SourceOf(addr)
-	if !ok || a.perSource <= 0 {
+	if !ok {
 		return true
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.bySource[src] >= a.perSource {
+	if cap := a.perSource.Load(); cap > 0 && int64(a.bySource[src]) >= cap {
 		return false
 	}
 	a.bySource[src]++
@@ -131,7 +143,7 @@ func (a *Admission) acquireSource(addr net.Addr) bool {
 
 func (a *Admission) releaseSource(addr net.Addr) {
 	src, ok := SourceOf(addr)
-	if !ok || a.perSource <= 0 {
+	if !ok {
 		return
 	}
 	a.mu.Lock()
