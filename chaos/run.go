@@ -350,7 +350,15 @@ func (r *runner) apply(ctx context.Context, i int, f Fault) error {
 			return err
 		}
 		sleep(d)
-		return r.setFault(ctx, f.Target, method, off)
+		// Undone for sure: a fault left on would fail calls for the rest
+		// of the run. An overloaded gateway may miss one handshake.
+		var err error
+		for try := 0; try < 3 && ctx.Err() == nil; try++ {
+			if err = r.setFault(ctx, f.Target, method, off); err == nil {
+				break
+			}
+		}
+		return err
 	}
 	return fmt.Errorf("chaos: unknown fault kind %q", f.Kind)
 }
