@@ -157,6 +157,13 @@ func (h *History) UpdateFault(i int, fn func(*Fault)) {
 	h.mu.Unlock()
 }
 
+// Fault returns fault i as it is now.
+func (h *History) Fault(i int) Fault {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.faults[i]
+}
+
 // Snapshot returns copies of the operations and faults recorded so far.
 func (h *History) Snapshot() ([]Op, []Fault) {
 	h.mu.Lock()

@@ -250,11 +250,18 @@ func (r *runner) play(ctx context.Context, sched []Fault, t0 int64) {
 			if err != nil {
 				r.h.UpdateFault(i, func(f *Fault) { f.Err = err.Error() })
 			}
-			r.h.UpdateFault(i, func(f *Fault) { f.End = r.h.Now() })
-			r.m.changed(i)
+			if r.h.Fault(i).End == 0 { // a partition's ends at its heal
+				r.undone(i)
+			}
 		}()
 		r.check()
 	}
+}
+
+// undone records that fault i was undone now.
+func (r *runner) undone(i int) {
+	r.h.UpdateFault(i, func(f *Fault) { f.End = r.h.Now() })
+	r.m.changed(i)
 }
 
 // lockTarget waits until no other fault runs on target, and returns the
@@ -389,6 +396,7 @@ func (r *runner) partition(ctx context.Context, i int, f Fault, sleep func(time.
 	if err := r.c.heal(f.Target); err != nil {
 		return err
 	}
+	r.undone(i)
 	for try := 0; try < 5; try++ {
 		if r.c.net.reachable(ctx, r.cfg.Binary, from, p.Addr.TCP, 2*time.Second) {
 			r.h.UpdateFault(i, func(f *Fault) { f.HealSeen = true })
@@ -583,9 +591,10 @@ type monitor struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu   sync.Mutex
-	open map[int]openFault // faults whose target's truth is not shown yet
-	all  bool              // the last sample agreed on every target
+	mu        sync.Mutex
+	open      map[int]openFault // faults whose target's truth is not shown yet
+	all       bool              // the last sample agreed on every target
+	changedAt int64             // ms of the last change
 }
 
 type openFault struct {
@@ -607,13 +616,15 @@ func (m *monitor) halt() {
 }
 
 // changed says fault i just started or was undone.
+// It is reset before the fault is watched: a sample taken after the
+// change may mark it recovered at once.
 func (m *monitor) changed(i int) {
-	_, faults := m.h.Snapshot()
-	m.mu.Lock()
-	m.open[i] = openFault{since: m.h.Now(), target: faults[i].Target}
-	m.all = false
-	m.mu.Unlock()
 	m.h.UpdateFault(i, func(f *Fault) { f.PoolRecovered = false })
+	m.mu.Lock()
+	now := m.h.Now()
+	m.open[i] = openFault{since: now, target: m.h.Fault(i).Target}
+	m.all, m.changedAt = false, now
+	m.mu.Unlock()
 }
 
 func (m *monitor) run() {
@@ -626,11 +637,17 @@ func (m *monitor) run() {
 			return
 		case <-tick.C:
 		}
+		began := m.h.Now()
 		v := m.sample()
 		now := m.h.Now()
 		m.mu.Lock()
-		m.all = v.all
+		if m.changedAt < began {
+			m.all = v.all
+		}
 		for i, o := range m.open {
+			if o.since >= began {
+				continue // the sample may predate the change: it says nothing of it
+			}
 			if diff, ok := v.wrong[o.target]; ok {
 				m.h.UpdateFault(i, func(f *Fault) { f.PoolDiff = diff })
 				continue
