@@ -143,10 +143,20 @@ const partitionSlack = 5000
 // cutInFlight returns a partition that cut the gateway o may have been
 // sent to off from o's proxy while o was in flight, o placed before the
 // proxy could know.
+//
+// Later calls are excused only when the proxy says it sent them to the cut
+// gateway ("connection to gateway X broke with the call in flight"): in
+// panic mode (few healthy gateways) a proxy spreads calls over every
+// connected one, and a cut gateway's silent connections count as
+// connected until gossip declares it dead and they are cut.
 func (c *checker) cutInFlight(o Op) (Fault, bool) {
 	for _, f := range c.faults {
-		if (f.Kind == FaultPartitionGateway || f.Kind == FaultIsolateGateway) && f.cutFrom(o.Proxy) &&
-			o.Start <= f.T+partitionSlack && o.End >= f.T {
+		if (f.Kind != FaultPartitionGateway && f.Kind != FaultIsolateGateway) || !f.cutFrom(o.Proxy) {
+			continue
+		}
+		a, b := f.window(c.p.Grace, c.p.End)
+		if o.Start <= f.T+partitionSlack && o.End >= f.T ||
+			o.Start <= b && o.End >= a && strings.Contains(o.Detail, "connection to gateway "+f.Target+" broke") {
 			return f, true
 		}
 	}
