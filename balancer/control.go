@@ -76,7 +76,7 @@ func (p *Proxy) apply(snap discovery.Snapshot) {
 		}
 	}
 	p.mu.Unlock()
-	awaitUpstreamsEnd(gone, leaveLinger)
+	gone = p.awaitLeave(gone, leaveLinger)
 	for _, b := range gone {
 		p.cfg.Logger.Info().Str("gateway", b.name).Msg("gateway left the pool")
 		p.removeHealth(b)
@@ -167,17 +167,58 @@ func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug().Msgf(fo
 // finish what it sent before cutting its connections.
 const leaveLinger = time.Second
 
-// awaitUpstreamsEnd waits, up to d, until every upstream of the backends
-// has ended. A gateway that drained sent MOVED for every session it handed
-// over and closed its connections before it left the gossip pool, but the
-// news of its leaving can beat those frames here; cutting its connections
-// at once would drop them and lose sessions that moved. A gateway that is
-// gone without a word (its process stopped, a partition) costs d.
-func awaitUpstreamsEnd(bs []*backend, d time.Duration) {
+// awaitLeave waits, up to d, until every upstream of the backends that
+// left the pool has ended, and returns those that are still gone: a
+// backend whose member is back in the source's newest snapshot (same
+// instance, same address) stays, with its sessions.
+//
+// A gateway that drained sent MOVED for every session it handed over and
+// closed its connections before it left the gossip pool, but the news of
+// its leaving can beat those frames here; cutting its connections at once
+// would drop them and lose sessions that moved. A gateway that is gone
+// without a word (its process stopped, a partition) costs d. And a live
+// gateway can be reported dead: a member that was cut off from the others
+// believes them dead, and once the cut heals its verdicts reach the pool
+// before the victims refute them (each refutes its own death at once, so
+// the member is back within milliseconds). Its connections to this proxy
+// never broke; losing its sessions would be wrong.
+func (p *Proxy) awaitLeave(bs []*backend, d time.Duration) []*backend {
 	deadline := time.Now().Add(d)
+	var gone []*backend
 	for _, b := range bs {
+		back := false
 		for len(*b.conns.Load()) > 0 && time.Now().Before(deadline) {
+			if _, back = p.listed(b); back {
+				break
+			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		m, ok := p.listed(b)
+		if !ok || len(*b.conns.Load()) == 0 {
+			gone = append(gone, b)
+			continue
+		}
+		p.mu.Lock()
+		if _, taken := p.backends[b.name]; taken || p.closed {
+			p.mu.Unlock()
+			gone = append(gone, b)
+			continue
+		}
+		p.backends[b.name] = b
+		p.mu.Unlock()
+		b.update(m)
+		p.cfg.Logger.Info().Str("gateway", b.name).Msg("gateway reported gone is back in the pool; its sessions stay")
 	}
+	return gone
+}
+
+// listed returns b's member from the source's newest snapshot, if it is
+// there under b's instance and address.
+func (p *Proxy) listed(b *backend) (discovery.Member, bool) {
+	for _, m := range p.src.Snapshot().Gateways() {
+		if m.Name == b.name {
+			return m, m.Instance == b.member.Instance && m.Addrs.TCP == b.addr
+		}
+	}
+	return discovery.Member{}, false
 }

@@ -110,6 +110,59 @@ func (c *checker) killedBetween(gw string, from, to int64) (Fault, bool) {
 	return Fault{}, false
 }
 
+// isolateDeathMin is how long an isolation must last (ms) before gossip
+// may have declared its gateway dead: memberlist's probe (1 s), its
+// indirect probes and the suspicion that follows take longer (6-10 s
+// measured), so a shorter isolation excuses no lost session.
+const isolateDeathMin = 3000
+
+// isolatedBetween returns an isolation of gw ("" for any) overlapping
+// [from, to] long enough for gossip to have declared gw dead.
+func (c *checker) isolatedBetween(gw string, from, to int64) (Fault, bool) {
+	for _, f := range c.faults {
+		if f.Kind != FaultIsolateGateway || (gw != "" && f.Target != gw) {
+			continue
+		}
+		end := f.End
+		if end == 0 {
+			end = c.p.End
+		}
+		if a, b := f.window(c.p.Grace, c.p.End); a <= to && from <= b && end-f.T >= isolateDeathMin {
+			return f, true
+		}
+	}
+	return Fault{}, false
+}
+
+// partitionSlack is how long after a partition starts (ms) calls through
+// a cut-off proxy may still be placed on its gateway: until the proxy's
+// active checks (3 failed PINGs a second apart) or outlier detection take
+// it out of the picker.
+const partitionSlack = 5000
+
+// cutInFlight returns a partition that cut the gateway o may have been
+// sent to off from o's proxy while o was in flight, o placed before the
+// proxy could know.
+//
+// Later calls are excused only when the proxy says it sent them to the cut
+// gateway ("connection to gateway X broke with the call in flight"): in
+// panic mode (few healthy gateways) a proxy spreads calls over every
+// connected one, and a cut gateway's silent connections count as
+// connected until gossip declares it dead and they are cut.
+func (c *checker) cutInFlight(o Op) (Fault, bool) {
+	for _, f := range c.faults {
+		if (f.Kind != FaultPartitionGateway && f.Kind != FaultIsolateGateway) || !f.cutFrom(o.Proxy) {
+			continue
+		}
+		a, b := f.window(c.p.Grace, c.p.End)
+		if o.Start <= f.T+partitionSlack && o.End >= f.T ||
+			o.Start <= b && o.End >= a && strings.Contains(o.Detail, "connection to gateway "+f.Target+" broke") {
+			return f, true
+		}
+	}
+	return Fault{}, false
+}
+
 // carts checks invariants 1 and 2 for every cart, op by op in the order
 // its worker made them (one worker makes a cart's calls one at a time).
 func (c *checker) carts(ops []Op) []Violation {
@@ -147,6 +200,13 @@ func (c *checker) cart(ops []Op) []Violation {
 				// A fault's time is taken just before its signal: a session
 				// placed in that moment may be on the gateway being killed.
 				if _, ok := c.killedBetween(owner, born-killSlack, o.End); ok || o.Start-lastOK > c.p.SessionTTL {
+					return nil
+				}
+				// Gossip may declare an isolated gateway dead: the proxies
+				// then drop it and lose its sessions. A partition from one
+				// proxy excuses nothing: the others vouch for the gateway
+				// (memberlist's indirect probes), and it stays in the pool.
+				if _, ok := c.isolatedBetween(owner, born-killSlack, o.End); ok {
 					return nil
 				}
 				// A drain may have handed the session to a gateway the
@@ -241,6 +301,10 @@ func (c *checker) excused(o Op) string {
 			return "non-idempotent, in flight while " + f.Target + " had " + f.Kind
 		}
 	}
+	if f, ok := c.cutInFlight(o); ok {
+		// The connection stays open, silent: no retry, IDEMPOTENT or not.
+		return "in flight through " + o.Proxy + " when " + f.Target + " was cut off from it (" + f.Kind + ")"
+	}
 	if c.noneHealthy(o.Start, o.End) {
 		return "no healthy gateway"
 	}
@@ -267,7 +331,7 @@ func (c *checker) noneHealthy(from, to int64) bool {
 		}
 	}
 	for g := range gws {
-		if _, ok := c.overlaps(from, to, g, FaultKillGateway, FaultStopGateway, FaultTermGateway, FaultFailGateway); !ok {
+		if _, ok := c.overlaps(from, to, g, FaultKillGateway, FaultStopGateway, FaultTermGateway, FaultFailGateway, FaultIsolateGateway); !ok {
 			return false
 		}
 	}

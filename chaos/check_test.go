@@ -147,3 +147,43 @@ func TestCheckLostAfterADrainAndAKill(t *testing.T) {
 		t.Fatalf("drained, then another gateway killed: %+v, want none", v)
 	}
 }
+
+// Partitions: a session lost with its owner isolated long enough is lost
+// for a reason, one lost through a one-proxy partition is not; a call
+// through the cut proxy is excused while the proxy could not know, or
+// later when it names the cut gateway, not through the other proxy.
+func TestCheckPartitions(t *testing.T) {
+	ops, faults, p := cleanHistory()
+	lost := []Op{
+		{Worker: 9, Kind: OpCartNew, Proxy: "p1", Cart: 1, Start: 70_000, End: 70_005},
+		{Worker: 9, Kind: OpCartAdd, Proxy: "p1", Cart: 1, Gateway: "gw3", Name: ItemName(0, 100), Items: 1, Total: 100, Start: 70_100, End: 70_105},
+		{Worker: 9, Kind: OpCartAdd, Proxy: "p1", Cart: 1, Code: "SESSION_LOST", Start: 80_000, End: 80_001},
+	}
+	cut := Fault{T: 72_000, Kind: FaultPartitionGateway, Target: "gw3", Peer: "p1", End: 78_000, Recovered: true, PoolRecovered: true}
+	if v := Check(append(ops, lost...), append(faults, cut), p); len(v) != 1 || v[0].Invariant != InvLostNoCause {
+		t.Fatalf("lost through a one-proxy partition: %+v, want one %s", v, InvLostNoCause)
+	}
+	iso := Fault{T: 72_000, Kind: FaultIsolateGateway, Target: "gw3", End: 78_000, Recovered: true, PoolRecovered: true}
+	if v := Check(append(ops, lost...), append(faults, iso), p); len(v) != 0 {
+		t.Fatalf("lost with its owner isolated 6 s: %+v, want none", v)
+	}
+	iso.End = 73_000
+	if v := Check(append(ops, lost...), append(faults, iso), p); len(v) != 1 || v[0].Invariant != InvLostNoCause {
+		t.Fatalf("lost with its owner isolated 1 s: %+v, want one %s", v, InvLostNoCause)
+	}
+
+	calls := []Op{
+		{Worker: 10, Kind: OpStateless, Proxy: "p1", Idempotent: true, Code: "DEADLINE_EXCEEDED", Start: 71_900, End: 74_900},
+		{Worker: 11, Kind: OpStateless, Proxy: "p1", Code: "UNAVAILABLE", Start: 77_000, End: 77_500,
+			Detail: "UNAVAILABLE: connection to gateway gw3 broke with the call in flight; it may have run"},
+	}
+	if v := Check(append(ops, calls...), append(faults, cut), p); len(v) != 0 {
+		t.Fatalf("calls through the cut proxy: %+v, want none", v)
+	}
+	for i := range calls {
+		calls[i].Proxy = "p2"
+	}
+	if v := Check(append(ops, calls...), append(faults, cut), p); len(v) != 2 {
+		t.Fatalf("the same calls through the proxy not cut: %+v, want two %s", v, InvStateless)
+	}
+}

@@ -22,13 +22,16 @@ import (
 // cluster is the processes of a run: gateways gw1..gwN and proxies
 // p1..pM, one gossip pool. A gateway restarted keeps its name (a new
 // process, a new member); a proxy restarted keeps its ports, so that its
-// clients' redials reach it.
+// clients' redials reach it. On loopback (net nil) every process listens
+// on 127.0.0.1; with a netns network each name has a namespace and an
+// address of its own, kept across restarts, and gateways can be cut off.
 type cluster struct {
 	bin        string
 	key        string
 	logDir     string   // every process's stderr goes to a file there; "": kept in memory only
 	gatewayArg []string // extra flags for every gateway
 	proxyArg   []string // extra flags for every proxy
+	net        *netns   // nil: loopback
 
 	mu      sync.Mutex
 	gws     map[string]*gateway
@@ -36,7 +39,18 @@ type cluster struct {
 	order   []string       // gateway names in the order they first started
 	all     []*child.Proc  // every process started, for the end's leak check
 	runs    map[string]int // processes started per name, for log file names
+	cuts    map[string]cut // gateway → the partition it is under
 }
+
+// cut is a gateway's partition: from the proxies named, or from every
+// other process of the run.
+type cut struct {
+	all     bool
+	proxies []string
+}
+
+// from reports whether the cut separates its gateway from process p.
+func (c cut) from(p string) bool { return c.all || slices.Contains(c.proxies, p) }
 
 type gateway struct {
 	proc     *child.Proc
@@ -52,13 +66,39 @@ type proxy struct {
 	fds              int // open fds once connected to the pool, before the workload
 }
 
-func newCluster(bin, logDir string, gatewayArgs, proxyArgs []string) (*cluster, error) {
+// newCluster makes a cluster on loopback, or in network namespaces when
+// mode is NetNetns (then close removes them).
+func newCluster(bin, logDir, mode string, gatewayArgs, proxyArgs []string) (*cluster, error) {
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	return &cluster{bin: bin, logDir: logDir, key: base64.StdEncoding.EncodeToString(k), gatewayArg: gatewayArgs, proxyArg: proxyArgs,
-		gws: map[string]*gateway{}, proxies: map[string]*proxy{}, runs: map[string]int{}}, nil
+	c := &cluster{bin: bin, logDir: logDir, key: base64.StdEncoding.EncodeToString(k), gatewayArg: gatewayArgs, proxyArg: proxyArgs,
+		gws: map[string]*gateway{}, proxies: map[string]*proxy{}, runs: map[string]int{}, cuts: map[string]cut{}}
+	switch mode {
+	case "", NetLoopback:
+	case NetNetns:
+		var err error
+		if c.net, err = newNetns(); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("chaos: unknown network mode %q (loopback or netns)", mode)
+	}
+	return c, nil
+}
+
+// host returns the address process name listens on: its namespace's (made
+// on first use) or loopback.
+func (c *cluster) host(name string) (string, error) {
+	if c.net == nil {
+		return "127.0.0.1", nil
+	}
+	s, err := c.net.space(name)
+	if err != nil {
+		return "", err
+	}
+	return s.ip, nil
 }
 
 // logLevel is a process's log level: warn, unless their logs are kept in
@@ -90,7 +130,14 @@ func (c *cluster) start(ctx context.Context, name string, args []string) (*child
 		}
 		o.Stderr = f
 	}
-	p, err := child.Start(ctx, name, c.bin, args, o)
+	bin := c.bin
+	if c.net != nil {
+		var err error
+		if bin, args, err = c.net.command(name, c.bin, args); err != nil {
+			return nil, err
+		}
+	}
+	p, err := child.Start(ctx, name, bin, args, o)
 	if f != nil {
 		if err != nil {
 			_ = f.Close()
@@ -104,12 +151,13 @@ func (c *cluster) start(ctx context.Context, name string, args []string) (*child
 	return p, err
 }
 
-// seed returns the gossip address of a live member to join through.
-func (c *cluster) seed() string {
+// seed returns the gossip address of a live member for name to join
+// through: one not cut off from it.
+func (c *cluster) seed(name string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range c.order {
-		if g := c.gws[n]; !g.down && !g.stopped && !g.draining {
+		if g := c.gws[n]; !g.down && !g.stopped && !g.draining && !c.cutLocked(n, name) {
 			return g.proc.Addr.Gossip
 		}
 	}
@@ -123,9 +171,13 @@ func (c *cluster) seed() string {
 
 // startGateway starts (or restarts) gateway name.
 func (c *cluster) startGateway(ctx context.Context, name string) error {
-	args := []string{"gateway", "--name", name, "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "127.0.0.1:0",
-		"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", c.logLevel(true), "--log-format", "json"}
-	if s := c.seed(); s != "" {
+	h, err := c.host(name)
+	if err != nil {
+		return err
+	}
+	args := []string{"gateway", "--name", name, "--tcp", h + ":0", "--ws", h + ":0", "--http", h + ":0",
+		"--gossip", h + ":0", "--gossip-key", c.key, "--log-level", c.logLevel(true), "--log-format", "json"}
+	if s := c.seed(name); s != "" {
 		args = append(args, "--join", s)
 	}
 	p, err := c.start(ctx, name, append(args, c.gatewayArg...))
@@ -155,19 +207,30 @@ func (c *cluster) startProxy(ctx context.Context, name string) error {
 		pr = &proxy{name: name}
 	}
 	var p *child.Proc
-	var err error
+	h, err := c.host(name)
+	if err != nil {
+		return err
+	}
 	for try := 0; try < 20; try++ {
-		if first || pr.tcp == "" {
-			if pr.tcp, err = freePort(); err != nil {
+		switch {
+		case c.net != nil: // its namespace's ports are its own
+			pr.tcp, pr.admin = h+":9990", h+":9991"
+		default:
+			if first || pr.tcp == "" {
+				if pr.tcp, err = freePort(); err != nil {
+					return err
+				}
+			}
+			if pr.admin, err = freePort(); err != nil {
 				return err
 			}
 		}
-		if pr.admin, err = freePort(); err != nil {
-			return err
-		}
 		args := []string{"proxy", "--name", name, "--tcp", pr.tcp, "--ws", "", "--admin", pr.admin,
-			"--gossip", "127.0.0.1:0", "--gossip-key", c.key, "--log-level", c.logLevel(false), "--log-format", "json"}
-		if s := c.seed(); s != "" {
+			"--gossip", h + ":0", "--gossip-key", c.key, "--log-level", c.logLevel(false), "--log-format", "json"}
+		if c.net != nil {
+			args = append(args, "--admin-insecure") // on the run's private bridge, reachable from the run alone
+		}
+		if s := c.seed(name); s != "" {
 			args = append(args, "--join", s)
 		}
 		if p, err = c.start(ctx, name, append(args, c.proxyArg...)); err == nil {
@@ -249,16 +312,53 @@ func (c *cluster) signalProxy(name string, sig syscall.Signal) (*child.Proc, err
 
 // serving returns the gateways that should serve now: running, not
 // stopped, not draining.
-func (c *cluster) serving() []string {
+func (c *cluster) serving() []string { return c.servingFor("") }
+
+// servingFor returns the gateways proxy p should route to now: those that
+// serve and are not cut off from it ("": from any proxy).
+func (c *cluster) servingFor(p string) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
 	for _, n := range c.order {
-		if g := c.gws[n]; !g.down && !g.stopped && !g.draining {
+		if g := c.gws[n]; !g.down && !g.stopped && !g.draining && (p == "" || !c.cutLocked(n, p)) {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// cutLocked reports whether a cut separates processes a and b (either
+// may be the gateway). Caller holds c.mu.
+func (c *cluster) cutLocked(a, b string) bool {
+	if k, ok := c.cuts[a]; ok && k.from(b) {
+		return true
+	}
+	k, ok := c.cuts[b]
+	return ok && k.from(a)
+}
+
+// partition cuts gateway gw off from the proxies named, or from every
+// other process when proxies is nil: its namespace drops their packets.
+func (c *cluster) partition(gw string, proxies []string) error {
+	if c.net == nil {
+		return fmt.Errorf("chaos: partitions need --net netns")
+	}
+	if err := c.net.cut(gw, proxies); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.cuts[gw] = cut{all: proxies == nil, proxies: proxies}
+	c.mu.Unlock()
+	return nil
+}
+
+// heal ends gateway gw's partition.
+func (c *cluster) heal(gw string) error {
+	c.mu.Lock()
+	delete(c.cuts, gw)
+	c.mu.Unlock()
+	return c.net.heal(gw)
 }
 
 // liveProxies returns the proxies running now.
@@ -324,8 +424,12 @@ func openFDs(pid int) int {
 }
 
 // close stops every process: SIGCONT first (a stopped one cannot die
-// cleanly otherwise), then SIGKILL, and waits for them.
+// cleanly otherwise), then SIGKILL, and waits for them; then it removes
+// the namespaces, if any.
 func (c *cluster) close() {
+	if c.net != nil {
+		defer c.net.close()
+	}
 	c.mu.Lock()
 	all := append([]*child.Proc(nil), c.all...)
 	c.mu.Unlock()

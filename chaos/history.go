@@ -50,6 +50,10 @@ const (
 	FaultSlowGateway = "slow-gateway" // Chaos.SetLatency, reset after a while
 	FaultFailGateway = "fail-gateway" // Chaos.SetFailRate, reset after a while
 	FaultJoinGateway = "join-gateway" // a new gateway joins the pool
+	// Partitions (--net netns only): the gateway's namespace drops the
+	// packets of the peers, then the cut heals.
+	FaultPartitionGateway = "partition-gateway" // cut from one proxy (Fault.Peer)
+	FaultIsolateGateway   = "isolate-gateway"   // cut from every other process: proxies and gateways (gossip)
 )
 
 // Fault is one fault of the schedule, with what happened when it ran.
@@ -57,7 +61,8 @@ type Fault struct {
 	T        int64  `json:"t_ms"`
 	Kind     string `json:"kind"`
 	Target   string `json:"target"`
-	Duration int64  `json:"duration_ms,omitempty"` // until it is undone (restart, SIGCONT, reset)
+	Duration int64  `json:"duration_ms,omitempty"` // until it is undone (restart, SIGCONT, reset, heal)
+	Peer     string `json:"peer,omitempty"`        // partition-gateway: the proxy cut from the target
 	// Filled in by the run.
 	End            int64  `json:"end_ms,omitempty"` // when it was undone; 0: never (the run ended)
 	Err            string `json:"error,omitempty"`
@@ -67,6 +72,17 @@ type Fault struct {
 	PoolRecovered  bool   `json:"pool_recovered"`
 	PoolDiff       string `json:"pool_diff,omitempty"` // the last difference seen before the pools agreed
 	SessionsLostIn int    `json:"sessions_lost,omitempty"`
+	// Partitions: whether a call from the peer's namespace (the first
+	// proxy's for an isolation) to the target failed once cut (CutSeen),
+	// and succeeded once healed (HealSeen): the cut was real.
+	CutSeen  bool `json:"cut_seen,omitempty"`
+	HealSeen bool `json:"heal_seen,omitempty"`
+}
+
+// cutFrom reports whether fault f, a partition, separates its target
+// from proxy p.
+func (f Fault) cutFrom(p string) bool {
+	return f.Kind == FaultIsolateGateway || (f.Kind == FaultPartitionGateway && f.Peer == p)
 }
 
 // window returns when a fault affects calls: from its start until it was
@@ -139,6 +155,13 @@ func (h *History) UpdateFault(i int, fn func(*Fault)) {
 	h.mu.Lock()
 	fn(&h.faults[i])
 	h.mu.Unlock()
+}
+
+// Fault returns fault i as it is now.
+func (h *History) Fault(i int) Fault {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.faults[i]
 }
 
 // Snapshot returns copies of the operations and faults recorded so far.

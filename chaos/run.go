@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,8 +31,13 @@ type Config struct {
 	KeepGoing bool
 	// MaxShare is the share of the gateways under a fault at once (0.4).
 	MaxShare float64
-	// Kinds limits the fault kinds (default AllFaults).
+	// Kinds limits the fault kinds (default AllFaults on loopback,
+	// NetnsFaults in network namespaces).
 	Kinds []string
+	// Net is where the processes run: NetLoopback (the default: every
+	// process on 127.0.0.1, no partitions) or NetNetns (each in a network
+	// namespace of its own, so that partitions are real; needs root).
+	Net string
 	// SessionTTL is the gateways' session TTL (default 2m): sessions idle
 	// longer may be lost without a violation.
 	SessionTTL time.Duration
@@ -75,7 +81,40 @@ func (c Config) withDefaults() Config {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	if c.Net == "" {
+		c.Net = NetLoopback
+	}
+	if len(c.Kinds) == 0 {
+		c.Kinds = AllFaults
+		if c.Net == NetNetns {
+			c.Kinds = NetnsFaults
+		}
+	}
 	return c
+}
+
+// Validate refuses what a run cannot do: partitions on loopback, an
+// unknown kind or network, network namespaces without root.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.Binary == "" {
+		return fmt.Errorf("chaos: no graftlb binary")
+	}
+	if c.Net != NetLoopback && c.Net != NetNetns {
+		return fmt.Errorf("chaos: unknown network %q (loopback or netns)", c.Net)
+	}
+	for _, k := range c.Kinds {
+		if !slices.Contains(NetnsFaults, k) {
+			return fmt.Errorf("chaos: unknown fault kind %q (kinds: %s)", k, strings.Join(NetnsFaults, ","))
+		}
+		if c.Net != NetNetns && slices.Contains(PartitionFaults, k) {
+			return fmt.Errorf("chaos: %s needs --net netns (processes on one loopback cannot be partitioned)", k)
+		}
+	}
+	if c.Net == NetNetns {
+		return NetnsUsable()
+	}
+	return nil
 }
 
 // Result is a run's report: the contract of `graftlb chaos --json`.
@@ -114,12 +153,12 @@ func (r *Result) OK() bool { return len(r.Violations) == 0 }
 // result.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
-	if cfg.Binary == "" {
-		return nil, fmt.Errorf("chaos: no graftlb binary")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	sched := Schedule(cfg.Seed, ScheduleParams{Gateways: cfg.Gateways, Proxies: cfg.Proxies, Faults: cfg.Faults,
 		Duration: cfg.Duration, MaxShare: cfg.MaxShare, Kinds: cfg.Kinds})
-	c, err := newCluster(cfg.Binary, cfg.LogDir,
+	c, err := newCluster(cfg.Binary, cfg.LogDir, cfg.Net,
 		[]string{"--session-ttl", cfg.SessionTTL.String(), "--drain-grace", cfg.DrainGrace.String()},
 		nil)
 	if err != nil {
@@ -205,17 +244,24 @@ func (r *runner) play(ctx context.Context, sched []Fault, t0 int64) {
 			defer unlock()
 			f.T = r.h.Now()
 			i := r.h.AddFault(f)
-			fmt.Fprintf(r.cfg.Log, "%7d ms  %-13s %s\n", f.T, f.Kind, f.Target)
+			fmt.Fprintf(r.cfg.Log, "%7d ms  %-17s %s\n", f.T, f.Kind, f.Target+prefixed("|", f.Peer))
 			r.m.changed(i)
-			err := r.apply(ctx, f)
+			err := r.apply(ctx, i, f)
 			if err != nil {
 				r.h.UpdateFault(i, func(f *Fault) { f.Err = err.Error() })
 			}
-			r.h.UpdateFault(i, func(f *Fault) { f.End = r.h.Now() })
-			r.m.changed(i)
+			if r.h.Fault(i).End == 0 { // a partition's ends at its heal
+				r.undone(i)
+			}
 		}()
 		r.check()
 	}
+}
+
+// undone records that fault i was undone now.
+func (r *runner) undone(i int) {
+	r.h.UpdateFault(i, func(f *Fault) { f.End = r.h.Now() })
+	r.m.changed(i)
 }
 
 // lockTarget waits until no other fault runs on target, and returns the
@@ -241,8 +287,9 @@ func (r *runner) halted() bool {
 	return r.stopped
 }
 
-// apply runs fault f and undoes it after its duration.
-func (r *runner) apply(ctx context.Context, f Fault) error {
+// apply runs fault f, the history's fault i, and undoes it after its
+// duration.
+func (r *runner) apply(ctx context.Context, i int, f Fault) error {
 	d := time.Duration(f.Duration) * time.Millisecond
 	sleep := func(d time.Duration) {
 		t := time.NewTimer(d)
@@ -299,6 +346,8 @@ func (r *runner) apply(ctx context.Context, f Fault) error {
 		}
 		sleep(d)
 		return r.c.startProxy(ctx, f.Target)
+	case FaultPartitionGateway, FaultIsolateGateway:
+		return r.partition(ctx, i, f, sleep)
 	case FaultSlowGateway, FaultFailGateway:
 		method, on, off := "SetLatency", any(50+int(f.Duration%150)), any(0)
 		if f.Kind == FaultFailGateway {
@@ -308,9 +357,61 @@ func (r *runner) apply(ctx context.Context, f Fault) error {
 			return err
 		}
 		sleep(d)
-		return r.setFault(ctx, f.Target, method, off)
+		// Undone for sure: a fault left on would fail calls for the rest
+		// of the run. An overloaded gateway may miss one handshake.
+		var err error
+		for try := 0; try < 3 && ctx.Err() == nil; try++ {
+			if err = r.setFault(ctx, f.Target, method, off); err == nil {
+				break
+			}
+		}
+		return err
 	}
 	return fmt.Errorf("chaos: unknown fault kind %q", f.Kind)
+}
+
+// partition cuts f's target off (from its peer, or from everyone), checks
+// from a cut-off proxy's namespace that calls to it fail, heals the cut
+// after f's duration and checks that they succeed again.
+func (r *runner) partition(ctx context.Context, i int, f Fault, sleep func(time.Duration)) error {
+	var peers []string
+	from := f.Peer
+	if f.Kind == FaultPartitionGateway {
+		peers = []string{f.Peer}
+	} else {
+		from = "p1"
+	}
+	p := r.c.gatewayProc(f.Target)
+	if p == nil {
+		return fmt.Errorf("chaos: no gateway %s", f.Target)
+	}
+	start := time.Now()
+	if err := r.c.partition(f.Target, peers); err != nil {
+		return err
+	}
+	if !r.c.net.reachable(ctx, r.cfg.Binary, from, p.Addr.TCP, time.Second) {
+		r.h.UpdateFault(i, func(f *Fault) { f.CutSeen = true })
+	}
+	sleep(time.Duration(f.Duration)*time.Millisecond - time.Since(start))
+	if err := r.c.heal(f.Target); err != nil {
+		return err
+	}
+	r.undone(i)
+	for try := 0; try < 5; try++ {
+		if r.c.net.reachable(ctx, r.cfg.Binary, from, p.Addr.TCP, 2*time.Second) {
+			r.h.UpdateFault(i, func(f *Fault) { f.HealSeen = true })
+			break
+		}
+	}
+	return nil
+}
+
+// prefixed returns sep+s, or "" when s is.
+func prefixed(sep, s string) string {
+	if s == "" {
+		return ""
+	}
+	return sep + s
 }
 
 // setFault calls a Chaos setter on gateway name directly (not through a
@@ -490,9 +591,10 @@ type monitor struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu   sync.Mutex
-	open map[int]openFault // faults whose target's truth is not shown yet
-	all  bool              // the last sample agreed on every target
+	mu        sync.Mutex
+	open      map[int]openFault // faults whose target's truth is not shown yet
+	all       bool              // the last sample agreed on every target
+	changedAt int64             // ms of the last change
 }
 
 type openFault struct {
@@ -514,13 +616,15 @@ func (m *monitor) halt() {
 }
 
 // changed says fault i just started or was undone.
+// It is reset before the fault is watched: a sample taken after the
+// change may mark it recovered at once.
 func (m *monitor) changed(i int) {
-	_, faults := m.h.Snapshot()
-	m.mu.Lock()
-	m.open[i] = openFault{since: m.h.Now(), target: faults[i].Target}
-	m.all = false
-	m.mu.Unlock()
 	m.h.UpdateFault(i, func(f *Fault) { f.PoolRecovered = false })
+	m.mu.Lock()
+	now := m.h.Now()
+	m.open[i] = openFault{since: now, target: m.h.Fault(i).Target}
+	m.all, m.changedAt = false, now
+	m.mu.Unlock()
 }
 
 func (m *monitor) run() {
@@ -533,11 +637,17 @@ func (m *monitor) run() {
 			return
 		case <-tick.C:
 		}
+		began := m.h.Now()
 		v := m.sample()
 		now := m.h.Now()
 		m.mu.Lock()
-		m.all = v.all
+		if m.changedAt < began {
+			m.all = v.all
+		}
 		for i, o := range m.open {
+			if o.since >= began {
+				continue // the sample may predate the change: it says nothing of it
+			}
 			if diff, ok := v.wrong[o.target]; ok {
 				m.h.UpdateFault(i, func(f *Fault) { f.PoolDiff = diff })
 				continue
@@ -556,12 +666,12 @@ type view struct {
 }
 
 // sample compares every live proxy's pool with the gateways that should
-// serve.
+// serve through it (those that serve and are not cut off from it).
 func (m *monitor) sample() view {
-	truth := m.c.serving()
-	slices.Sort(truth)
 	v := view{all: true, wrong: map[string]string{}}
 	for _, p := range m.c.liveProxies() {
+		truth := m.c.servingFor(p.name)
+		slices.Sort(truth)
 		got, pool, err := poolServing(m.hc, p)
 		if err != nil {
 			v.all = false

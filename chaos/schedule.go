@@ -6,9 +6,17 @@ import (
 	"time"
 )
 
-// AllFaults are the fault kinds a run draws from by default.
+// AllFaults are the fault kinds a run draws from by default on loopback.
 var AllFaults = []string{FaultKillGateway, FaultStopGateway, FaultTermGateway, FaultKillProxy,
 	FaultTermProxy, FaultSlowGateway, FaultFailGateway, FaultJoinGateway}
+
+// PartitionFaults are the kinds only a run in network namespaces
+// (NetNetns) can play.
+var PartitionFaults = []string{FaultPartitionGateway, FaultIsolateGateway}
+
+// NetnsFaults are the fault kinds a run in network namespaces draws from by
+// default: all of them.
+var NetnsFaults = append(append([]string(nil), AllFaults...), PartitionFaults...)
 
 // ScheduleParams shape a schedule.
 type ScheduleParams struct {
@@ -52,6 +60,10 @@ func (p ScheduleParams) withDefaults() ScheduleParams {
 const (
 	restartBusy = 3 * time.Second
 	drainBusy   = 6 * time.Second
+	// healBusy: after a heal the cut-off proxies must find the gateway up
+	// again (active checks; after an isolation, gossip's refutation of
+	// its death and a rejoin).
+	healBusy = 5 * time.Second
 )
 
 // Schedule draws a run's faults from seed. It is a pure function of its
@@ -140,6 +152,15 @@ func Schedule(seed int64, p ScheduleParams) []Fault {
 			case FaultSlowGateway, FaultFailGateway:
 				f.Duration = between(2*time.Second, 6*time.Second)
 				busyUntil[f.Target] = t + f.Duration + 1000
+			case FaultPartitionGateway:
+				f.Peer = proxies[rng.IntN(len(proxies))]
+				f.Duration = between(1*time.Second, 6*time.Second)
+				busyUntil[f.Target] = t + f.Duration + healBusy.Milliseconds()
+			case FaultIsolateGateway:
+				// Some shorter than gossip's failure detection (6-10 s),
+				// some longer: the gateway is then declared dead.
+				f.Duration = between(2*time.Second, 14*time.Second)
+				busyUntil[f.Target] = t + f.Duration + healBusy.Milliseconds()
 			}
 		}
 		out = append(out, f)

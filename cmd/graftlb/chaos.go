@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -27,29 +26,31 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault schedule (default: from the clock; printed)")
 	fs.BoolVar(&cfg.KeepGoing, "keep-going", false, "run on after a violation")
 	fs.Float64Var(&cfg.MaxShare, "max-share", 0.4, "share of the gateways under a fault at once")
-	fs.StringVar(&kinds, "kinds", "", "fault kinds to draw from, comma-separated (default all: "+strings.Join(chaos.AllFaults, ",")+")")
+	fs.StringVar(&kinds, "kinds", "", "fault kinds to draw from, comma-separated (default all that --net allows: "+strings.Join(chaos.AllFaults, ",")+
+		"; with --net netns also "+strings.Join(chaos.PartitionFaults, ",")+")")
+	fs.StringVar(&cfg.Net, "net", chaos.NetLoopback, "where the processes run: loopback (all on 127.0.0.1, no partitions) or netns "+
+		"(each in a network namespace of its own on a private bridge, so that partitions are real; needs root, ip and nft)")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", 0, "the gateways' session TTL (default 2m)")
 	fs.DurationVar(&cfg.DrainGrace, "drain-grace", 0, "the gateways' drain grace (default 10s)")
 	fs.DurationVar(&cfg.RecoveryBound, "recovery-bound", 0, "recovery after a fault longer than this is a violation (default 30s)")
 	fs.StringVar(&cfg.LogDir, "logs", "", "keep every process's stderr in this directory, one file per process (gateways at debug level, proxies at info)")
 	fs.StringVar(&jsonPath, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&plotPath, "plot", "", "draw calls per second and the faults to this file (.svg or .png)")
-	containers := fs.Bool("containers", false, "run in containers on a private network, with partitions (not built yet)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *containers {
-		fmt.Fprintln(stderr, "graftlb chaos: --containers is not built yet; processes only (no partitions)")
-		return 2
-	}
 	if kinds != "" {
-		for _, k := range strings.Split(kinds, ",") {
-			if !slices.Contains(chaos.AllFaults, k) {
-				fmt.Fprintf(stderr, "graftlb chaos: unknown fault kind %q (kinds: %s)\n", k, strings.Join(chaos.AllFaults, ","))
-				return 2
-			}
-			cfg.Kinds = append(cfg.Kinds, k)
-		}
+		cfg.Kinds = strings.Split(kinds, ",")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "graftlb chaos:", err)
+		return 1
+	}
+	cfg.Binary = bin
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "graftlb", err)
+		return 2
 	}
 	if plotPath != "" {
 		if err := bench.CheckPlotPath(plotPath); err != nil {
@@ -63,12 +64,7 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	bin, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(stderr, "graftlb chaos:", err)
-		return 1
-	}
-	cfg.Binary, cfg.Log = bin, stderr
+	cfg.Log = stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := chaos.Run(ctx, cfg)
