@@ -56,8 +56,7 @@ func FuzzConnReplies(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 3, 1, 2, 3})
 	srv := startFuzzServer(f)
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		srv.next(stream)
-		defer srv.conns.Wait()
+		defer srv.next(stream).Wait() // this input's connections
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -94,9 +93,10 @@ type fuzzServer struct {
 	ln      net.Listener
 	welcome []byte
 	mu      sync.Mutex
-	stream  []byte // the input's, until a connection takes it
-	fresh   bool   // no connection has taken stream yet
-	conns   sync.WaitGroup
+	stream  []byte          // the input's, until a connection takes it
+	fresh   bool            // no connection has taken stream yet
+	input   *sync.WaitGroup // the connections accepted since next
+	all     sync.WaitGroup  // every connection, for the end of the run
 }
 
 // startFuzzServer listens and serves until f ends.
@@ -106,7 +106,7 @@ func startFuzzServer(f *testing.F) *fuzzServer {
 		f.Fatal(err)
 	}
 	welcome, _ := protocol.Marshal(protocol.Welcome{Server: "fuzz", MaxInflight: 16})
-	s := &fuzzServer{ln: ln, welcome: appendPrefixed(nil, &protocol.Frame{Type: protocol.TypeWelcome, Session: fuzzSession, Body: welcome})}
+	s := &fuzzServer{ln: ln, input: new(sync.WaitGroup), welcome: appendPrefixed(nil, &protocol.Frame{Type: protocol.TypeWelcome, Session: fuzzSession, Body: welcome})}
 	var loop sync.WaitGroup
 	loop.Add(1)
 	go func() {
@@ -116,16 +116,19 @@ func startFuzzServer(f *testing.F) *fuzzServer {
 	f.Cleanup(func() {
 		_ = ln.Close()
 		loop.Wait()
-		s.conns.Wait()
+		s.all.Wait()
 	})
 	return s
 }
 
-// next makes stream what the next connection gets after its WELCOME.
-func (s *fuzzServer) next(stream []byte) {
+// next makes stream what the next connection gets after its WELCOME, and
+// returns the group of the connections accepted from then on (a fresh
+// one per input: a WaitGroup is not to be added to while it is waited on).
+func (s *fuzzServer) next(stream []byte) *sync.WaitGroup {
 	s.mu.Lock()
-	s.stream, s.fresh = stream, true
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.stream, s.fresh, s.input = stream, true, new(sync.WaitGroup)
+	return s.input
 }
 
 func (s *fuzzServer) serve() {
@@ -134,9 +137,14 @@ func (s *fuzzServer) serve() {
 		if err != nil {
 			return
 		}
-		s.conns.Add(1)
+		s.mu.Lock()
+		input := s.input
+		input.Add(1)
+		s.mu.Unlock()
+		s.all.Add(1)
 		go func() {
-			defer s.conns.Done()
+			defer s.all.Done()
+			defer input.Done()
 			s.handle(nc)
 		}()
 	}
