@@ -94,7 +94,13 @@ type Config struct {
 	TLS tlsfiles.ServerFiles
 	// PeerTLS is the client configuration of the links to other gateways
 	// of the pool (session handoff) whose addresses say TLS (nil: trust
-	// SSL_CERT_FILE or the system roots, no client certificate).
+	// SSL_CERT_FILE or the system roots). A gateway with TLS presents its
+	// own listener certificate (the pair of TLS, as it is reloaded) on
+	// those links to peers that ask for a client certificate
+	// (TLS.ClientCA), unless PeerTLS sets Certificates or
+	// GetClientCertificate; that certificate then needs the clientAuth
+	// extended key usage besides serverAuth. Without TLS the links
+	// present no certificate.
 	PeerTLS *tls.Config
 
 	// Workers caps the calls that execute at once (0, the default: no cap,

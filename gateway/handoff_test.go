@@ -101,7 +101,7 @@ func (p *pool) peers() []gateway.PeerInfo {
 		}
 		a := e.g.Addrs()
 		out = append(out, gateway.PeerInfo{Name: e.g.Name(), TCP: a.TCP, WS: a.WS, Weight: 1, Modules: e.g.Modules(),
-			Draining: e.g.State() == gateway.StateDraining})
+			Draining: e.g.State() == gateway.StateDraining, TLS: a.TLS})
 	}
 	return out
 }

@@ -76,7 +76,7 @@ func (g *Gateway) dialLink(ctx context.Context, t *PeerInfo) (*link, error) {
 	}
 	if t.TLS {
 		host, _, _ := net.SplitHostPort(t.TCP)
-		tc := tls.Client(nc, tlsfiles.ForHost(g.cfg.PeerTLS, host))
+		tc := tls.Client(nc, g.peerTLS(host))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = nc.Close()
 			return nil, fmt.Errorf("TLS handshake with gateway %s at %s: %w", t.Name, t.TCP, err)
@@ -109,6 +109,18 @@ func (g *Gateway) dialLink(ctx context.Context, t *PeerInfo) (*link, error) {
 	}
 	go l.read()
 	return l, nil
+}
+
+// peerTLS is the client configuration of a TLS link to a peer at host:
+// Config.PeerTLS, presenting this gateway's own listener certificate (as
+// it is reloaded) when the gateway has one and PeerTLS sets no client
+// certificate of its own.
+func (g *Gateway) peerTLS(host string) *tls.Config {
+	conf := tlsfiles.ForHost(g.cfg.PeerTLS, host)
+	if g.tls != nil && len(conf.Certificates) == 0 && conf.GetClientCertificate == nil {
+		conf.GetClientCertificate = g.tls.GetClientCertificate
+	}
+	return conf
 }
 
 func readWelcome(pc *protocol.Conn, w *protocol.Welcome) error {

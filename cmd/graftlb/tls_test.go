@@ -3,9 +3,12 @@ package main
 import (
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/graftlb/graftlb/internal/proctest"
+	"github.com/graftlb/graftlb/internal/testgw"
 	"github.com/graftlb/graftlb/internal/tlsfiles/tlstest"
 )
 
@@ -54,5 +57,51 @@ func TestTLSProcesses(t *testing.T) {
 		"--duration", "1s", "--conns", "1", "--concurrency", "2")
 	if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "VIOLATION") {
 		t.Fatalf("bench over tls://: %v\n%s", err, out)
+	}
+}
+
+// TestHandoffOverMutualTLSProcesses: two gossiping gateway processes that
+// require client certificates (--tls-client-ca) behind a proxy with mTLS
+// to them; SIGTERM gw1: its cart sessions move to gw2 over links on which
+// gw1 presents its --tls-cert, and read back there exactly.
+func TestHandoffOverMutualTLSProcesses(t *testing.T) {
+	ca := tlstest.NewCA(t, "pool")
+	proxyClient := ca.Client(t, "proxy")
+	key := newKey()
+	p := startProxyProc(t, "--gossip", "127.0.0.1:0", "--gossip-key", key,
+		"--backend-tls-ca", ca.File, "--backend-tls-cert", proxyClient.CertFile, "--backend-tls-key", proxyClient.KeyFile)
+	c := &gossipCluster{key: key, proxy: p, gws: map[string]*proctest.Proc{}}
+	for _, name := range []string{"gw1", "gw2"} {
+		pair := ca.Peer(t, name)
+		c.join(t, name, "--tls-cert", pair.CertFile, "--tls-key", pair.KeyFile, "--tls-client-ca", ca.File,
+			"--tls-ca", ca.File, "--drain-grace", "10s")
+	}
+	c.waitPool(t, "gw1", "gw2")
+	conn := dialT(t, "tcp://"+p.Addr.TCP)
+	var onGW1 []testgw.CartSession
+	for _, cs := range testgw.BuildCarts(t, conn, 16) {
+		if cs.Owner == "gw1" {
+			onGW1 = append(onGW1, cs)
+		}
+	}
+	if len(onGW1) == 0 {
+		t.Fatal("no cart session on gw1 out of 16")
+	}
+	if err := c.gws["gw1"].Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	drainStart := time.Now()
+	if code, ok := c.gws["gw1"].Wait(30 * time.Second); !ok || code != 0 {
+		t.Fatalf("gw1 exit: code %d, exited %v; stderr:\n%s", code, ok, c.gws["gw1"].Stderr())
+	}
+	t.Logf("gw1 handed %d sessions over and exited %v after SIGTERM", len(onGW1), time.Since(drainStart).Round(time.Millisecond))
+	if moved := movedInLog(c.gws["gw1"].Stderr()); moved != len(onGW1) {
+		t.Fatalf("gw1 moved %d sessions, want its %d; stderr:\n%s", moved, len(onGW1), c.gws["gw1"].Stderr())
+	}
+	for _, cs := range onGW1 {
+		cs.Owner = "gw2"
+		if _, err := testgw.VerifyCart(ctxT(t), conn, cs); err != nil {
+			t.Fatalf("session %s after the move: %v", cs.ID, err)
+		}
 	}
 }

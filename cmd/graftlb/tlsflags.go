@@ -10,7 +10,8 @@ import (
 // tlsFlags are the TLS flags of a server command: its own listeners'
 // certificate (--tls-cert, --tls-key, --tls-client-ca) and whom it trusts
 // when it dials: the proxy's gateways (--backend-tls-*), or the gateway's
-// peers in a gossip pool (--tls-ca).
+// peers in a gossip pool (--tls-ca; the gateway presents its --tls-cert
+// to them as its client certificate).
 type tlsFlags struct {
 	server  tlsfiles.ServerFiles
 	backend tlsfiles.ClientFiles // proxy only
@@ -33,7 +34,7 @@ func (t *tlsFlags) registerBackend(fs *flag.FlagSet) {
 
 // registerPeer adds the gateway's flag for its links to other gateways.
 func (t *tlsFlags) registerPeer(fs *flag.FlagSet) {
-	fs.StringVar(&t.peerCA, "tls-ca", "", "PEM CA file trusted on links to other TLS gateways of the pool (default SSL_CERT_FILE or the system roots)")
+	fs.StringVar(&t.peerCA, "tls-ca", "", "PEM CA file trusted on links to other TLS gateways of the pool (default SSL_CERT_FILE or the system roots); on those links the gateway presents its --tls-cert as its client certificate (reloaded with it), which peers started with --tls-client-ca accept only with extended key usage clientAuth")
 }
 
 // peerConfig is the gateway's client configuration for its peers.

@@ -226,6 +226,17 @@ func (s *Server) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) 
 	return s.cert.Load(), nil
 }
 
+// GetClientCertificate is a tls.Config.GetClientCertificate that presents
+// the pair this server serves, as it serves it (looking at the files
+// first, at most once per CheckInterval, so that it follows their
+// reloads): for a server that dials its peers with its own certificate.
+// The certificate must allow client authentication (extended key usage
+// clientAuth, or none) for a server that verifies it to accept it.
+func (s *Server) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	s.maybeReload()
+	return s.cert.Load(), nil
+}
+
 // maybeReload loads the files when CheckInterval has passed since the
 // last look and their version changed. A version that fails is logged
 // once and not tried again until the files change once more.

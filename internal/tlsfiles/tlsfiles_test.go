@@ -62,18 +62,26 @@ func handshake(t *testing.T, server, client *tls.Config) (string, error) {
 	return tc.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
 }
 
+// installed installs p as the files of a server to be made, and returns
+// them with a clock for its checks, set to now.
+func installed(t *testing.T, p tlstest.Pair) (certFile, keyFile string, clk *fakeNow) {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	p.Install(t, certFile, keyFile)
+	clk = &fakeNow{}
+	clk.ns.Store(time.Now().UnixNano())
+	return certFile, keyFile, clk
+}
+
 // TestServerReload: replaced files are served from the first handshake
 // after CheckInterval (not before); a broken new pair keeps the old one
 // and is logged once however many handshakes follow; a repaired one is
 // served again; Reload loads at once and reports a broken pair.
 func TestServerReload(t *testing.T) {
 	ca := tlstest.NewCA(t, "reload")
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	first := ca.Server(t, "first")
-	first.Install(t, certFile, keyFile)
-	var clk fakeNow
-	clk.ns.Store(time.Now().UnixNano())
+	certFile, keyFile, clk := installed(t, first)
 	// Logged on the server's handshake goroutine, which handshake waits
 	// for: read after it, the buffer needs no lock.
 	var logs bytes.Buffer
@@ -219,5 +227,55 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := tlsfiles.LoadPool(os.DevNull); err == nil {
 		t.Error("an empty CA file loaded")
+	}
+}
+
+// TestServerGetClientCertificate: a server's own pair, presented as its
+// client certificate, follows the pair's reloads and is accepted by a
+// server that requires a client certificate from the same CA when it has
+// the clientAuth extended key usage (tlstest's Peer); a serverAuth-only
+// certificate is refused.
+func TestServerGetClientCertificate(t *testing.T) {
+	ca := tlstest.NewCA(t, "peers")
+	verifier := ca.Server(t, "verifier")
+	vs, err := tlsfiles.NewServer(tlsfiles.ServerFiles{Cert: verifier.CertFile, Key: verifier.KeyFile, ClientCA: ca.File}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ca.Peer(t, "first")
+	certFile, keyFile, clk := installed(t, first)
+	s, err := tlsfiles.NewServer(tlsfiles.ServerFiles{Cert: certFile, Key: keyFile}, clk.now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	presented := func() string {
+		t.Helper()
+		c, err := s.GetClientCertificate(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Leaf.SerialNumber.String()
+	}
+	client := tlstest.ClientConfig(t, ca, nil)
+	client.GetClientCertificate = s.GetClientCertificate
+	if _, err := handshake(t, vs.Config(), client); err != nil {
+		t.Fatalf("a serverAuth,clientAuth certificate presented as a client's: %v", err)
+	}
+	second := ca.Peer(t, "second")
+	second.Install(t, certFile, keyFile)
+	if got := presented(); got != first.Leaf.SerialNumber.String() {
+		t.Fatalf("within CheckInterval: presented %s, want the first pair's %s", got, first.Leaf.SerialNumber)
+	}
+	clk.advance(tlsfiles.CheckInterval)
+	if got := presented(); got != second.Leaf.SerialNumber.String() {
+		t.Fatalf("after CheckInterval: presented %s, want the reloaded pair's %s", got, second.Leaf.SerialNumber)
+	}
+
+	ca.Server(t, "server-only").Install(t, certFile, keyFile)
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := handshake(t, vs.Config(), client); err == nil {
+		t.Fatal("a certificate without clientAuth was accepted as a client certificate")
 	}
 }

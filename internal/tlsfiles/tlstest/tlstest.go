@@ -78,6 +78,15 @@ func (ca *CA) Server(t testing.TB, name string) Pair {
 	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 }
 
+// Peer issues a certificate like Server's that is also a client
+// certificate (extended key usages serverAuth and clientAuth): for a
+// server that presents its own certificate when it dials its peers.
+func (ca *CA) Peer(t testing.TB, name string) Pair {
+	t.Helper()
+	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour),
+		x509.ExtKeyUsageClientAuth)
+}
+
 // Client issues a client certificate with common name name.
 func (ca *CA) Client(t testing.TB, name string) Pair {
 	t.Helper()
@@ -91,7 +100,7 @@ func (ca *CA) Expired(t testing.TB, name string) Pair {
 	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
 }
 
-func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage, from, until time.Time) Pair {
+func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage, from, until time.Time, more ...x509.ExtKeyUsage) Pair {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -100,7 +109,7 @@ func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage, from, unt
 		NotBefore:    from,
 		NotAfter:     until,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		ExtKeyUsage:  append([]x509.ExtKeyUsage{usage}, more...),
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
