@@ -32,8 +32,9 @@ type callShard struct {
 	mu    sync.Mutex
 	calls map[uint32]call
 	seq   uint32 // the last sequence number given out
-	// deadlines counts the entries with a deadline, written under mu and
-	// read without it, so that sweeps skip a shard without taking its lock.
+	// deadlines counts the entries with a deadline or an attempt timeout
+	// (call.timed), written under mu and read without it, so that sweeps
+	// skip a shard without taking its lock.
 	deadlines atomic.Int32
 	closed    bool
 	_         [36]byte // one cache line per shard: no false sharing of the locks
@@ -71,7 +72,7 @@ func (t *callTable) add(c call) (uint32, bool) {
 		}
 	}
 	sh.calls[id] = c
-	if c.deadline != 0 {
+	if c.timed() {
 		sh.deadlines.Add(1)
 	}
 	sh.mu.Unlock()
@@ -85,7 +86,7 @@ func (t *callTable) take(id uint32) (call, bool) {
 	c, ok := sh.calls[id]
 	if ok {
 		delete(sh.calls, id)
-		if c.deadline != 0 {
+		if c.timed() {
 			sh.deadlines.Add(-1)
 		}
 	}
@@ -111,8 +112,10 @@ func (t *callTable) close() map[uint32]call {
 }
 
 // expire removes the calls whose deadline is before now and appends them
-// to due.
-func (t *callTable) expire(now int64, due []call) []call {
+// to due, with the calls whose attempt timed out (call.tryBy) and that
+// abandon lets go. One that abandon keeps stays, without its attempt
+// timeout. abandon runs under the shard's lock.
+func (t *callTable) expire(now int64, due []call, abandon func(*call) bool) []call {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		if sh.deadlines.Load() == 0 {
@@ -124,6 +127,21 @@ func (t *callTable) expire(now int64, due []call) []call {
 				delete(sh.calls, id)
 				sh.deadlines.Add(-1)
 				due = append(due, c)
+				continue
+			}
+			if c.tryBy == 0 || c.tryBy > now {
+				continue
+			}
+			if abandon(&c) {
+				delete(sh.calls, id)
+				sh.deadlines.Add(-1)
+				due = append(due, c)
+				continue
+			}
+			c.tryBy = 0
+			sh.calls[id] = c
+			if c.deadline == 0 {
+				sh.deadlines.Add(-1)
 			}
 		}
 		sh.mu.Unlock()

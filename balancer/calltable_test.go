@@ -33,14 +33,14 @@ func TestCallTable(t *testing.T) {
 	if _, ok := tb.take(a); ok {
 		t.Fatal("a call was taken twice")
 	}
-	if due := tb.expire(1, nil); len(due) != 0 {
+	if due := tb.expire(1, nil, nil); len(due) != 0 {
 		t.Fatalf("%d calls without a deadline expired", len(due))
 	}
 	late, _ := tb.add(call{down: d5, deadline: 10})
-	if due := tb.expire(5, nil); len(due) != 0 {
+	if due := tb.expire(5, nil, nil); len(due) != 0 {
 		t.Fatal("a call expired before its deadline")
 	}
-	if due := tb.expire(10, nil); len(due) != 1 || due[0].deadline != 10 {
+	if due := tb.expire(10, nil, nil); len(due) != 1 || due[0].deadline != 10 {
 		t.Fatalf("expired %v, want the call with deadline 10", due)
 	}
 	if _, ok := tb.take(late); ok {

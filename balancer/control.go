@@ -148,7 +148,7 @@ func (p *Proxy) expireDeadlines(now int64) {
 	pk := p.picker.Load()
 	for _, b := range pk.backends {
 		for _, u := range *b.conns.Load() {
-			u.expire(now, p.expiredFn)
+			u.expire(now, p.expiredFn, p.abandonFn, p.triedFn)
 		}
 	}
 }
@@ -156,6 +156,22 @@ func (p *Proxy) expireDeadlines(now int64) {
 func (p *Proxy) expired(c call) {
 	p.stats.deadlinesExceeded.Add(1)
 	c.fail(protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
+}
+
+// abandonable reports whether a call whose attempt timed out
+// (Config.TryTimeout) is sent again: it has attempts left and the retry
+// budget grants one (call.abandon). It runs under a call table's lock.
+func (p *Proxy) abandonable(c *call) bool {
+	return p.mayRetry(c) && c.abandon()
+}
+
+// tried sends a call whose attempt on b timed out to another gateway,
+// holding the retry abandonable granted. The attempt's late reply finds no
+// call in b's table and is dropped.
+func (p *Proxy) tried(b *backend, c call) {
+	p.stats.tryTimeouts.Add(1)
+	c.tryBy = 0
+	c.resend(b)
 }
 
 // fasthttpLogger routes fasthttp's messages to zerolog.

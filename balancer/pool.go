@@ -49,6 +49,9 @@ type Stats struct {
 	CallbacksDropped  int64 `json:"callbacks_dropped"`
 	EventsDropped     int64 `json:"events_dropped"`
 	DeadlinesExceeded int64 `json:"deadlines_exceeded"`
+	// TryTimeouts counts the attempts abandoned for another gateway
+	// because their gateway did not answer within Config.TryTimeout.
+	TryTimeouts int64 `json:"try_timeouts"`
 	// LostNotices counts the $session_lost EVENTs sent to clients.
 	LostNotices int64 `json:"lost_notices"`
 	// TopicDeliveries counts topic events delivered to subscribed sessions.
@@ -127,6 +130,7 @@ func (p *Proxy) Stats() Stats {
 		CallbacksDropped:  p.stats.callbacksDropped.Load(),
 		EventsDropped:     p.stats.eventsDropped.Load(),
 		DeadlinesExceeded: p.stats.deadlinesExceeded.Load(),
+		TryTimeouts:       p.stats.tryTimeouts.Load(),
 		LostNotices:       p.stats.lostNotices.Load(),
 		TopicDeliveries:   p.stats.topicDeliveries.Load(),
 		SessionsMoved:     p.stats.sessionsMoved.Load(),

@@ -127,16 +127,21 @@ func (u *upstream) serve() map[uint32]call {
 }
 
 // expire removes the calls whose deadline is before now and returns them
-// through fn.
-func (u *upstream) expire(now int64, fn func(call)) {
-	due := u.calls.expire(now, nil)
+// through fn, and the calls whose attempt timed out and that abandon lets
+// go (callTable.expire) through retry.
+func (u *upstream) expire(now int64, fn func(call), abandon func(*call) bool, retry func(*backend, call)) {
+	due := u.calls.expire(now, nil, abandon)
 	if len(due) == 0 {
 		return
 	}
 	u.b.outstanding.Add(-int64(len(due)))
 	for _, c := range due {
 		c.outcome(false, 0) // a timeout is a failure of the gateway
-		fn(c)
+		if c.deadline != 0 && c.deadline <= now {
+			fn(c)
+			continue
+		}
+		retry(u.b, c)
 	}
 }
 
