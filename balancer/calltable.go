@@ -113,9 +113,9 @@ func (t *callTable) close() map[uint32]call {
 
 // expire removes the calls whose deadline is before now and appends them
 // to due, with the calls whose attempt timed out (call.tryBy) and that
-// abandon lets go. One that abandon keeps stays, without its attempt
-// timeout. abandon runs under the shard's lock.
-func (t *callTable) expire(now int64, due []call, abandon func(*call) bool) []call {
+// abandon lets go. One that abandon keeps stays, with the attempt timeout
+// abandon gives it. abandon runs under the shard's lock.
+func (t *callTable) expire(now int64, due []call, abandon func(*call, int64) bool) []call {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		if sh.deadlines.Load() == 0 {
@@ -132,15 +132,14 @@ func (t *callTable) expire(now int64, due []call, abandon func(*call) bool) []ca
 			if c.tryBy == 0 || c.tryBy > now {
 				continue
 			}
-			if abandon(&c) {
+			if abandon(&c, now) {
 				delete(sh.calls, id)
 				sh.deadlines.Add(-1)
 				due = append(due, c)
 				continue
 			}
-			c.tryBy = 0
-			sh.calls[id] = c
-			if c.deadline == 0 {
+			sh.calls[id] = c // with the attempt timeout abandon set
+			if !c.timed() {
 				sh.deadlines.Add(-1)
 			}
 		}

@@ -158,11 +158,18 @@ func (p *Proxy) expired(c call) {
 	c.fail(protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
 }
 
-// abandonable reports whether a call whose attempt timed out
+// abandonable reports whether a call whose attempt timed out at now
 // (Config.TryTimeout) is sent again: it has attempts left and the retry
-// budget grants one (call.abandon). It runs under a call table's lock.
-func (p *Proxy) abandonable(c *call) bool {
-	return p.mayRetry(c) && c.abandon()
+// budget grants one (call.abandon). Refused, the attempt goes on for
+// another TryTimeout, and asks again then (the retries the budget holds
+// are spent on calls answered elsewhere within about one). It runs under
+// a call table's lock.
+func (p *Proxy) abandonable(c *call, now int64) bool {
+	if p.mayRetry(c) && c.abandon() {
+		return true
+	}
+	c.tryBy = p.tryBy(c, now)
+	return false
 }
 
 // tried sends a call whose attempt on b timed out to another gateway,

@@ -93,8 +93,8 @@ type Proxy struct {
 	// expiredFn is p.expired as a func value made once, so that sweeps
 	// allocate nothing.
 	expiredFn func(call)
-	abandonFn func(*call) bool     // p.abandonable, made once
-	triedFn   func(*backend, call) // p.tried, made once
+	abandonFn func(*call, int64) bool // p.abandonable, made once
+	triedFn   func(*backend, call)    // p.tried, made once
 
 	checker  *health.Checker
 	detector *health.Detector

@@ -129,7 +129,7 @@ func (u *upstream) serve() map[uint32]call {
 // expire removes the calls whose deadline is before now and returns them
 // through fn, and the calls whose attempt timed out and that abandon lets
 // go (callTable.expire) through retry.
-func (u *upstream) expire(now int64, fn func(call), abandon func(*call) bool, retry func(*backend, call)) {
+func (u *upstream) expire(now int64, fn func(call), abandon func(*call, int64) bool, retry func(*backend, call)) {
 	due := u.calls.expire(now, nil, abandon)
 	if len(due) == 0 {
 		return
