@@ -3,6 +3,8 @@ package balancer
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/graftlb/graftlb/protocol"
 )
 
 // callShardBits is log2 of the shards of an upstream's call table.
@@ -51,9 +53,12 @@ func newCallTable() *callTable {
 // maxCallSeq is the largest sequence number of a shard.
 const maxCallSeq = 1<<(32-callShardBits) - 1
 
-// add records c in the shard of its client connection under a free id, or
-// reports that the table is closed.
-func (t *callTable) add(c call) (uint32, bool) {
+// add records c in the shard of its client connection under a free id,
+// patched into its frame raw (nil: none) under the shard's lock, or
+// reports that the table is closed. Under the lock, so that a sweep that
+// takes c out (an attempt timeout re-sends its kept frame) sees the frame
+// as written.
+func (t *callTable) add(c call, raw []byte) (uint32, bool) {
 	shard := uint32(c.down.shard)
 	sh := &t.shards[shard]
 	sh.mu.Lock()
@@ -70,6 +75,9 @@ func (t *callTable) add(c call) (uint32, bool) {
 		if _, busy := sh.calls[id]; !busy {
 			break
 		}
+	}
+	if raw != nil {
+		protocol.SetCallID(raw, id)
 	}
 	sh.calls[id] = c
 	if c.timed() {

@@ -175,9 +175,15 @@ func (p *Proxy) abandonable(c *call, now int64) bool {
 // tried sends a call whose attempt on b timed out to another gateway,
 // holding the retry abandonable granted. The attempt's late reply finds no
 // call in b's table and is dropped.
+//
+// The next attempt gets a copy of the kept frame: the abandoned one's
+// forward may, in theory, still be copying the frame into its connection's
+// writer, so its buffer is neither patched nor given back to the pool (the
+// collector takes it). This path is the rare one; forwarding is untouched.
 func (p *Proxy) tried(b *backend, c call) {
 	p.stats.tryTimeouts.Add(1)
 	c.tryBy = 0
+	c.kept = keepFrame(c.kept.b)
 	c.resend(b)
 }
 

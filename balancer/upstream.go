@@ -45,13 +45,12 @@ func newUpstream(b *backend, pc *protocol.Conn) *upstream {
 func (u *upstream) forward(raw []byte, c call) error {
 	out := c.out
 	c.out = nil
-	id, ok := u.calls.add(c)
+	id, ok := u.calls.add(c, raw)
 	if !ok {
 		return errUpstreamClosed
 	}
 	u.b.outstanding.Add(1)
 	u.b.m.sent(len(raw))
-	protocol.SetCallID(raw, id)
 	if err := out.Queue(u.pc.Writer, raw); err != nil {
 		if _, ok := u.take(id); ok {
 			return errUpstreamClosed
