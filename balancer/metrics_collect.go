@@ -76,6 +76,8 @@ var (
 			func(s *stats) int64 { return s.deadlinesExceeded.Load() }},
 		{prometheus.NewDesc("graftlb_try_timeouts_total", "Attempts of idempotent calls abandoned for another gateway after --try-timeout.", nil, nil),
 			func(s *stats) int64 { return s.tryTimeouts.Load() }},
+		{prometheus.NewDesc("graftlb_late_replies_total", "Gateway replies dropped: their call's deadline passed at the proxy or its attempt was abandoned.", nil, nil),
+			func(s *stats) int64 { return s.lateReplies.Load() }},
 		{prometheus.NewDesc("graftlb_session_lost_notices_total", "$session_lost EVENTs sent to clients.", nil, nil),
 			func(s *stats) int64 { return s.lostNotices.Load() }},
 		{prometheus.NewDesc("graftlb_unauthenticated_total", "HELLOs refused UNAUTHENTICATED (missing or bad credential).", nil, nil),

@@ -52,6 +52,10 @@ type Stats struct {
 	// TryTimeouts counts the attempts abandoned for another gateway
 	// because their gateway did not answer within Config.TryTimeout.
 	TryTimeouts int64 `json:"try_timeouts"`
+	// LateReplies counts the gateways' replies dropped because their call
+	// was no longer in flight there: its deadline passed at the proxy, or
+	// its attempt was abandoned.
+	LateReplies int64 `json:"late_replies"`
 	// LostNotices counts the $session_lost EVENTs sent to clients.
 	LostNotices int64 `json:"lost_notices"`
 	// TopicDeliveries counts topic events delivered to subscribed sessions.
@@ -131,6 +135,7 @@ func (p *Proxy) Stats() Stats {
 		EventsDropped:     p.stats.eventsDropped.Load(),
 		DeadlinesExceeded: p.stats.deadlinesExceeded.Load(),
 		TryTimeouts:       p.stats.tryTimeouts.Load(),
+		LateReplies:       p.stats.lateReplies.Load(),
 		LostNotices:       p.stats.lostNotices.Load(),
 		TopicDeliveries:   p.stats.topicDeliveries.Load(),
 		SessionsMoved:     p.stats.sessionsMoved.Load(),

@@ -140,6 +140,7 @@ type stats struct {
 	eventsDropped     atomic.Int64
 	deadlinesExceeded atomic.Int64
 	tryTimeouts       atomic.Int64 // attempts abandoned by Config.TryTimeout
+	lateReplies       atomic.Int64 // replies to calls no longer in flight there, dropped
 	lostNotices       atomic.Int64
 	topicDeliveries   atomic.Int64
 	sessionsMoved     atomic.Int64

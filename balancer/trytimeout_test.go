@@ -2,9 +2,11 @@ package balancer
 
 import (
 	"errors"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
 	"github.com/graftlb/graftlb/internal/proctest"
@@ -93,6 +95,9 @@ func TestTryTimeoutRetriesElsewhere(t *testing.T) {
 	proctest.Eventually(t, 10*time.Second, "the silent gateway ran its calls", func() bool {
 		return served(gs[:1], "orders@1")-before >= uint64(st.TryTimeouts)
 	})
+	proctest.Eventually(t, 10*time.Second, "its late replies dropped", func() bool {
+		return p.Stats().LateReplies >= st.TryTimeouts
+	})
 	expectSilence(t, a) // no second reply to any call
 	awaitSettled(t, p)
 	if f := a.Call(c); f == nil || f.Type != protocol.TypeResult {
@@ -180,5 +185,75 @@ func TestTryTimeoutOff(t *testing.T) {
 	if st := p.Stats(); st.TryTimeouts != 0 {
 		t.Fatalf("%d try timeouts with TryTimeout off", st.TryTimeouts)
 	}
+	awaitSettled(t, p)
+}
+
+// TestTryTimeoutGatewayStopped SIGSTOPs one of two gateway processes (alive,
+// its connections open, silent: the case of issue 17): idempotent calls
+// sent to it are answered by the other within a fraction of their 10s
+// deadline. Once it is SIGCONTed it answers them late, and the proxy
+// drops those replies: each call is answered once.
+func TestTryTimeoutGatewayStopped(t *testing.T) {
+	procs := make([]*proctest.Proc, 2)
+	ms := make([]discovery.Member, 2)
+	for i := range procs {
+		procs[i] = proctest.Start(t, "gateway", "--name", gwName(i), "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0",
+			"--http", "127.0.0.1:0", "--log-level", "warn")
+		ms[i] = discovery.Member{Name: gwName(i), Role: discovery.RoleGateway,
+			Addrs: discovery.Addrs{TCP: procs[i].Addr.TCP, WS: procs[i].Addr.WS, HTTP: procs[i].Addr.HTTP}}
+	}
+	p, err := New(Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0", TryTimeout: 200 * time.Millisecond}, discovery.NewStatic(ms))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	proctest.Eventually(t, 10*time.Second, "proxy connected to both gateways", func() bool {
+		pool := p.Pool()
+		return len(pool) == 2 && pool[0].State == "ready" && pool[1].State == "ready"
+	})
+	a := gatewaytest.Dial(t, "tcp", p.Addrs().TCP, gatewaytest.Options{})
+	a.Hello(0, protocol.SessionID{})
+	c := getOrderCall
+	c.Flags |= protocol.FlagIdempotent
+	c.Deadline = 10000
+	if err := procs[0].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	resume := func() {
+		if stopped {
+			stopped = false
+			if err := procs[0].Signal(syscall.SIGCONT); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(resume) // before the process's own cleanup kills it
+	const n = 8
+	start := time.Now()
+	chs := sendCalls(a, c, n)
+	for i, ch := range chs {
+		f := a.Wait(ch)
+		if f == nil || f.Type != protocol.TypeResult {
+			t.Fatalf("call %d with gw1 stopped: %s, want a RESULT", i+1, gatewaytest.Describe(f))
+		}
+	}
+	took := time.Since(start)
+	st := p.Stats()
+	if st.TryTimeouts == 0 {
+		t.Fatal("no attempt timed out: no call reached the stopped gateway")
+	}
+	if took > 3*time.Second {
+		t.Fatalf("the calls took %v with one gateway stopped", took)
+	}
+	t.Logf("%d calls with gw1 stopped answered in %v; %d attempts timed out", n, took, st.TryTimeouts)
+	resume()
+	proctest.Eventually(t, 10*time.Second, "the resumed gateway's late replies dropped", func() bool {
+		return p.Stats().LateReplies >= st.TryTimeouts
+	})
+	expectSilence(t, a)
 	awaitSettled(t, p)
 }
