@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftlb/graftlb/discovery"
 	"github.com/graftlb/graftlb/gateway"
 	"github.com/graftlb/graftlb/gateway/gatewaytest"
 	"github.com/graftlb/graftlb/internal/proctest"
@@ -62,6 +61,17 @@ func sendCalls(a *gatewaytest.Peer, c gatewaytest.Call, n int) []<-chan *protoco
 	return chs
 }
 
+// awaitResults waits for the replies of sendCalls: each a RESULT.
+func awaitResults(t *testing.T, a *gatewaytest.Peer, chs []<-chan *protocol.Frame) {
+	t.Helper()
+	for i, ch := range chs {
+		f := a.Wait(ch)
+		if f == nil || f.Type != protocol.TypeResult {
+			t.Fatalf("call %d: %s, want a RESULT", i+1, gatewaytest.Describe(f))
+		}
+	}
+}
+
 // TestTryTimeoutRetriesElsewhere: idempotent stateless calls, some sent to
 // a gateway that answers nothing for 1.5s, are all answered by the other
 // well within the silence and their 10s deadline; each is answered once:
@@ -75,13 +85,7 @@ func TestTryTimeoutRetriesElsewhere(t *testing.T) {
 	c.Deadline = 10000
 	const n = 8
 	start := time.Now()
-	chs := sendCalls(a, c, n) // at once: the picker spreads them over both
-	for i, ch := range chs {
-		f := a.Wait(ch)
-		if f == nil || f.Type != protocol.TypeResult {
-			t.Fatalf("call %d: %s, want a RESULT", i+1, gatewaytest.Describe(f))
-		}
-	}
+	awaitResults(t, a, sendCalls(a, c, n)) // at once: the picker spreads them over both
 	took := time.Since(start)
 	if took >= latency {
 		t.Fatalf("the calls took %v, not less than the silent gateway's %v", took, latency)
@@ -114,13 +118,7 @@ func TestTryTimeoutSparesNonIdempotent(t *testing.T) {
 	before := served(gs, "orders@1")
 	const n = 8
 	start := time.Now()
-	chs := sendCalls(a, getOrderCall, n)
-	for i, ch := range chs {
-		f := a.Wait(ch)
-		if f == nil || f.Type != protocol.TypeResult {
-			t.Fatalf("call %d: %s, want a RESULT", i+1, gatewaytest.Describe(f))
-		}
-	}
+	awaitResults(t, a, sendCalls(a, getOrderCall, n))
 	if took := time.Since(start); took < latency {
 		t.Fatalf("the calls took %v: none waited for the silent gateway (%v)", took, latency)
 	}
@@ -194,22 +192,7 @@ func TestTryTimeoutOff(t *testing.T) {
 // deadline. Once it is SIGCONTed it answers them late, and the proxy
 // drops those replies: each call is answered once.
 func TestTryTimeoutGatewayStopped(t *testing.T) {
-	procs := make([]*proctest.Proc, 2)
-	ms := make([]discovery.Member, 2)
-	for i := range procs {
-		procs[i] = proctest.Start(t, "gateway", "--name", gwName(i), "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0",
-			"--http", "127.0.0.1:0", "--log-level", "warn")
-		ms[i] = discovery.Member{Name: gwName(i), Role: discovery.RoleGateway,
-			Addrs: discovery.Addrs{TCP: procs[i].Addr.TCP, WS: procs[i].Addr.WS, HTTP: procs[i].Addr.HTTP}}
-	}
-	p, err := New(Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0", TryTimeout: 200 * time.Millisecond}, discovery.NewStatic(ms))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
+	procs, p := startGatewayProcsWith(t, 2, func(c *Config) { c.TryTimeout = 200 * time.Millisecond })
 	proctest.Eventually(t, 10*time.Second, "proxy connected to both gateways", func() bool {
 		pool := p.Pool()
 		return len(pool) == 2 && pool[0].State == "ready" && pool[1].State == "ready"
@@ -234,13 +217,7 @@ func TestTryTimeoutGatewayStopped(t *testing.T) {
 	t.Cleanup(resume) // before the process's own cleanup kills it
 	const n = 8
 	start := time.Now()
-	chs := sendCalls(a, c, n)
-	for i, ch := range chs {
-		f := a.Wait(ch)
-		if f == nil || f.Type != protocol.TypeResult {
-			t.Fatalf("call %d with gw1 stopped: %s, want a RESULT", i+1, gatewaytest.Describe(f))
-		}
-	}
+	awaitResults(t, a, sendCalls(a, c, n))
 	took := time.Since(start)
 	st := p.Stats()
 	if st.TryTimeouts == 0 {
