@@ -180,10 +180,16 @@ func (p *Proxy) abandonable(c *call, now int64) bool {
 // forward may, in theory, still be copying the frame into its connection's
 // writer, so its buffer is neither patched nor given back to the pool (the
 // collector takes it). This path is the rare one; forwarding is untouched.
+// Its deadline is patched to the time left.
 func (p *Proxy) tried(b *backend, c call) {
 	p.stats.tryTimeouts.Add(1)
 	c.tryBy = 0
 	c.kept = keepFrame(c.kept.b)
+	if c.deadline != 0 {
+		// The header's deadline is relative: the next gateway gets what is left.
+		left := (c.deadline - p.now()) / int64(time.Millisecond)
+		protocol.SetDeadline(c.kept.b, uint32(max(left, 1)))
+	}
 	c.resend(b)
 }
 

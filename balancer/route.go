@@ -15,9 +15,12 @@ import (
 // A gateway the frame provably did not reach (no connection, or its
 // connection closed before the frame left) is skipped and another picked,
 // up to MaxAttempts, without drawing on the retry budget: nothing ran. A
-// call that comes back for a second attempt (c.attempts > 0: its gateway
-// died with it in flight and it is IDEMPOTENT) draws on the budget. skip is
-// a gateway to avoid.
+// call that comes back for a second attempt (c.attempts > 0: it is
+// IDEMPOTENT and its gateway died with it in flight, failed it, or did not
+// answer within TryTimeout) draws on the budget; after a try timeout it
+// holds that retry already (Proxy.abandonable). Each attempt of an
+// IDEMPOTENT call but the last gets a timeout (Proxy.tryBy). skip is a
+// gateway to avoid.
 func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
 	if c.attempts > 0 && !c.retry && !c.takeRetry() { // one abandoned by TryTimeout holds its retry
 		c.fail(protocol.CodeUnavailable, "gateway failed with the call in flight and the retry budget is spent")
