@@ -29,10 +29,14 @@ type call struct {
 	sess     *session  // the session of a stateful call; nil for stateless
 	kept     *frameBuf // a copy of the frame, kept when it may be re-sent
 	deadline int64     // unix nanoseconds; 0: none
-	start    int64     // unix nanoseconds when forwarded, for the latency estimate
-	b        *backend  // the gateway whose breaker admitted it (ticket); nil: none
-	ticket   health.Ticket
-	mc       *moduleCalls // counts the call when it settles (metrics.go); nil: metrics off
+	// tryBy ends the attempt in flight (Config.TryTimeout), unix
+	// nanoseconds; 0: none (the call's last attempt, or one that is not
+	// IDEMPOTENT, stateless and answered).
+	tryBy  int64
+	start  int64    // unix nanoseconds when forwarded, for the latency estimate
+	b      *backend // the gateway whose breaker admitted it (ticket); nil: none
+	ticket health.Ticket
+	mc     *moduleCalls // counts the call when it settles (metrics.go); nil: metrics off
 	// mod is its slot of its module's calls in flight (Config.MaxModuleCalls),
 	// given back when it settles; nil: no cap.
 	mod *atomic.Int64
@@ -166,6 +170,23 @@ func (c *call) takeRetry() bool {
 	c.retry = true
 	p.stats.retries.Add(1)
 	return true
+}
+
+// timed reports whether the sweep must look at the call: it has a
+// deadline or an attempt timeout.
+func (c *call) timed() bool { return c.deadline != 0 || c.tryBy != 0 }
+
+// abandon decides, for the sweep, whether the call's attempt that timed
+// out (Config.TryTimeout) is given up for another: it holds a retry of
+// the budget for its next attempt from then on (one it held already
+// carries over). Refused, it keeps waiting for this attempt
+// (Proxy.abandonable).
+func (c *call) abandon() bool {
+	if c.retry {
+		c.down.p.stats.retries.Add(1)
+		return true
+	}
+	return c.takeRetry()
 }
 
 // endRetry returns the call's retry to the budget.

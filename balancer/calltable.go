@@ -3,6 +3,8 @@ package balancer
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/graftlb/graftlb/protocol"
 )
 
 // callShardBits is log2 of the shards of an upstream's call table.
@@ -32,8 +34,9 @@ type callShard struct {
 	mu    sync.Mutex
 	calls map[uint32]call
 	seq   uint32 // the last sequence number given out
-	// deadlines counts the entries with a deadline, written under mu and
-	// read without it, so that sweeps skip a shard without taking its lock.
+	// deadlines counts the entries with a deadline or an attempt timeout
+	// (call.timed), written under mu and read without it, so that sweeps
+	// skip a shard without taking its lock.
 	deadlines atomic.Int32
 	closed    bool
 	_         [36]byte // one cache line per shard: no false sharing of the locks
@@ -50,9 +53,12 @@ func newCallTable() *callTable {
 // maxCallSeq is the largest sequence number of a shard.
 const maxCallSeq = 1<<(32-callShardBits) - 1
 
-// add records c in the shard of its client connection under a free id, or
-// reports that the table is closed.
-func (t *callTable) add(c call) (uint32, bool) {
+// add records c in the shard of its client connection under a free id,
+// patched into its frame raw (nil: none) under the shard's lock, or
+// reports that the table is closed. Under the lock, so that a sweep that
+// takes c out (an attempt timeout re-sends its kept frame) sees the frame
+// as written.
+func (t *callTable) add(c call, raw []byte) (uint32, bool) {
 	shard := uint32(c.down.shard)
 	sh := &t.shards[shard]
 	sh.mu.Lock()
@@ -70,8 +76,11 @@ func (t *callTable) add(c call) (uint32, bool) {
 			break
 		}
 	}
+	if raw != nil {
+		protocol.SetCallID(raw, id)
+	}
 	sh.calls[id] = c
-	if c.deadline != 0 {
+	if c.timed() {
 		sh.deadlines.Add(1)
 	}
 	sh.mu.Unlock()
@@ -85,7 +94,7 @@ func (t *callTable) take(id uint32) (call, bool) {
 	c, ok := sh.calls[id]
 	if ok {
 		delete(sh.calls, id)
-		if c.deadline != 0 {
+		if c.timed() {
 			sh.deadlines.Add(-1)
 		}
 	}
@@ -111,8 +120,10 @@ func (t *callTable) close() map[uint32]call {
 }
 
 // expire removes the calls whose deadline is before now and appends them
-// to due.
-func (t *callTable) expire(now int64, due []call) []call {
+// to due, with the calls whose attempt timed out (call.tryBy) and that
+// abandon lets go. One that abandon keeps stays, with the attempt timeout
+// abandon gives it. abandon runs under the shard's lock.
+func (t *callTable) expire(now int64, due []call, abandon func(*call, int64) bool) []call {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		if sh.deadlines.Load() == 0 {
@@ -124,6 +135,20 @@ func (t *callTable) expire(now int64, due []call) []call {
 				delete(sh.calls, id)
 				sh.deadlines.Add(-1)
 				due = append(due, c)
+				continue
+			}
+			if c.tryBy == 0 || c.tryBy > now {
+				continue
+			}
+			if abandon(&c, now) {
+				delete(sh.calls, id)
+				sh.deadlines.Add(-1)
+				due = append(due, c)
+				continue
+			}
+			sh.calls[id] = c // with the attempt timeout abandon set
+			if !c.timed() {
+				sh.deadlines.Add(-1)
 			}
 		}
 		sh.mu.Unlock()

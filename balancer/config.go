@@ -89,6 +89,22 @@ type Config struct {
 	// MaxAttempts bounds the gateways one stateless call may be sent to
 	// (default 3).
 	MaxAttempts int `json:"max_attempts" yaml:"max_attempts"`
+	// TryTimeout bounds one attempt of an IDEMPOTENT stateless call (not
+	// ONEWAY): an attempt its gateway has not answered within it is
+	// abandoned and the call is sent to another gateway, as for a
+	// retriable failure, while it has attempts left (MaxAttempts) and the
+	// retry budget allows; the abandoned attempt's late reply is dropped,
+	// and the timeout counts as a failure of its gateway (outlier
+	// detection, breaker). The last attempt has none: it waits for the
+	// call's own deadline. Default 1s (negative: off, as in Envoy, whose
+	// per_try_timeout has no default): a gateway that stops (SIGSTOP, a
+	// hung process) keeps its connections open and answers nothing, and
+	// without it every idempotent call sent there waits for its deadline
+	// although other gateways are healthy. An idempotent call that
+	// legitimately runs longer is sent again, which is safe by its flag
+	// and bounded by the budget; raise it for such modules. Checked every
+	// SweepInterval.
+	TryTimeout time.Duration `json:"try_timeout" yaml:"try_timeout"`
 	// MaxOwnerProbes bounds how far down a session's preference list the
 	// proxy walks to place a new session or find a resumed one (default 8).
 	MaxOwnerProbes int `json:"max_owner_probes" yaml:"max_owner_probes"`
@@ -205,6 +221,7 @@ const (
 	DefaultRetryBudget        = 0.2
 	DefaultRetryMin           = 3
 	DefaultMaxAttempts        = 3
+	DefaultTryTimeout         = time.Second
 	DefaultMaxOwnerProbes     = 8
 	DefaultSessionIdle        = 5 * time.Minute
 	DefaultSweepInterval      = 10 * time.Millisecond
@@ -255,6 +272,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.TryTimeout == 0 {
+		c.TryTimeout = DefaultTryTimeout
 	}
 	if c.MaxOwnerProbes <= 0 {
 		c.MaxOwnerProbes = DefaultMaxOwnerProbes

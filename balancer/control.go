@@ -148,7 +148,7 @@ func (p *Proxy) expireDeadlines(now int64) {
 	pk := p.picker.Load()
 	for _, b := range pk.backends {
 		for _, u := range *b.conns.Load() {
-			u.expire(now, p.expiredFn)
+			u.expire(now, p.expiredFn, p.abandonFn, p.triedFn)
 		}
 	}
 }
@@ -156,6 +156,41 @@ func (p *Proxy) expireDeadlines(now int64) {
 func (p *Proxy) expired(c call) {
 	p.stats.deadlinesExceeded.Add(1)
 	c.fail(protocol.CodeDeadlineExceeded, "deadline exceeded (enforced by the proxy)")
+}
+
+// abandonable reports whether a call whose attempt timed out at now
+// (Config.TryTimeout) is sent again: it has attempts left and the retry
+// budget grants one (call.abandon). Refused, the attempt goes on for
+// another TryTimeout, and asks again then (the retries the budget holds
+// are spent on calls answered elsewhere within about one). It runs under
+// a call table's lock.
+func (p *Proxy) abandonable(c *call, now int64) bool {
+	if p.mayRetry(c) && c.abandon() {
+		return true
+	}
+	c.tryBy = p.tryBy(c, now)
+	return false
+}
+
+// tried sends a call whose attempt on b timed out to another gateway,
+// holding the retry abandonable granted. The attempt's late reply finds no
+// call in b's table and is dropped.
+//
+// The next attempt gets a copy of the kept frame: the abandoned one's
+// forward may, in theory, still be copying the frame into its connection's
+// writer, so its buffer is neither patched nor given back to the pool (the
+// collector takes it). This path is the rare one; forwarding is untouched.
+// Its deadline is patched to the time left.
+func (p *Proxy) tried(b *backend, c call) {
+	p.stats.tryTimeouts.Add(1)
+	c.tryBy = 0
+	c.kept = keepFrame(c.kept.b)
+	if c.deadline != 0 {
+		// The header's deadline is relative: the next gateway gets what is left.
+		left := (c.deadline - p.now()) / int64(time.Millisecond)
+		protocol.SetDeadline(c.kept.b, uint32(max(left, 1)))
+	}
+	c.resend(b)
 }
 
 // fasthttpLogger routes fasthttp's messages to zerolog.

@@ -10,7 +10,10 @@ import (
 func (p *Proxy) reply(u *upstream, id uint32, f *protocol.Frame, raw []byte) {
 	c, ok := u.take(id)
 	if !ok {
-		return // expired at the proxy; the client was answered already
+		// Expired at the proxy, or its attempt was abandoned
+		// (Config.TryTimeout): the client is answered once, elsewhere.
+		p.stats.lateReplies.Add(1)
+		return
 	}
 	c.out = &u.out // this is u's reader
 	b := u.b

@@ -22,6 +22,13 @@ import (
 // of them (static list).
 func startGatewayProcs(t *testing.T, n int) ([]*proctest.Proc, *Proxy) {
 	t.Helper()
+	return startGatewayProcsWith(t, n, nil)
+}
+
+// startGatewayProcsWith is startGatewayProcs with the proxy's config
+// changed by mutate (nil: none).
+func startGatewayProcsWith(t *testing.T, n int, mutate func(*Config)) ([]*proctest.Proc, *Proxy) {
+	t.Helper()
 	procs := make([]*proctest.Proc, n)
 	ms := make([]discovery.Member, n)
 	for i := range procs {
@@ -30,7 +37,11 @@ func startGatewayProcs(t *testing.T, n int) ([]*proctest.Proc, *Proxy) {
 		ms[i] = discovery.Member{Name: gwName(i), Role: discovery.RoleGateway,
 			Addrs: discovery.Addrs{TCP: procs[i].Addr.TCP, WS: procs[i].Addr.WS, HTTP: procs[i].Addr.HTTP}}
 	}
-	p, err := New(Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0"}, discovery.NewStatic(ms))
+	cfg := Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0"}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	p, err := New(cfg, discovery.NewStatic(ms))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,13 @@ type Stats struct {
 	CallbacksDropped  int64 `json:"callbacks_dropped"`
 	EventsDropped     int64 `json:"events_dropped"`
 	DeadlinesExceeded int64 `json:"deadlines_exceeded"`
+	// TryTimeouts counts the attempts abandoned for another gateway
+	// because their gateway did not answer within Config.TryTimeout.
+	TryTimeouts int64 `json:"try_timeouts"`
+	// LateReplies counts the gateways' replies dropped because their call
+	// was no longer in flight there: its deadline passed at the proxy, or
+	// its attempt was abandoned.
+	LateReplies int64 `json:"late_replies"`
 	// LostNotices counts the $session_lost EVENTs sent to clients.
 	LostNotices int64 `json:"lost_notices"`
 	// TopicDeliveries counts topic events delivered to subscribed sessions.
@@ -127,6 +134,8 @@ func (p *Proxy) Stats() Stats {
 		CallbacksDropped:  p.stats.callbacksDropped.Load(),
 		EventsDropped:     p.stats.eventsDropped.Load(),
 		DeadlinesExceeded: p.stats.deadlinesExceeded.Load(),
+		TryTimeouts:       p.stats.tryTimeouts.Load(),
+		LateReplies:       p.stats.lateReplies.Load(),
 		LostNotices:       p.stats.lostNotices.Load(),
 		TopicDeliveries:   p.stats.topicDeliveries.Load(),
 		SessionsMoved:     p.stats.sessionsMoved.Load(),

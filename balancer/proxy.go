@@ -93,6 +93,8 @@ type Proxy struct {
 	// expiredFn is p.expired as a func value made once, so that sweeps
 	// allocate nothing.
 	expiredFn func(call)
+	abandonFn func(*call, int64) bool // p.abandonable, made once
+	triedFn   func(*backend, call)    // p.tried, made once
 
 	checker  *health.Checker
 	detector *health.Detector
@@ -137,6 +139,8 @@ type stats struct {
 	callbacksDropped  atomic.Int64
 	eventsDropped     atomic.Int64
 	deadlinesExceeded atomic.Int64
+	tryTimeouts       atomic.Int64 // attempts abandoned by Config.TryTimeout
+	lateReplies       atomic.Int64 // replies to calls no longer in flight there, dropped
 	lostNotices       atomic.Int64
 	topicDeliveries   atomic.Int64
 	sessionsMoved     atomic.Int64
@@ -187,6 +191,8 @@ func New(cfg Config, src discovery.Source) (*Proxy, error) {
 	p.upLimits = protocol.Limits{MaxFrame: cfg.Limits.MaxFrame, MaxPendingWrite: 4 * cfg.Limits.MaxPendingWrite,
 		WriteTimeout: cfg.Limits.WriteTimeout}.WithDefaults()
 	p.expiredFn = p.expired
+	p.abandonFn = p.abandonable
+	p.triedFn = p.tried
 	if p.tls, err = tlsfiles.LoadSides(cfg.TLS, cfg.BackendTLS, cfg.Clock.Now, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("balancer: %w", err)
 	}

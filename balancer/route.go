@@ -15,11 +15,14 @@ import (
 // A gateway the frame provably did not reach (no connection, or its
 // connection closed before the frame left) is skipped and another picked,
 // up to MaxAttempts, without drawing on the retry budget: nothing ran. A
-// call that comes back for a second attempt (c.attempts > 0: its gateway
-// died with it in flight and it is IDEMPOTENT) draws on the budget. skip is
-// a gateway to avoid.
+// call that comes back for a second attempt (c.attempts > 0: it is
+// IDEMPOTENT and its gateway died with it in flight, failed it, or did not
+// answer within TryTimeout) draws on the budget; after a try timeout it
+// holds that retry already (Proxy.abandonable). Each attempt of an
+// IDEMPOTENT call but the last gets a timeout (Proxy.tryBy). skip is a
+// gateway to avoid.
 func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
-	if c.attempts > 0 && !c.takeRetry() {
+	if c.attempts > 0 && !c.retry && !c.takeRetry() { // one abandoned by TryTimeout holds its retry
 		c.fail(protocol.CodeUnavailable, "gateway failed with the call in flight and the retry budget is spent")
 		return
 	}
@@ -52,6 +55,7 @@ func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
 		}
 		c.attempts++
 		c.start = in.now
+		c.tryBy = p.tryBy(&c, in.now)
 		c.admitted(b, t, module)
 		if u.forward(raw, c) == nil {
 			return
@@ -69,6 +73,21 @@ func (p *Proxy) routeStateless(c call, module, raw []byte, skip *backend) {
 	default:
 		c.failUnrouted(module, protocol.CodeUnavailable, "no gateway could take the call for "+string(module))
 	}
+}
+
+// tryBy returns when the attempt of stateless call c sent at now times
+// out (Config.TryTimeout): only an IDEMPOTENT call that is not ONEWAY and
+// has attempts left has such a timeout, and only before its deadline.
+func (p *Proxy) tryBy(c *call, now int64) int64 {
+	tt := p.conf().TryTimeout
+	if tt <= 0 || c.kept == nil || !c.flags.Has(protocol.FlagIdempotent) || c.flags.Has(protocol.FlagOneway) || !p.mayRetry(c) {
+		return 0
+	}
+	by := now + int64(tt)
+	if c.deadline != 0 && c.deadline <= by {
+		return 0 // its deadline comes first
+	}
+	return by
 }
 
 // routeStateful sends a call of session c.sess to the gateway that holds

@@ -45,13 +45,12 @@ func newUpstream(b *backend, pc *protocol.Conn) *upstream {
 func (u *upstream) forward(raw []byte, c call) error {
 	out := c.out
 	c.out = nil
-	id, ok := u.calls.add(c)
+	id, ok := u.calls.add(c, raw)
 	if !ok {
 		return errUpstreamClosed
 	}
 	u.b.outstanding.Add(1)
 	u.b.m.sent(len(raw))
-	protocol.SetCallID(raw, id)
 	if err := out.Queue(u.pc.Writer, raw); err != nil {
 		if _, ok := u.take(id); ok {
 			return errUpstreamClosed
@@ -127,16 +126,21 @@ func (u *upstream) serve() map[uint32]call {
 }
 
 // expire removes the calls whose deadline is before now and returns them
-// through fn.
-func (u *upstream) expire(now int64, fn func(call)) {
-	due := u.calls.expire(now, nil)
+// through fn, and the calls whose attempt timed out and that abandon lets
+// go (callTable.expire) through retry.
+func (u *upstream) expire(now int64, fn func(call), abandon func(*call, int64) bool, retry func(*backend, call)) {
+	due := u.calls.expire(now, nil, abandon)
 	if len(due) == 0 {
 		return
 	}
 	u.b.outstanding.Add(-int64(len(due)))
 	for _, c := range due {
 		c.outcome(false, 0) // a timeout is a failure of the gateway
-		fn(c)
+		if c.deadline != 0 && c.deadline <= now {
+			fn(c)
+			continue
+		}
+		retry(u.b, c)
 	}
 }
 

@@ -98,7 +98,7 @@ var commonLive = []string{flagfile.ConfigFlag, "check-config", "log-level"}
 // is refused until someone makes it live and lists it here).
 var proxyLive = flagSet(append([]string{
 	"backend", "backend-dns", "dns-interval", "join",
-	"max-conns", "max-conns-per-source", "dial-timeout", "retry-budget", "call-timeout",
+	"max-conns", "max-conns-per-source", "dial-timeout", "retry-budget", "try-timeout", "call-timeout",
 	"drain-grace", "drain-delay", "max-sessions", "max-sessions-per-source", "max-sessions-per-conn",
 	"call-rate", "call-burst", "session-idle", "session-load-bound", "access-log-sample", "trace-ids",
 	"check-interval", "check-timeout", "fall", "rise", "eject-consecutive", "eject-time", "max-ejection-percent",

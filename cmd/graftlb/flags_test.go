@@ -140,7 +140,7 @@ func TestProxyFlagDefaults(t *testing.T) {
 	want := map[string]string{
 		"max-conns": str(def.MaxConns), "max-conns-per-source": str(def.MaxConnsPerSource),
 		"backend-conns": str(def.BackendConns), "dial-timeout": str(def.DialTimeout),
-		"retry-budget": str(def.RetryBudget), "call-timeout": str(def.CallTimeout),
+		"retry-budget": str(def.RetryBudget), "try-timeout": str(def.TryTimeout), "call-timeout": str(def.CallTimeout),
 		"drain-delay": str(def.DrainDelay), "drain-grace": str(balancer.DefaultDrainGrace),
 		"max-sessions": str(def.MaxSessions), "max-sessions-per-source": str(def.MaxSessionsPerSource),
 		"max-sessions-per-conn": str(def.MaxSessionsPerConn), "session-idle": str(def.SessionIdle),

@@ -49,6 +49,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.BackendConns, "backend-conns", cfg.BackendConns, "multiplexed connections per gateway")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", cfg.DialTimeout, "gateway dial and handshake timeout")
 	fs.Float64Var(&cfg.RetryBudget, "retry-budget", cfg.RetryBudget, "share of active calls that may be retries")
+	fs.DurationVar(&cfg.TryTimeout, "try-timeout", cfg.TryTimeout, "per attempt of an IDEMPOTENT stateless call: unanswered this long, it is retried on another gateway (like Envoy's per_try_timeout; negative: off)")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", cfg.CallTimeout, "deadline given to calls that carry none (0: none)")
 	fs.BoolVar(&cfg.ProxyProtocol.Enabled, "proxy-protocol", cfg.ProxyProtocol.Enabled, "read each client's address from a PROXY protocol (v1/v2) header")
 	var ppFrom listFlag
