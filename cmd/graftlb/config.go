@@ -326,7 +326,7 @@ func (r *proxyReloader) reload() error {
 		ev = r.log.Warn().Strs("not_reloaded", refused).Strs("kept", kept).
 			Str("hint", "listeners, name, gossip, NATS, pass-through and the pool source kind change only with a restart")
 	}
-	ev.Str("config", r.ff.set.Path()).Msg("SIGHUP: configuration reloaded")
+	ev.Str("config", configName(r.ff.set.Path())).Msg("SIGHUP: configuration reloaded")
 	return nil
 }
 
